@@ -1,0 +1,45 @@
+# audiolvm: `make demo` runs the main job, `make test` runs the tests. Both set up .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_VERSION ?= 2.13.0
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+
+.PHONY: setup setup-dev demo test bench lint corpus clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# torch is pinned and installed first, so no later requirement pulls a different (CUDA) build
+$(VENV)/.torch-$(TORCH_VERSION): | $(PY)
+	$(PIP) torch==$(TORCH_VERSION)
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch-$(TORCH_VERSION)
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+	$(PIP) -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+setup-dev: $(VENV)/.installed-dev
+
+demo: setup  ## train the speech VQ-VAE on data/speech, reconstruct, report (outputs/demo)
+	$(VENV)/bin/audiolvm demo $(ARGS)
+
+test: setup-dev  ## run the test suite
+	$(PY) -m pytest $(ARGS)
+
+bench: setup-dev  ## run the benchmarks (see BENCHMARKS.md)
+	$(PY) benchmarks/bench_vq.py
+
+lint: setup-dev
+	$(PY) -m ruff check audiolvm pipelines data_scripts tests benchmarks
+
+corpus: setup  ## regenerate the embedded speech corpus (needs espeak-ng)
+	$(PY) data_scripts/make_speech_corpus.py --out data/speech
+
+clean:
+	rm -rf outputs runs .pytest_cache

@@ -1,0 +1,95 @@
+"""The one place that maps config names to classes. Models take plain typed arguments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from audiolvm.bottleneck import Bottleneck, IdentityBottleneck, VectorQuantizerEMA
+from audiolvm.config import ConfigError, DataConfig, ExperimentConfig, ModelConfig, config_from_dict
+from audiolvm.data import CropDataset, open_corpus, split_entries
+from audiolvm.engine.checkpoint import latest_checkpoint, load_weights
+from audiolvm.losses import MultiResolutionSTFTLoss
+from audiolvm.models import AudioReconstructionObjective, Autoencoder
+from audiolvm.models.audio_vqvae import audio_autoencoder
+
+
+def build_bottleneck(cfg: ModelConfig) -> Bottleneck:
+    if cfg.bottleneck == "vq":
+        vq = cfg.vq
+        return VectorQuantizerEMA(
+            num_codes=vq.num_codes, dim=vq.dim, beta=vq.beta, decay=vq.decay,
+            dead_threshold=vq.dead_threshold, init=vq.init,
+        )
+    if cfg.bottleneck == "identity":
+        return IdentityBottleneck()
+    raise ConfigError(f"model.bottleneck={cfg.bottleneck!r} is unknown; use 'vq' or 'identity'")
+
+
+def build_model(cfg: ModelConfig) -> Autoencoder:
+    if cfg.kind != "audio_vqvae":
+        raise ConfigError(f"model.kind={cfg.kind!r} is unknown; use 'audio_vqvae'")
+    return audio_autoencoder(
+        build_bottleneck(cfg), latent_dim=cfg.vq.dim, width=cfg.width, strides=cfg.strides,
+        depth=cfg.depth, dilation_growth=cfg.dilation_growth,
+    )
+
+
+def build_objective(cfg: ExperimentConfig) -> AudioReconstructionObjective:
+    s = cfg.loss.stft
+    stft = MultiResolutionSTFTLoss(s.fft_sizes, s.hop_sizes, s.win_sizes)
+    weights = dict(cfg.loss.weights)
+    if cfg.model.bottleneck != "vq":
+        weights = {k: v for k, v in weights.items() if not k.startswith("vq/")}
+    return AudioReconstructionObjective(weights, stft, waveform=cfg.loss.waveform)
+
+
+def build_corpus(cfg: DataConfig):  # noqa: ANN201 - returns (reader, train entries, valid entries)
+    reader = open_corpus(cfg.root, kind=cfg.kind)
+    entries = reader.entries()
+    if not entries:
+        raise ConfigError(f"data.root={cfg.root!r}: no usable audio files (all were skipped)")
+    train, valid = split_entries(entries, cfg.valid_fraction, by=cfg.split_by, seed=cfg.split_seed)
+    return reader, train, valid
+
+
+def build_datasets(cfg: ExperimentConfig) -> tuple[CropDataset, CropDataset | None]:
+    reader, train, valid = build_corpus(cfg.data)
+    crop = int(round(cfg.data.crop_seconds * cfg.data.sample_rate))
+    common = {"crop_samples": crop, "sample_rate": cfg.data.sample_rate}
+    train_ds = CropDataset(reader, train, seed=cfg.train.seed, **common)
+    valid_ds = CropDataset(reader, valid, seed=cfg.train.seed, random=False, **common) if valid else None
+    return train_ds, valid_ds
+
+
+def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
+    """Find (weights.safetensors, config.json) from a run folder, a checkpoint folder or a file."""
+    path = Path(path)
+    if path.is_file():
+        weights, config = path, path.parent / "config.json"
+    elif (path / "model.safetensors").is_file():
+        weights, config = path / "model.safetensors", path / "config.json"
+    elif (latest := latest_checkpoint(path / "checkpoints")) is not None:
+        weights, config = latest / "model.safetensors", latest / "config.json"
+    else:
+        raise FileNotFoundError(
+            f"{path}: no model.safetensors here or under checkpoints/; pass a run folder written by "
+            "'audiolvm train', one of its checkpoints/step_* folders, or a .safetensors file"
+        )
+    if not config.is_file():
+        raise FileNotFoundError(f"{config}: the config.json that built {weights.name} is missing")
+    return weights, config
+
+
+def load_model(path: str | Path) -> tuple[Autoencoder, ExperimentConfig]:
+    """Rebuild a trained model from its saved config and safetensors weights (eval mode)."""
+    weights, config_path = resolve_checkpoint(path)
+    cfg = config_from_dict(json.loads(config_path.read_text()), source=str(config_path))
+    model = build_model(cfg.model)
+    missing, unexpected = model.load_state_dict(load_weights(weights), strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{weights}: weights do not match the model in {config_path} "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
+    return model.eval(), cfg

@@ -1,0 +1,203 @@
+"""Typed configuration schemas and YAML loading with includes and ``key=value`` overrides.
+
+A YAML file may name a ``base:`` file (or a list of them), resolved relative to itself, that it
+overrides; so ``configs/tiny/speech_vqvae.yaml`` holds only the few keys that differ from
+``configs/speech_vqvae.yaml``. Unknown keys are errors that name the file, the key and the
+closest valid key. This module imports nothing from the rest of the package.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the source, the key and what to do."""
+
+
+@dataclass
+class DataConfig:
+    root: str = "data/speech"  # corpus folder (VCTK, LibriSpeech or plain folder layout)
+    kind: str = "auto"  # auto | vctk | librispeech | folder
+    sample_rate: int = 16000
+    crop_seconds: float = 1.0
+    valid_fraction: float = 0.05
+    split_by: str = "utterance"  # utterance | speaker
+    batch_size: int = 8
+    num_workers: int = 0
+    split_seed: int = 0
+
+
+@dataclass
+class VQConfig:
+    num_codes: int = 2048
+    dim: int = 64
+    beta: float = 0.25
+    decay: float = 0.99
+    dead_threshold: float = 1.0
+    init: str = "first_batch"  # first_batch | kmeans
+
+
+@dataclass
+class ModelConfig:
+    kind: str = "audio_vqvae"
+    width: int = 64
+    strides: list[int] = field(default_factory=lambda: [2, 2, 2, 2, 2, 2])
+    depth: int = 4  # residual blocks per stage
+    dilation_growth: int = 3
+    bottleneck: str = "vq"  # vq | identity
+    vq: VQConfig = field(default_factory=VQConfig)
+
+    @property
+    def hop(self) -> int:
+        hop = 1
+        for s in self.strides:
+            hop *= s
+        return hop
+
+
+@dataclass
+class STFTLossConfig:
+    fft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512])
+    hop_sizes: list[int] = field(default_factory=lambda: [240, 120, 50])
+    win_sizes: list[int] = field(default_factory=lambda: [1200, 600, 240])
+
+
+@dataclass
+class LossConfig:
+    waveform: str = "l1"  # l1 | l2
+    weights: dict[str, float] = field(
+        default_factory=lambda: {"waveform": 1.0, "stft/sc": 1.0, "stft/logmag": 1.0, "vq/commitment": 1.0}
+    )
+    stft: STFTLossConfig = field(default_factory=STFTLossConfig)
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = "runs/speech_vqvae"
+    max_steps: int = 2000
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    schedule: str = "cosine"  # cosine | constant
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0  # 0 disables
+    grad_accum: int = 1
+    mixed_precision: str = "no"  # no | fp16 | bf16
+    log_every: int = 10
+    valid_every: int = 200
+    valid_batches: int = 8
+    ckpt_every: int = 500
+    keep_last: int = 3
+    seed: int = 0
+    max_nonfinite: int = 5  # consecutive non-finite losses before the run stops
+    tensorboard: bool = True
+    progress: bool = True
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "speech_vqvae"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def _check_keys(user: Any, schema: Any, source: str, prefix: str = "") -> None:
+    """Raise ConfigError for the first key in ``user`` that the dataclass ``schema`` lacks."""
+    if not isinstance(user, dict):
+        return
+    inst = schema() if isinstance(schema, type) else schema
+    names = [f.name for f in dataclasses.fields(inst)]
+    for key, value in user.items():
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else f"; valid keys: {sorted(names)}"
+            raise ConfigError(f"{source}: unknown key '{prefix}{key}'{hint}")
+        child = getattr(inst, key)
+        if dataclasses.is_dataclass(child):
+            _check_keys(value, child, source, f"{prefix}{key}.")
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[str, dict]]:
+    """Return [(source, mapping), ...] with bases first."""
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: circular 'base:' include")
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
+    bases = data.pop("base", [])
+    layers: list[tuple[str, dict]] = []
+    for base in [bases] if isinstance(bases, str) else bases:
+        layers += _read_yaml(path.parent / base, seen + (path,))
+    return layers + [(str(path), data)]
+
+
+def _parse_overrides(overrides: list[str]) -> list[tuple[str, dict]]:
+    layers = []
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}': expected key=value, e.g. train.max_steps=100")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw else ""
+        nested: dict = {}
+        cursor = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            cursor = cursor.setdefault(part, {})
+        cursor[parts[-1]] = value
+        layers.append((f"override '{item}'", nested))
+    return layers
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Schema defaults <- YAML (with bases) <- ``key=value`` overrides, validated and typed."""
+    layers = _read_yaml(Path(path)) if path is not None else []
+    layers += _parse_overrides(overrides or [])
+    merged = OmegaConf.structured(ExperimentConfig)
+    for source, mapping in layers:
+        _check_keys(mapping, ExperimentConfig, source)
+        try:
+            merged = OmegaConf.merge(merged, mapping)
+        except OmegaConfBaseException as exc:
+            msg = str(exc).splitlines()[0]
+            raise ConfigError(f"{source}: {msg} (key '{getattr(exc, 'full_key', '?')}')") from exc
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+
+def config_to_dict(cfg: ExperimentConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(data: dict, source: str = "config") -> ExperimentConfig:
+    _check_keys(data, ExperimentConfig, source)
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), data)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{source}: {str(exc).splitlines()[0]}") from exc
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+
+def save_config_json(cfg: ExperimentConfig, path: str | Path) -> Path:
+    """Write the resolved config as JSON atomically (tmp file then rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(config_to_dict(cfg), indent=2, sort_keys=True))
+    tmp.replace(path)
+    return path

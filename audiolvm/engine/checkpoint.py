@@ -1,0 +1,89 @@
+"""Checkpoint files: atomic writes, safetensors weights, rotation of the last N, and discovery.
+
+Layout of a run folder::
+
+    <out>/checkpoints/step_000500/   full training state (accelerate ``save_state``)
+                                     + trainer_state.json + config.json
+    <out>/model.safetensors          exported weights of the latest checkpoint (safetensors)
+    <out>/config.json                the resolved config that built the model
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+def step_dir(root: str | Path, step: int) -> Path:
+    return Path(root) / f"step_{step:06d}"
+
+
+def list_checkpoints(root: str | Path) -> list[Path]:
+    """Complete checkpoint folders under ``root``, oldest first (temporary folders are ignored)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and STEP_DIR.match(p.name)]
+    return sorted(found, key=lambda p: int(STEP_DIR.match(p.name).group(1)))  # type: ignore[union-attr]
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    ckpts = list_checkpoints(root)
+    return ckpts[-1] if ckpts else None
+
+
+def publish_dir(tmp: Path, final: Path) -> None:
+    """Move a fully written folder into place with a rename (atomic on one filesystem)."""
+    if final.exists():
+        old = final.with_name(f".{final.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(final)
+
+
+def rotate(root: str | Path, keep_last: int) -> list[Path]:
+    """Delete all but the newest ``keep_last`` checkpoints; returns the deleted folders."""
+    ckpts = list_checkpoints(root)
+    doomed = ckpts[:-keep_last] if keep_last > 0 else []
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+    return doomed
+
+
+def write_json_atomic(path: str | Path, data: dict) -> Path:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+    return path
+
+
+def save_weights(state_dict: dict[str, torch.Tensor], path: str | Path) -> Path:
+    """Save tensors as safetensors atomically."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, path)
+    return path
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Load safetensors weights (no unpickling, so untrusted files cannot run code)."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"{path}: weights must be a .safetensors file (pickled checkpoints are not loaded)")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weights file not found")
+    return load_file(str(path))

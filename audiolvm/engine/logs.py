@@ -1,0 +1,80 @@
+"""Metric logging to CSV (long format: step, split, name, value) and the training-curves PNG."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from pathlib import Path
+
+FIELDS = ["step", "split", "name", "value"]
+
+
+class CSVLogger:
+    """Appends rows to ``path``; on resume, rows after the resumed step are dropped first."""
+
+    def __init__(self, path: str | Path, resume_step: int | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if resume_step is not None and self.path.exists():
+            rows = [r for r in read_rows(self.path) if int(r["step"]) <= resume_step]
+            self._write(rows, "w")
+        elif not self.path.exists() or resume_step is None:
+            self._write([], "w")
+
+    def _write(self, rows: list[dict], mode: str) -> None:
+        with self.path.open(mode, newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=FIELDS)
+            if mode == "w":
+                writer.writeheader()
+            writer.writerows(rows)
+
+    def log(self, step: int, split: str, values: dict[str, float]) -> None:
+        rows = [{"step": step, "split": split, "name": k, "value": f"{v:.6g}"} for k, v in values.items()]
+        self._write(rows, "a")
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    with Path(path).open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def read_series(path: str | Path) -> dict[str, dict[str, tuple[list[int], list[float]]]]:
+    """``{name: {split: (steps, values)}}`` from a metrics CSV."""
+    series: dict[str, dict[str, tuple[list[int], list[float]]]] = defaultdict(dict)
+    for row in read_rows(path):
+        steps, values = series[row["name"]].setdefault(row["split"], ([], []))
+        steps.append(int(row["step"]))
+        values.append(float(row["value"]))
+    return series
+
+
+def plot_curves(csv_path: str | Path, png_path: str | Path, skip: tuple[str, ...] = ("lr",)) -> Path:
+    """One panel per metric (train and valid overlaid); losses on a log axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = {k: v for k, v in read_series(csv_path).items() if k not in skip}
+    names = sorted(series, key=lambda n: (n != "loss", n))
+    cols = min(4, max(1, len(names)))
+    rows = max(1, math.ceil(len(names) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        for split, (steps, values) in sorted(series[name].items()):
+            ax.plot(steps, values, label=split, marker="o" if split != "train" else None, ms=3)
+        positive = all(v > 0 for _, vals in series[name].values() for v in vals)
+        if positive and not any(t in name for t in ("perplexity", "used", "dead", "lr")):
+            ax.set_yscale("log")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    png_path = Path(png_path)
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+    return png_path

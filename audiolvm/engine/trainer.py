@@ -1,0 +1,311 @@
+"""A model-agnostic trainer on HF Accelerate.
+
+The trainer is given a model, a *step function* ``(model, batch) -> {"loss": ..., name: ...}``
+and datasets. It knows nothing about what the model is: every returned entry is logged, the
+``loss`` entry is optimised. The same script runs on a CPU, one GPU or many (``accelerate launch``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator, DistributedDataParallelKwargs
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from audiolvm.config import TrainConfig
+from audiolvm.core.distributed import all_true
+from audiolvm.core.seed import seed_everything
+from audiolvm.engine import checkpoint as ckpt
+from audiolvm.engine.logs import CSVLogger, plot_curves
+from audiolvm.engine.sampling import EpochSampler
+
+log = logging.getLogger("audiolvm.engine")
+StepFn = Callable[[nn.Module, Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised after ``max_nonfinite`` consecutive non-finite losses; checkpoints are left untouched."""
+
+
+@dataclass
+class TrainerState:
+    step: int = 0  # optimiser steps taken
+    epoch: int = 0
+    batch_in_epoch: int = 0  # micro-batches consumed in the current epoch
+    nonfinite_in_row: int = 0
+    skipped_steps: int = 0
+
+
+@dataclass
+class FitResult:
+    state: TrainerState
+    out_dir: Path
+    last_checkpoint: Path | None
+    last_train: dict[str, float]
+    last_valid: dict[str, float]
+
+
+def lr_multiplier(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to 1, then constant or cosine decay to ``min_lr_ratio`` at ``max_steps``."""
+    if step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return 1.0
+    if cfg.schedule != "cosine":
+        raise ValueError(f"train.schedule={cfg.schedule!r} is unknown; use 'cosine' or 'constant'")
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class Trainer:
+    """Train ``model`` by minimising ``step_fn(model, batch)["loss"]``.
+
+    Args:
+        model: any ``nn.Module``.
+        step_fn: returns a dict of scalar tensors with a ``loss`` key; all entries are logged.
+        train_data, valid_data: map-style datasets; a ``set_epoch(e)`` method, if present, is called
+            at each epoch (random crops that depend only on (seed, epoch, index)).
+        cfg: optimisation, logging and checkpoint settings.
+        batch_size: per-process batch size.
+        run_config: the resolved experiment config, saved beside every checkpoint.
+        progress_keys: entries shown on the progress line.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        step_fn: StepFn,
+        train_data: Dataset,
+        cfg: TrainConfig,
+        *,
+        batch_size: int,
+        valid_data: Dataset | None = None,
+        num_workers: int = 0,
+        run_config: dict | None = None,
+        progress_keys: tuple[str, ...] = ("loss", "vq/perplexity"),
+    ) -> None:
+        self.cfg, self.step_fn, self.run_config = cfg, step_fn, run_config
+        self.progress_keys = progress_keys
+        self.out_dir = Path(cfg.out_dir)
+        self.ckpt_root = self.out_dir / "checkpoints"
+        self.accelerator = Accelerator(
+            mixed_precision=cfg.mixed_precision,
+            gradient_accumulation_steps=cfg.grad_accum,
+            log_with="tensorboard" if cfg.tensorboard else None,
+            project_dir=str(self.out_dir),
+            step_scheduler_with_optimizer=False,
+            # VQ statistics are all-reduced inside the bottleneck; broadcasting rank 0's buffers
+            # would be redundant at best (and hide a missing all-reduce at worst).
+            kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
+        )
+        seed_everything(cfg.seed)
+        self.train_data, self.valid_data = train_data, valid_data
+        self.sampler = EpochSampler(len(train_data), seed=cfg.seed)
+        loader_kw = {"batch_size": batch_size, "num_workers": num_workers, "drop_last": True}
+        # own generators: creating a loader iterator must not consume the global RNG (exact resume)
+        train_dl = DataLoader(train_data, sampler=self.sampler, generator=torch.Generator(), **loader_kw)
+        if len(train_dl) == 0:
+            raise ValueError(
+                f"training set has {len(train_data)} items, fewer than one batch of {batch_size}; "
+                "lower data.batch_size or add data"
+            )
+        valid_dl = None
+        if valid_data is not None and len(valid_data) > 0:
+            valid_dl = DataLoader(valid_data, shuffle=False, generator=torch.Generator(), **{
+                **loader_kw, "drop_last": False})
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, cfg))
+        prepared = self.accelerator.prepare(model, optimizer, scheduler, train_dl)
+        self.model, self.optimizer, self.scheduler, self.train_dl = prepared
+        self.valid_dl = self.accelerator.prepare(valid_dl) if valid_dl is not None else None
+        self.state = TrainerState()
+        self.last_train: dict[str, float] = {}
+
+    # ----------------------------------------------------------------------------------------
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def unwrapped_model(self) -> nn.Module:
+        return self.accelerator.unwrap_model(self.model)
+
+    def _set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+        for data in (self.train_data, self.valid_data):
+            if hasattr(data, "set_epoch"):
+                data.set_epoch(epoch)
+
+    def resume(self, path: str | Path | None = None) -> Path | None:
+        """Load the newest (or the given) checkpoint; returns its folder, or None if none exists."""
+        folder = Path(path) if path else ckpt.latest_checkpoint(self.ckpt_root)
+        if folder is None:
+            return None
+        state_file = folder / "trainer_state.json"
+        if not state_file.is_file():
+            raise FileNotFoundError(f"{folder}: not a checkpoint folder (no trainer_state.json)")
+        self.accelerator.load_state(str(folder))
+        import json
+
+        self.state = TrainerState(**json.loads(state_file.read_text()))
+        return folder
+
+    def save_checkpoint(self) -> Path:
+        """Write the full training state atomically, rotate old ones, export safetensors weights."""
+        acc, final = self.accelerator, ckpt.step_dir(self.ckpt_root, self.state.step)
+        tmp = final.with_name(f".{final.name}.tmp")
+        if self.is_main:
+            self.ckpt_root.mkdir(parents=True, exist_ok=True)
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp))
+        acc.wait_for_everyone()
+        if self.is_main:
+            ckpt.write_json_atomic(tmp / "trainer_state.json", dataclasses.asdict(self.state))
+            if self.run_config is not None:
+                ckpt.write_json_atomic(tmp / "config.json", self.run_config)
+                ckpt.write_json_atomic(self.out_dir / "config.json", self.run_config)
+            ckpt.publish_dir(tmp, final)
+            ckpt.rotate(self.ckpt_root, self.cfg.keep_last)
+            ckpt.save_weights(self.unwrapped_model().state_dict(), self.out_dir / "model.safetensors")
+        acc.wait_for_everyone()
+        return final
+
+    # ----------------------------------------------------------------------------------------
+    def _micro_step(self, batch: Mapping[str, torch.Tensor], window: dict) -> dict[str, torch.Tensor]:
+        """Forward/backward one micro-batch inside the accumulation context."""
+        acc = self.accelerator
+        with acc.accumulate(self.model):
+            out = dict(self.step_fn(self.model, batch))
+            loss = out["loss"]
+            finite = all_true(bool(torch.isfinite(loss.detach()).all()), loss.device)
+            window["ok"] = window.get("ok", True) and finite
+            if finite:
+                acc.backward(loss)
+            if acc.sync_gradients:
+                if window["ok"]:
+                    if self.cfg.grad_clip > 0:
+                        out["grad_norm"] = acc.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+                    self.optimizer.step()
+                    self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+        return out
+
+    def _after_nonfinite(self, last_ckpt: Path | None) -> None:
+        self.state.nonfinite_in_row += 1
+        self.state.skipped_steps += 1
+        msg = f"step {self.state.step}: non-finite loss, update skipped ({self.state.nonfinite_in_row} in a row)"
+        log.warning(msg)
+        if self.state.nonfinite_in_row >= self.cfg.max_nonfinite:
+            raise TrainingDiverged(
+                f"{self.cfg.max_nonfinite} non-finite losses in a row at step {self.state.step}; "
+                f"stopped. Last good checkpoint (untouched): {last_ckpt or 'none written yet'}. "
+                "Lower train.lr, enable train.grad_clip or check the data."
+            )
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        if self.valid_dl is None:
+            return {}
+        self.model.eval()
+        sums: dict[str, float] = defaultdict(float)
+        n = 0
+        for i, batch in enumerate(self.valid_dl):
+            if i >= self.cfg.valid_batches:
+                break
+            out = self.step_fn(self.model, batch)
+            for k, v in out.items():
+                sums[k] += self.accelerator.gather_for_metrics(v.detach().float().reshape(1)).mean().item()
+            n += 1
+        self.model.train()
+        return {k: v / max(n, 1) for k, v in sums.items()}
+
+    def _log(self, split: str, values: dict[str, float], csv: CSVLogger | None) -> None:
+        if csv is not None:
+            csv.log(self.state.step, split, values)
+        if self.cfg.tensorboard:
+            self.accelerator.log({f"{split}/{k}": v for k, v in values.items()}, step=self.state.step)
+
+    def fit(self, resume: bool = False, stop_after: int | None = None) -> FitResult:
+        """Train to ``cfg.max_steps`` (or stop early after ``stop_after`` steps of this call,
+        writing a checkpoint, as an interrupted job would)."""
+        acc, cfg = self.accelerator, self.cfg
+        resumed = self.resume() if resume else None
+        last_ckpt = resumed
+        if resume and resumed is None and self.is_main:
+            log.warning("--resume: no checkpoint under %s; starting from scratch", self.ckpt_root)
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        csv = CSVLogger(self.out_dir / "metrics.csv", self.state.step if resumed else None) if self.is_main else None
+        if cfg.tensorboard:
+            acc.init_trackers("tensorboard")
+        start = self.state.step
+        end = cfg.max_steps if stop_after is None else min(cfg.max_steps, start + stop_after)
+        bar = tqdm(total=cfg.max_steps, initial=start, disable=not (self.is_main and cfg.progress),
+                   dynamic_ncols=True, desc="train")
+        running: dict[str, list[float]] = defaultdict(list)
+        last_valid: dict[str, float] = {}
+        try:
+            while self.state.step < end:
+                self._set_epoch(self.state.epoch)
+                loader = self.train_dl
+                if self.state.batch_in_epoch:
+                    loader = acc.skip_first_batches(self.train_dl, self.state.batch_in_epoch)
+                window: dict = {}
+                for batch in loader:
+                    out = self._micro_step(batch, window)
+                    self.state.batch_in_epoch += 1
+                    if not acc.sync_gradients:
+                        continue
+                    ok = window.get("ok", True)
+                    window = {}
+                    if not ok:
+                        self._after_nonfinite(last_ckpt)
+                        continue
+                    self.state.nonfinite_in_row = 0
+                    self.state.step += 1
+                    for k, v in out.items():
+                        running[k].append(float(v.detach().float().mean()))
+                    bar.update(1)
+                    last_ckpt, last_valid = self._periodic(running, csv, bar, last_ckpt, last_valid, end)
+                    if self.state.step >= end:
+                        break
+                else:
+                    self.state.epoch += 1
+                    self.state.batch_in_epoch = 0
+        finally:
+            bar.close()
+            if cfg.tensorboard:
+                acc.end_training()
+            if self.is_main and (self.out_dir / "metrics.csv").exists():
+                plot_curves(self.out_dir / "metrics.csv", self.out_dir / "curves.png")
+        return FitResult(self.state, self.out_dir, last_ckpt, dict(self.last_train), last_valid)
+
+    def _periodic(self, running, csv, bar, last_ckpt, last_valid, end):  # noqa: ANN001, ANN202
+        """Logging, validation and checkpointing after an optimiser step."""
+        cfg, step = self.cfg, self.state.step
+        final = step >= end
+        if step % cfg.log_every == 0 or final:
+            means = {k: sum(v) / len(v) for k, v in running.items() if v}
+            means["lr"] = self.scheduler.get_last_lr()[0]
+            self._log("train", means, csv)
+            bar.set_postfix({k: f"{means[k]:.4g}" for k in self.progress_keys if k in means})
+            self.last_train = means
+            running.clear()
+        if self.valid_dl is not None and (step % cfg.valid_every == 0 or final):
+            last_valid = self.validate()
+            self._log("valid", last_valid, csv)
+        if step % cfg.ckpt_every == 0 or final:
+            last_ckpt = self.save_checkpoint()
+        return last_ckpt, last_valid

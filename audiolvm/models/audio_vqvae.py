@@ -1,0 +1,30 @@
+"""The 1-D audio VQ-VAE: strided conv encoder with dilated residual stacks, VQ, mirrored decoder."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from audiolvm.bottleneck.base import Bottleneck
+from audiolvm.models.autoencoder import Autoencoder
+from audiolvm.nn.conv1d import ConvDecoder1d, ConvEncoder1d
+
+
+def audio_autoencoder(
+    bottleneck: Bottleneck,
+    latent_dim: int,
+    width: int = 64,
+    strides: Sequence[int] = (2, 2, 2, 2, 2, 2),
+    depth: int = 4,
+    dilation_growth: int = 3,
+    channels: int = 1,
+) -> Autoencoder:
+    """Waveform ``Tensor[B x channels x T]`` -> codes at ``T / prod(strides)`` -> waveform.
+
+    ``latent_dim`` is the bottleneck's input width (the codebook dimension for VQ).
+    """
+    if not strides or any(s < 1 for s in strides):
+        raise ValueError(f"strides must be a non-empty list of positive ints, got {list(strides)}")
+    encoder = ConvEncoder1d(channels, latent_dim, width, strides, depth, dilation_growth)
+    decoder = ConvDecoder1d(latent_dim, channels, width, strides, depth, dilation_growth)
+    return Autoencoder(encoder, bottleneck, decoder, hop=math.prod(strides))

@@ -1,0 +1,111 @@
+"""1-D convolutional building blocks: dilated residual stacks and exact-factor resampling convs.
+
+Shapes follow PyTorch's channels-first convention: ``Tensor[B x C x T]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ResidualDilatedBlock(nn.Module):
+    """``x + conv1x1(act(conv3_dilated(act(x))))`` (Jukebox / WaveNet style), length preserving."""
+
+    def __init__(self, channels: int, dilation: int, hidden: int | None = None, res_scale: float = 1.0) -> None:
+        super().__init__()
+        hidden = hidden or channels
+        self.conv = nn.Conv1d(channels, hidden, kernel_size=3, dilation=dilation, padding=dilation)
+        self.proj = nn.Conv1d(hidden, channels, kernel_size=1)
+        self.res_scale = res_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.res_scale * self.proj(F.relu(self.conv(F.relu(x))))
+
+
+class ResidualStack(nn.Sequential):
+    """``depth`` residual blocks with dilations ``growth ** i`` (reversed for decoders)."""
+
+    def __init__(self, channels: int, depth: int, dilation_growth: int = 3, reverse: bool = False) -> None:
+        dilations = [dilation_growth**i for i in range(depth)]
+        if reverse:
+            dilations = dilations[::-1]
+        super().__init__(*[ResidualDilatedBlock(channels, d) for d in dilations])
+
+
+class Downsample1d(nn.Module):
+    """Strided conv with kernel ``2 * stride`` that maps length ``L`` to exactly ``L // stride``
+    (for ``L`` divisible by ``stride``), for any integer stride."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.conv = nn.Conv1d(in_ch, out_ch, kernel_size=2 * stride, stride=stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.stride
+        return self.conv(F.pad(x, (s // 2, s - s // 2)))  # (B, C, L + s) -> (B, C', L / s)
+
+
+class Upsample1d(nn.Module):
+    """Transposed conv with kernel ``2 * stride`` that maps length ``L`` to exactly ``L * stride``."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.conv = nn.ConvTranspose1d(in_ch, out_ch, kernel_size=2 * stride, stride=stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.stride
+        y = self.conv(x)  # (B, C', L * s + s)
+        return y[..., s // 2 : y.shape[-1] - (s - s // 2)]  # (B, C', L * s)
+
+
+class ConvEncoder1d(nn.Module):
+    """Waveform -> latent features. ``Tensor[B x in_ch x T]`` -> ``Tensor[B x out_ch x T / hop]``
+    where ``hop = prod(strides)``. Each stage: strided conv, then a dilated residual stack."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        width: int,
+        strides: Sequence[int],
+        depth: int,
+        dilation_growth: int = 3,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv1d(in_ch, width, 3, padding=1)]
+        for s in strides:
+            layers += [Downsample1d(width, width, s), ResidualStack(width, depth, dilation_growth)]
+        layers.append(nn.Conv1d(width, out_ch, 3, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ConvDecoder1d(nn.Module):
+    """The mirror of :class:`ConvEncoder1d`: ``Tensor[B x in_ch x N]`` -> ``Tensor[B x out_ch x N * hop]``."""
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        width: int,
+        strides: Sequence[int],
+        depth: int,
+        dilation_growth: int = 3,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv1d(in_ch, width, 3, padding=1)]
+        for s in reversed(list(strides)):
+            layers += [ResidualStack(width, depth, dilation_growth, reverse=True), Upsample1d(width, width, s)]
+        layers.append(nn.Conv1d(width, out_ch, 3, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)

@@ -1,0 +1,41 @@
+"""``audiolvm`` console script: one subcommand per pipeline module."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pipelines import demo, info, reconstruct, train
+
+COMMANDS = {"train": train, "reconstruct": reconstruct, "info": info, "demo": demo}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="audiolvm",
+        description="Latent-variable models of audio: train VQ-VAEs, reconstruct audio, inspect runs.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        module.add_parser(sub.add_parser(name, help=module.HELP, description=module.__doc__,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(COMMANDS[args.command].run(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError) as exc:  # user errors: one clear line, no traceback
+        if args.verbose:
+            raise
+        print(f"audiolvm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Show the environment, a trained checkpoint, or a corpus.
+
+Examples:
+  audiolvm info                                  # versions, threads, devices
+  audiolvm info --checkpoint runs/speech_vqvae   # config, size, hop, codebook usage
+  audiolvm info --data data/speech               # layout, speakers, utterances, hours, skipped files
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from collections import Counter
+
+import torch
+
+import audiolvm
+
+HELP = "show environment, checkpoint or corpus information"
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", help="run folder, checkpoint folder or .safetensors file")
+    p.add_argument("--data", help="corpus folder (VCTK, LibriSpeech or plain folder layout)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def environment() -> dict:
+    import accelerate
+
+    return {
+        "audiolvm": audiolvm.__version__, "python": platform.python_version(), "torch": torch.__version__,
+        "accelerate": accelerate.__version__, "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+        "devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+    }
+
+
+def checkpoint_info(path: str) -> dict:
+    from audiolvm.builders import load_model, resolve_checkpoint
+
+    model, cfg = load_model(path)
+    weights, _ = resolve_checkpoint(path)
+    info = {"weights": str(weights), "name": cfg.name, "parameters": sum(p.numel() for p in model.parameters()),
+            "hop": model.hop, "frame_rate_hz": cfg.data.sample_rate / model.hop,
+            "sample_rate": cfg.data.sample_rate, "bottleneck": cfg.model.bottleneck}
+    ema = getattr(model.bottleneck, "ema_count", None)
+    if ema is not None:
+        info["codes"] = int(ema.numel())
+        info["codes_alive"] = int((ema >= model.bottleneck.dead_threshold).sum())
+    return info
+
+
+def data_info(root: str) -> dict:
+    from audiolvm.data import open_corpus
+
+    reader = open_corpus(root)
+    entries = reader.entries()
+    speakers = Counter(e.speaker for e in entries)
+    return {"root": root, "reader": type(reader).__name__, "utterances": len(entries),
+            "speakers": len(speakers), "hours": sum(e.duration for e in entries) / 3600,
+            "sample_rates": sorted({e.sample_rate for e in entries}),
+            "skipped": dict(reader.skipped)}
+
+
+def run(args: argparse.Namespace) -> int:
+    out = {"environment": environment()}
+    if args.checkpoint:
+        out["checkpoint"] = checkpoint_info(args.checkpoint)
+    if args.data:
+        out["data"] = data_info(args.data)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    for section, values in out.items():
+        print(f"[{section}]")
+        for k, v in values.items():
+            print(f"  {k:14s} {v:.4g}" if isinstance(v, float) else f"  {k:14s} {v}")
+    return 0

@@ -1,0 +1,55 @@
+"""Encode and decode audio through a trained autoencoder.
+
+Examples:
+  audiolvm reconstruct --checkpoint runs/speech_vqvae --input in.wav --output out.wav
+  audiolvm reconstruct --checkpoint runs/speech_vqvae --input wavs/ --output recon/
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+
+from audiolvm.builders import load_model
+from audiolvm.core.audio import AudioError, load_audio, save_audio
+
+HELP = "reconstruct audio files through a trained model"
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+log = logging.getLogger("audiolvm.reconstruct")
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="run folder, checkpoint folder or .safetensors file")
+    p.add_argument("--input", required=True, help="audio file, or a folder of audio files")
+    p.add_argument("--output", required=True, help="output file (.wav/.flac), or a folder for folder input")
+
+
+def reconstruct_file(model: torch.nn.Module, rate: int, src: Path, dst: Path) -> Path:
+    wave, _ = load_audio(src, sample_rate=rate)
+    x = torch.from_numpy(wave)[None, None]  # (1, 1, T)
+    recon = model.reconstruct(x)[0, 0].numpy()  # (T,)
+    return save_audio(dst, recon, rate)
+
+
+def run(args: argparse.Namespace) -> int:
+    model, cfg = load_model(args.checkpoint)
+    rate, src, dst = cfg.data.sample_rate, Path(args.input), Path(args.output)
+    if not src.exists():
+        raise FileNotFoundError(f"--input {src}: no such file or folder")
+    if src.is_file():
+        reconstruct_file(model, rate, src, dst)
+        log.info("wrote %s", dst)
+        return 0
+    files = sorted(p for p in src.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    failed = 0
+    for f in files:
+        try:
+            reconstruct_file(model, rate, f, (dst / f.relative_to(src)).with_suffix(".wav"))
+        except AudioError as exc:
+            failed += 1
+            log.warning("skipped %s", exc)
+    log.info("wrote %d files under %s (%d skipped)", len(files) - failed, dst, failed)
+    return 0

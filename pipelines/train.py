@@ -1,0 +1,52 @@
+"""Train a model from a YAML config, with ``key=value`` overrides.
+
+Examples:
+  audiolvm train configs/speech_vqvae.yaml
+  audiolvm train configs/tiny/speech_vqvae.yaml train.max_steps=200 train.out_dir=runs/try
+  audiolvm train configs/speech_vqvae.yaml --resume        # continue the run in train.out_dir
+  accelerate launch --num_processes 2 -m pipelines.cli train configs/speech_vqvae.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from audiolvm.builders import build_datasets, build_model, build_objective
+from audiolvm.config import config_to_dict, load_config
+from audiolvm.engine import Trainer
+
+HELP = "train a model from a config"
+log = logging.getLogger("audiolvm.train")
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="YAML config (may name a 'base:' it overrides)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in train.out_dir")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="stop (with a checkpoint) after N steps of this call; --resume continues")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.overrides)
+    saved = Path(cfg.train.out_dir) / "config.json"
+    if args.resume and saved.is_file() and json.loads(saved.read_text()) != config_to_dict(cfg):
+        log.warning("%s differs from the config given now; resuming with the one given now", saved)
+    train_ds, valid_ds = build_datasets(cfg)
+    model = build_model(cfg.model)
+    trainer = Trainer(
+        model, build_objective(cfg), train_ds, cfg.train, batch_size=cfg.data.batch_size,
+        valid_data=valid_ds, num_workers=cfg.data.num_workers, run_config=config_to_dict(cfg),
+    )
+    if trainer.is_main:
+        n_params = sum(p.numel() for p in model.parameters())
+        log.info("%s: %d train / %d valid items, %.2fM parameters, hop %d, out %s", cfg.name,
+                 len(train_ds), len(valid_ds or []), n_params / 1e6, cfg.model.hop, cfg.train.out_dir)
+    result = trainer.fit(resume=args.resume, stop_after=args.stop_after)
+    if trainer.is_main:
+        shown = {k: round(v, 4) for k, v in result.last_valid.items()}
+        log.info("done at step %d; checkpoint %s; valid %s", result.state.step, result.last_checkpoint, shown)
+    return 0

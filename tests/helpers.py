@@ -1,0 +1,45 @@
+"""Small shared builders for tests: synthetic audio datasets and tiny models."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from audiolvm.bottleneck import VectorQuantizerEMA
+from audiolvm.core.seed import derived_rng
+from audiolvm.losses import MultiResolutionSTFTLoss
+from audiolvm.models import AudioReconstructionObjective, Autoencoder
+from audiolvm.models.audio_vqvae import audio_autoencoder
+
+
+class SineDataset(Dataset):
+    """Item i of epoch e: a random chirp-free sum of two sines, drawn from (seed, epoch, i) only."""
+
+    def __init__(self, n: int = 16, length: int = 2048, rate: int = 8000, seed: int = 0, offset: int = 0):
+        self.n, self.length, self.rate, self.seed, self.offset, self.epoch = n, length, rate, seed, offset, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        rng = derived_rng(self.seed, self.epoch, i + self.offset)
+        t = np.arange(self.length) / self.rate
+        f = rng.uniform(100, 1500, size=2)
+        a = rng.uniform(0.1, 0.4, size=2)
+        x = (a[:, None] * np.sin(2 * np.pi * f[:, None] * t + rng.uniform(0, 6.28, size=(2, 1)))).sum(0)
+        return {"audio": torch.from_numpy(x.astype(np.float32))[None]}  # (1, T)
+
+
+def tiny_vqvae(num_codes: int = 32, dim: int = 8, width: int = 16, strides=(2, 2), **vq) -> Autoencoder:
+    bottleneck = VectorQuantizerEMA(num_codes=num_codes, dim=dim, **vq)
+    return audio_autoencoder(bottleneck, latent_dim=dim, width=width, strides=strides, depth=2)
+
+
+def tiny_objective(weights: dict[str, float] | None = None) -> AudioReconstructionObjective:
+    weights = weights or {"waveform": 1.0, "stft/sc": 1.0, "stft/logmag": 1.0, "vq/commitment": 1.0}
+    stft = MultiResolutionSTFTLoss([256, 128], [64, 32], [256, 128])
+    return AudioReconstructionObjective(weights, stft)

@@ -1,0 +1,106 @@
+"""Trainer properties: exact resume, non-finite guard, atomic rotation, logs and curves."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from audiolvm.config import TrainConfig
+from audiolvm.engine import Trainer, TrainingDiverged, lr_multiplier
+from audiolvm.engine.checkpoint import list_checkpoints, load_weights
+from tests.helpers import SineDataset, tiny_objective, tiny_vqvae
+
+
+def make_trainer(out: Path, seed_model: int = 0, step_fn=None, **overrides) -> Trainer:
+    cfg = TrainConfig(out_dir=str(out), max_steps=6, lr=3e-3, warmup_steps=2, log_every=1, valid_every=3,
+                      ckpt_every=3, keep_last=2, seed=0, tensorboard=False, progress=False)
+    cfg = dataclasses.replace(cfg, **overrides)
+    torch.manual_seed(seed_model)
+    model = tiny_vqvae(dead_threshold=1.5)  # restarts happen: resume must restore the RNG too
+    return Trainer(model, step_fn or tiny_objective(), SineDataset(n=12, seed=1), cfg, batch_size=4,
+                   valid_data=SineDataset(n=4, seed=2), run_config={"name": "test"})
+
+
+def state(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in trainer.unwrapped_model().state_dict().items()}
+
+
+def test_resume_reproduces_uninterrupted_training(tmp_path: Path) -> None:
+    straight = make_trainer(tmp_path / "a")
+    straight.fit()
+    first = make_trainer(tmp_path / "b")
+    first.fit(stop_after=3)
+    assert first.state.step == 3
+    resumed = make_trainer(tmp_path / "b", seed_model=123)  # different init: the checkpoint must win
+    resumed.fit(resume=True)
+    assert resumed.state.step == straight.state.step == 6
+    a, b = state(straight), state(resumed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+    # sanity: training changed the weights, so equality above is not trivial
+    assert not torch.equal(a["encoder.net.0.weight"], state(make_trainer(tmp_path / "c"))["encoder.net.0.weight"])
+
+
+def test_checkpoints_rotate_and_export_safetensors(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path, max_steps=9, ckpt_every=2, keep_last=2)
+    trainer.fit()
+    names = [p.name for p in list_checkpoints(tmp_path / "checkpoints")]
+    assert names == ["step_000008", "step_000009"]
+    assert not list((tmp_path / "checkpoints").glob(".*tmp*")), "temporary folders left behind"
+    exported = load_weights(tmp_path / "model.safetensors")
+    for k, v in state(trainer).items():
+        assert torch.equal(exported[k], v)
+    assert (tmp_path / "config.json").is_file() and (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_metrics_csv_logs_every_term(tmp_path: Path) -> None:
+    make_trainer(tmp_path).fit()
+    text = (tmp_path / "metrics.csv").read_text()
+    for name in ("loss", "waveform", "stft/sc", "stft/logmag", "vq/commitment", "vq/perplexity", "lr"):
+        assert f",train,{name}," in text, name
+    assert ",valid,loss," in text
+
+
+def counting_objective(bad_calls: set[int]):
+    objective, calls = tiny_objective(), {"n": 0}
+
+    def step_fn(model, batch):
+        out = objective(model, batch)
+        calls["n"] += 1
+        if model.training and calls["n"] in bad_calls:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    return step_fn
+
+
+def test_single_nonfinite_loss_is_skipped(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path, step_fn=counting_objective({2}), max_steps=4, valid_every=100)
+    result = trainer.fit()
+    assert result.state.step == 4 and result.state.skipped_steps == 1
+    assert all(torch.isfinite(v).all() for v in state(trainer).values())
+
+
+def test_repeated_nonfinite_losses_stop_and_keep_last_checkpoint(tmp_path: Path) -> None:
+    bad = set(range(5, 100))  # train calls 1-4 fine (ckpt at step 3), then NaN forever
+    trainer = make_trainer(tmp_path, step_fn=counting_objective(bad), max_steps=50, ckpt_every=3,
+                           valid_every=100, max_nonfinite=3)
+    ckpt = tmp_path / "checkpoints" / "step_000003"
+    with pytest.raises(TrainingDiverged, match="step_000003"):
+        trainer.fit()
+    assert [p.name for p in list_checkpoints(tmp_path / "checkpoints")] == ["step_000003"]
+    saved = load_weights(ckpt / "model.safetensors")
+    assert all(torch.isfinite(v).all() for v in saved.values())
+
+
+def test_lr_schedule_warmup_then_cosine() -> None:
+    cfg = TrainConfig(max_steps=100, warmup_steps=10, min_lr_ratio=0.1)
+    values = [lr_multiplier(s, cfg) for s in range(100)]
+    assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(values[10:], values[11:], strict=False))
+    assert values[-1] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 89 / 90)))
