@@ -58,7 +58,9 @@ def build_datasets(cfg: ExperimentConfig) -> tuple[CropDataset, CropDataset | No
     crop = int(round(cfg.data.crop_seconds * cfg.data.sample_rate))
     common = {"crop_samples": crop, "sample_rate": cfg.data.sample_rate}
     train_ds = CropDataset(reader, train, seed=cfg.train.seed, **common)
-    valid_ds = CropDataset(reader, valid, seed=cfg.train.seed, random=False, **common) if valid else None
+    valid_ds = None
+    if valid:
+        valid_ds = CropDataset(reader, valid, seed=cfg.train.seed, random=False, speakers=train_ds.speakers, **common)
     return train_ds, valid_ds
 
 

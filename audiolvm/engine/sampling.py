@@ -15,7 +15,9 @@ class EpochSampler(Sampler[int]):
     """
 
     def __init__(self, n: int, seed: int = 0, shuffle: bool = True) -> None:
-        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+        if n <= 0:
+            raise ValueError(f"EpochSampler: n={n} must be positive; is the dataset empty?")
+        self.n, self.seed, self.shuffle, self.epoch = int(n), int(seed), shuffle, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -26,5 +28,6 @@ class EpochSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         if not self.shuffle:
             return iter(range(self.n))
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        seed = (self.seed * 1_000_003 + self.epoch) & 0xFFFF_FFFF_FFFF_FFFF  # manual_seed's range
+        gen = torch.Generator().manual_seed(seed)
         return iter(torch.randperm(self.n, generator=gen).tolist())

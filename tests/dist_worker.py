@@ -1,0 +1,50 @@
+"""Run under a 2-process launcher: train a tiny VQ-VAE with the Trainer, save each rank's state.
+
+Usage: accelerate launch --multi_gpu --num_processes 2 tests/dist_worker.py OUT_DIR
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from audiolvm.config import TrainConfig  # noqa: E402
+from audiolvm.core.distributed import rank, world_size  # noqa: E402
+from audiolvm.engine import Trainer  # noqa: E402
+from tests.helpers import SineDataset, tiny_objective, tiny_vqvae  # noqa: E402
+
+
+def main(out: Path) -> None:
+    torch.manual_seed(0)
+    model = tiny_vqvae(num_codes=32, dead_threshold=1.5)
+    cfg = TrainConfig(
+        out_dir=str(out / "run"),
+        max_steps=5,
+        lr=3e-3,
+        warmup_steps=1,
+        log_every=1,
+        valid_every=100,
+        ckpt_every=100,
+        tensorboard=False,
+        progress=False,
+        seed=0,
+    )
+    trainer = Trainer(model, tiny_objective(), SineDataset(n=16, seed=3), cfg, batch_size=4)
+    trainer.fit()
+    vq = trainer.unwrapped_model().bottleneck
+    state = {
+        "world_size": torch.tensor(world_size()),
+        "codebook": vq.codebook.clone(),
+        "ema_count": vq.ema_count.clone(),
+        "first_param": next(trainer.unwrapped_model().parameters()).detach().clone(),
+    }
+    torch.save(state, out / f"rank{rank()}.pt")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))

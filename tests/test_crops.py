@@ -1,0 +1,124 @@
+"""CropDataset, UtteranceDataset and the engine's EpochSampler."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from audiolvm.core.audio import load_audio
+from audiolvm.data import (
+    CorpusError,
+    CropDataset,
+    FolderReader,
+    UtteranceDataset,
+    VCTKReader,
+)
+from audiolvm.engine.sampling import EpochSampler
+from tests.fixtures_audio import corrupt_in_place, make_vctk, write
+
+CROP = 1600
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> tuple[FolderReader, list]:
+    """16 kHz files: two long (1 s, 0.5 s), one shorter than the crop; one 22.05 kHz file."""
+    write(tmp_path / "a" / "long.flac", 16000, 16000, seed=1)
+    write(tmp_path / "a" / "mid.wav", 8000, 16000, seed=2)
+    write(tmp_path / "b" / "short.wav", 1000, 16000, seed=3)
+    write(tmp_path / "b" / "other_rate.wav", 22050, 22050, seed=4)
+    reader = FolderReader(tmp_path)
+    return reader, reader.entries()
+
+
+def test_crops_have_shape_and_match_the_file_window(corpus: tuple[FolderReader, list]) -> None:
+    reader, entries = corpus
+    ds = CropDataset(reader, entries, CROP, 16000, seed=7)
+    assert ds.speakers == ["a", "b"] and len(ds) == 4
+    for i, entry in enumerate(entries):
+        item = ds[i]
+        assert item["audio"].shape == (1, CROP) and item["audio"].dtype == torch.float32
+        assert item["index"] == i and item["speaker"] == ds.speakers.index(entry.speaker)
+        full, _ = load_audio(entry.path, sample_rate=16000)  # resamples the 22.05 kHz file too
+        start = ds.offset(i, len(full))
+        n = item["length"]
+        assert n == min(CROP, len(full))
+        np.testing.assert_allclose(item["audio"][0, :n].numpy(), full[start : start + n], atol=1e-6)
+        assert not item["audio"][0, n:].any()  # zero padding after the valid samples
+
+
+def test_short_file_is_zero_padded(corpus: tuple[FolderReader, list]) -> None:
+    reader, entries = corpus
+    ds = CropDataset(reader, entries, CROP, 16000)
+    i = next(k for k, e in enumerate(entries) if e.utterance == "b/short")
+    item = ds[i]
+    assert item["length"] == 1000 and item["audio"][0, :1000].abs().sum() > 0
+    assert torch.equal(item["audio"][0, 1000:], torch.zeros(CROP - 1000))
+    assert len(CropDataset(reader, entries, CROP, 16000, min_duration=0.1)) == 3
+
+
+def test_offsets_depend_only_on_seed_epoch_index(corpus: tuple[FolderReader, list]) -> None:
+    reader, entries = corpus
+    a = CropDataset(reader, entries, CROP, 16000, seed=3)
+    b = CropDataset(reader, entries, CROP, 16000, seed=3)
+    _ = [b[i] for i in reversed(range(len(b)))]  # another access order must not matter
+    assert torch.equal(a[0]["audio"], b[0]["audio"])
+    epoch0 = a[0]["audio"].clone()
+    a.set_epoch(1)
+    assert not torch.equal(a[0]["audio"], epoch0)
+    assert a.offset(0, 16000) != CropDataset(reader, entries, CROP, 16000, seed=3).offset(0, 16000)
+    a.set_epoch(0)
+    assert torch.equal(a[0]["audio"], epoch0)
+    center = CropDataset(reader, entries, CROP, 16000, random=False)
+    assert center.offset(0, 16000) == (16000 - CROP) // 2
+
+
+def test_dataloader_workers_give_the_same_batches(corpus: tuple[FolderReader, list]) -> None:
+    reader, entries = corpus
+    ds = CropDataset(reader, entries, CROP, 16000, seed=5)
+    ds.set_epoch(2)
+
+    def batches(workers: int) -> list[torch.Tensor]:
+        sampler = EpochSampler(len(ds), seed=5)
+        loader = DataLoader(ds, batch_size=2, sampler=sampler, num_workers=workers)
+        return [b["audio"] for b in loader]
+
+    assert all(torch.equal(x, y) for x, y in zip(batches(0), batches(2), strict=True))
+
+
+def test_file_corrupted_after_scan_is_skipped(corpus: tuple[FolderReader, list]) -> None:
+    reader, entries = corpus
+    ds = CropDataset(reader, entries, CROP, 16000)
+    corrupt_in_place(Path(entries[0].path))
+    item = ds[0]
+    assert item["index"] == 1 and torch.equal(item["audio"], ds[1]["audio"])
+    assert ds.skipped == {"unreadable by soundfile": 1}
+    for e in entries[1:]:
+        corrupt_in_place(Path(e.path))
+    with pytest.raises(CorpusError, match="all 4 entries failed to decode"):
+        ds[2]
+
+
+def test_utterance_dataset_returns_whole_files(tmp_path: Path) -> None:
+    reader = VCTKReader(make_vctk(tmp_path))
+    entries = reader.entries()
+    ds = UtteranceDataset(reader, entries, 16000, speakers=["p225"])
+    item = ds[0]
+    assert item["audio"].shape == (1, 8000) and item["length"] == 8000  # 24000 samples at 48 kHz
+    assert item["speaker"] == 0 and ds[len(ds) - 1]["speaker"] == -1  # p226 is not in the given list
+
+
+def test_sampler_depends_only_on_seed_and_epoch() -> None:
+    s = EpochSampler(50, seed=3)
+    first = list(s)
+    assert sorted(first) == list(range(50)) and len(s) == 50
+    assert list(EpochSampler(50, seed=3)) == first
+    expected = torch.randperm(50, generator=torch.Generator().manual_seed(3 * 1_000_003)).tolist()
+    assert first == expected
+    s.set_epoch(1)
+    assert list(s) != first and sorted(s) == list(range(50))
+    assert list(EpochSampler(50, seed=4)) != first
+    assert list(EpochSampler(5, shuffle=False)) == [0, 1, 2, 3, 4]
