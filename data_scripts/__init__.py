@@ -1,0 +1,1 @@
+"""Offline corpus preparation and generation scripts (may import audiolvm.core and audiolvm.data)."""

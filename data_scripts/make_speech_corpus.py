@@ -1,0 +1,397 @@
+"""Generate a speech corpus with exact phone and word alignments, in the VCTK 0.92 layout.
+
+Every "speaker" is an espeak-ng accent+variant voice (e.g. ``en-gb-scotland+f2``) at its own
+speaking rate and pitch; every sentence comes from a small seeded grammar. espeak-ng reports
+the exact start sample of each phoneme, so the TextGrid beside each FLAC is exact, not aligned.
+
+Layout (``<spk>`` is e01, e02, ...; ``<utt>`` is 001, 002, ...)::
+
+    wav48_silence_trimmed/<spk>/<spk>_<utt>_mic1.flac      audio at --rate Hz (not 48 kHz)
+    wav48_silence_trimmed/<spk>/<spk>_<utt>_mic1.TextGrid  MFA layout: "words" and "phones" tiers
+    txt/<spk>/<spk>_<utt>.txt                              the sentence
+    speaker-info.txt, corpus.json, README.md
+
+Deterministic under ``--seed``: each speaker is synthesized in a fresh process, because
+espeak-ng carries state (pitch flutter, noise) from one utterance to the next.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import queue
+import sys
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from audiolvm.core.audio import resample, save_audio  # noqa: E402
+from audiolvm.data.alignments import Alignment, Interval, Tier, merge_silence, write_textgrid  # noqa: E402
+from data_scripts.espeak import SAMPLE_RATE, EspeakSynth, Synthesis, espeak_version  # noqa: E402
+
+AUDIO_DIR, TEXT_DIR = "wav48_silence_trimmed", "txt"
+#: espeak-ng accent -> (VCTK-style ACCENTS column, REGION column; one token each)
+ACCENTS: dict[str, tuple[str, str]] = {
+    "en-us": ("American", "USA"),
+    "en-gb": ("English", "England"),
+    "en-gb-scotland": ("Scottish", "Scotland"),
+    "en-gb-x-rp": ("English", "ReceivedPronunciation"),
+    "en-gb-x-gbclan": ("English", "Lancashire"),
+    "en-gb-x-gbcwmd": ("English", "WestMidlands"),
+    "en-029": ("Caribbean", "WestIndies"),
+    "en-us-nyc": ("American", "NewYork"),
+}
+VARIANTS = {"M": [f"m{i}" for i in range(1, 8)], "F": [f"f{i}" for i in range(1, 6)]}
+MAX_SPEAKERS = 2 * len(ACCENTS) * len(VARIANTS["F"])  # gender-balanced, distinct voices
+
+# ----------------------------------------------------------------------------- sentence grammar
+NAMES = "Anna Peter Maria David Sarah Thomas Emily James Laura Daniel Helen Robert Alice Martin Grace".split()
+NOUNS = "farmer teacher doctor sailor painter baker driver student pilot neighbour gardener singer".split()
+THINGS = "boat letter window basket bicycle garden lamp kettle blanket ladder bottle jacket picture".split()
+ANIMALS = "dogs cats horses rabbits geese sheep foxes ducks goats birds".split()
+ADJECTIVES = "old small red green heavy quiet bright yellow wooden broken clean warm blue tiny".split()
+VERBS = "painted carried found washed bought sold opened fixed moved cleaned dropped borrowed".split()
+BASE_VERBS = "paint carry find wash buy sell open fix move clean drop borrow".split()
+INTRANSITIVE = "waited slept played rested gathered stood walked".split()
+PLACES = (
+    "near the river|by the station|in the kitchen|behind the church|at the market|"
+    "under the bridge|on the hill|beside the harbour|in the village|across the road"
+).split("|")
+TIMES = "on Monday|last winter|this morning|after dinner|before sunrise|every evening|on Friday".split("|")
+NUMBERS = "two three four five six seven eight nine ten eleven twelve twenty".split()
+
+
+def _subject(rng: np.random.Generator) -> str:
+    if rng.random() < 0.35:
+        return str(rng.choice(NAMES))
+    adjective = f"{rng.choice(ADJECTIVES)} " if rng.random() < 0.5 else ""
+    return f"the {adjective}{rng.choice(NOUNS)}"
+
+
+def _object(rng: np.random.Generator) -> str:
+    article = "the" if rng.random() < 0.5 else "a"
+    thing = f"{rng.choice(ADJECTIVES)} {rng.choice(THINGS)}" if rng.random() < 0.6 else rng.choice(THINGS)
+    if article == "a" and thing[0] in "aeiou":
+        article = "an"
+    return f"{article} {thing}"
+
+
+def make_sentence(rng: np.random.Generator) -> str:
+    """One sentence from a small grammar (9 templates, spelled-out numbers, ASCII only)."""
+    c = rng.choice
+    templates = [
+        lambda: f"{_subject(rng)} {c(VERBS)} {_object(rng)} {c(PLACES)}.",
+        lambda: f"{c(NUMBERS)} {c(ADJECTIVES)} {c(ANIMALS)} {c(INTRANSITIVE)} {c(PLACES)}.",
+        lambda: f"{c(NAMES)} {c(VERBS)} {c(NUMBERS)} {c(ADJECTIVES)} {c(THINGS)}s {c(TIMES)}.",
+        lambda: f"did {_subject(rng)} {c(BASE_VERBS)} {_object(rng)} {c(TIMES)}?",
+        lambda: f"{c(TIMES)}, {_subject(rng)} {c(VERBS)} {_object(rng)}.",
+        lambda: f"{c(NAMES)} and {_subject(rng)} {c(INTRANSITIVE)} {c(PLACES)}.",
+        lambda: f"{c(NAMES)} {c(VERBS)} {_object(rng)}.",
+        lambda: f"{c(NUMBERS)} {c(ANIMALS)} {c(INTRANSITIVE)} {c(TIMES)}.",
+        lambda: f"{_subject(rng)} {c(INTRANSITIVE)} {c(PLACES)}.",
+    ]
+    text = templates[int(rng.integers(len(templates)))]()
+    return text[0].upper() + text[1:]
+
+
+def make_sentences(n: int, rng: np.random.Generator, min_words: int = 5, max_words: int = 8) -> list[str]:
+    """``n`` distinct sentences of ``min_words`` to ``max_words`` words."""
+    out: dict[str, None] = {}
+    for _ in range(200 * n + 100):
+        if len(out) == n:
+            return list(out)
+        text = make_sentence(rng)
+        if min_words <= len(text.split()) <= max_words:
+            out.setdefault(text)
+    msg = f"only {len(out)} distinct sentences of {min_words}-{max_words} words (asked for {n})"
+    raise ValueError(f"{msg}; widen --min-words/--max-words or ask for fewer sentences")
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """A corpus speaker: an espeak-ng voice with its own rate (wpm) and pitch (0-100)."""
+
+    id: str
+    voice: str
+    gender: str
+    accent: str
+    region: str
+    age: int
+    wpm: int
+    pitch: int
+
+
+def choose_speakers(
+    n: int, rng: np.random.Generator, wpm_range: tuple[int, int], pitch_range: tuple[int, int]
+) -> list[Speaker]:
+    """``n`` distinct voices: genders alternate (F, M, ...), each run of 8 covers every accent,
+    and an accent's speakers alternate gender from one run to the next."""
+    if not 1 <= n <= MAX_SPEAKERS:
+        raise ValueError(f"--speakers {n}: choose 1..{MAX_SPEAKERS} (distinct, gender-balanced voices)")
+    accents = [list(ACCENTS)[i] for i in rng.permutation(len(ACCENTS))]
+    variants = {g: [vs[i] for i in rng.permutation(len(vs))] for g, vs in VARIANTS.items()}
+    used: set[tuple[str, str]] = set()
+    speakers: list[Speaker] = []
+    for i in range(n):
+        accent = accents[i % len(accents)]
+        gender = "FM"[(i + i // len(accents)) % 2]
+        n_before = sum(s.gender == gender for s in speakers)
+        variant = _pick_variant(variants[gender], n_before, accent, used)
+        wpm = int(rng.integers(wpm_range[0], wpm_range[1] + 1))
+        pitch = int(rng.integers(pitch_range[0], pitch_range[1] + 1))
+        age = int(rng.integers(20, 41))  # placeholder: espeak-ng voices have no age
+        accent_name, region = ACCENTS[accent]
+        voice = f"{accent}+{variant}"
+        speakers.append(Speaker(f"e{i + 1:02d}", voice, gender, accent_name, region, age, wpm, pitch))
+    return speakers
+
+
+def _pick_variant(pool: list[str], start: int, accent: str, used: set[tuple[str, str]]) -> str:
+    """The first variant of ``pool`` from ``start`` (cyclically) not yet used with ``accent``."""
+    for k in range(len(pool)):
+        variant = pool[(start + k) % len(pool)]
+        if (accent, variant) not in used:
+            used.add((accent, variant))
+            return variant
+    raise ValueError(f"every variant of {pool} is already used with accent {accent}")
+
+
+def assign_sentences(sentences: list[str], n_speakers: int, n_each: int, n_shared: int) -> list[list[str]]:
+    """Every speaker reads the ``n_shared`` first sentences (same utterance numbers), then its own."""
+    own = [sentences[n_shared + s * (n_each - n_shared) :][: n_each - n_shared] for s in range(n_speakers)]
+    if any(len(o) < n_each - n_shared for o in own):
+        raise ValueError(f"{len(sentences)} sentences are too few for {n_speakers} x {n_each}")
+    return [sentences[:n_shared] + o for o in own]
+
+
+def to_alignment(result: Synthesis) -> Alignment:
+    """Phones (pauses as "") and lower-cased words, in seconds: sample / synthesis rate."""
+    sr = result.sample_rate
+    phones = [Interval(p.start / sr, p.end / sr, "" if p.is_pause else p.symbol) for p in result.phonemes]
+    words = [Interval(w.start / sr, w.end / sr, w.text.lower()) for w in result.words]
+    tiers = {"words": Tier("words", words), "phones": Tier("phones", merge_silence(phones))}
+    return Alignment(tiers, result.wave.size / sr)
+
+
+@dataclass(frozen=True)
+class CorpusOptions:
+    """Everything but the counts: per-speaker ranges, sentence lengths, level, parallelism."""
+
+    wpm_range: tuple[int, int] = (155, 190)  # speaking rate, words per minute
+    pitch_range: tuple[int, int] = (40, 60)  # espeak pitch 0-100 (50: the voice's own)
+    shared_fraction: float = 0.2  # of each speaker's sentences, read by every speaker
+    min_words: int = 5  # 5-8 words: about 1.2-3.5 s at 155-190 wpm
+    max_words: int = 8
+    gain: float = 0.5  # -6 dB: soxr overshoot never clips, and FLAC files get ~9% smaller
+    bits: int = 16  # effective resolution; FLAC stores the unused low bits for free (12: -39% size)
+    textgrid_digits: int = 7  # time decimals in TextGrids (0.1 us; a sample at 22,050 Hz is 45 us)
+    workers: int = 1  # processes; never changes the output
+
+
+_PROGRESS: mp.Queue | None = None
+
+
+def _init_worker(progress: mp.Queue) -> None:
+    global _PROGRESS
+    _PROGRESS = progress
+
+
+def synth_speaker(
+    out: Path, speaker: Speaker, texts: list[str], rate: int, opts: CorpusOptions
+) -> list[dict]:
+    """Synthesize, resample and write every utterance of one speaker; return per-utterance stats."""
+    synth = EspeakSynth(speaker.voice, speaker.wpm, speaker.pitch)
+    stats = []
+    for k, text in enumerate(texts, start=1):
+        utt = f"{speaker.id}_{k:03d}"
+        result = synth.synth(text)
+        wave = result.wave.astype(np.float32) * (opts.gain / 32768.0)  # (T,) at 22,050 Hz
+        step = 2.0 ** (1 - opts.bits)  # round to a `bits`-bit grid: FLAC stores the zero low bits for free
+        wave = np.round(resample(wave, result.sample_rate, rate) / step) * step  # (T',) at rate
+        stem = out / AUDIO_DIR / speaker.id / f"{utt}_mic1"
+        save_audio(stem.with_suffix(".flac"), wave, rate)
+        write_textgrid(to_alignment(result), stem.with_suffix(".TextGrid"), opts.textgrid_digits)
+        txt = out / TEXT_DIR / speaker.id / f"{utt}.txt"
+        txt.parent.mkdir(parents=True, exist_ok=True)
+        txt.write_text(text + "\n", encoding="utf-8")
+        stats.append({"utt": utt, "seconds": wave.size / rate, "phones": len(result.phonemes)})
+        if _PROGRESS is not None:
+            _PROGRESS.put(1)
+    return stats
+
+
+def _synthesize_all(
+    out: Path, jobs: list[tuple[Speaker, list[str]]], rate: int, opts: CorpusOptions
+) -> list[dict]:
+    """Synthesize each speaker in a fresh process (espeak-ng state carries over between utterances,
+    so this is what makes the output independent of ``workers``); tqdm counts utterances."""
+    from tqdm import tqdm
+
+    ctx = mp.get_context("forkserver")  # workers fork from a clean server: no inherited espeak state
+    ctx.set_forkserver_preload([__name__])
+    progress = ctx.Queue()
+    total = sum(len(texts) for _, texts in jobs)
+    with ctx.Pool(
+        max(1, min(opts.workers, len(jobs))), _init_worker, (progress,), maxtasksperchild=1
+    ) as pool:
+        pending = [pool.apply_async(synth_speaker, (out, spk, texts, rate, opts)) for spk, texts in jobs]
+        with tqdm(total=total, desc="synthesizing", unit="utt") as bar:
+            while bar.n < total:
+                try:
+                    bar.update(progress.get(timeout=0.2))
+                except queue.Empty:
+                    if all(p.ready() for p in pending):
+                        break  # a worker failed; p.get() below raises its error
+        return [row for p in pending for row in p.get()]  # .get() re-raises a worker's error
+
+
+def write_speaker_info(path: Path, speakers: list[Speaker]) -> None:
+    """VCTK 0.92 ``speaker-info.txt``; the espeak-ng voice, rate and pitch go in COMMENTS."""
+    lines = ["ID  AGE  GENDER  ACCENTS  REGION COMMENTS "]
+    for s in speakers:
+        voice = f"espeak-ng {s.voice} {s.wpm}wpm pitch{s.pitch}"
+        lines.append(f"{s.id}  {s.age}  {s.gender}    {s.accent}  {s.region}  {voice}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+README = """# Generated speech corpus (espeak-ng {espeak}), VCTK 0.92 layout
+
+Synthetic English speech with exact phone and word alignments, made by
+`data_scripts/make_speech_corpus.py` (all settings in `corpus.json`). Each speaker is an espeak-ng
+accent+variant voice at its own rate and pitch (see `speaker-info.txt`; AGE is a placeholder).
+
+- `wav48_silence_trimmed/<spk>/<spk>_<utt>_mic1.flac`: mono FLAC at **{rate} Hz** (not 48 kHz, despite
+  VCTK's folder name), espeak-ng's output times {gain}, rounded to {bits} effective bits.
+- `..._mic1.TextGrid` beside it: Montreal Forced Aligner layout, tier "words" (lower case) and tier
+  "phones" (espeak-ng mnemonics such as `aU`, `@2`, `t#`; pauses are empty labels). Exact times:
+  the start sample espeak-ng reports for each phoneme / 22,050 Hz.
+- `txt/<spk>/<spk>_<utt>.txt`: the sentence. Utterances 001-{shared:03d} are the same for every speaker.
+
+Regenerate (bit-identical with the same espeak-ng, whatever `--workers`): `{command}`
+"""
+
+
+def command_line(flags: dict) -> str:
+    """``python data_scripts/make_speech_corpus.py --key value ...`` (tuples become 2 values)."""
+    values = {k: " ".join(map(str, v)) if isinstance(v, (list, tuple)) else v for k, v in flags.items()}
+    return " ".join(["python data_scripts/make_speech_corpus.py"] + [f"--{k} {v}" for k, v in values.items()])
+
+
+def generate_corpus(
+    out: str | Path,
+    n_speakers: int = 12,
+    n_sentences: int = 18,
+    rate: int = 16000,
+    seed: int = 0,
+    options: CorpusOptions | None = None,
+) -> dict:
+    """Write the corpus under ``out`` and return the summary that is also saved as ``corpus.json``."""
+    out, opts = Path(out), options or CorpusOptions()
+    check_settings(n_speakers, n_sentences, rate, opts)
+    rng = np.random.default_rng(seed)  # the one random source
+    speakers = choose_speakers(n_speakers, rng, opts.wpm_range, opts.pitch_range)
+    n_shared = min(n_sentences, max(1, round(opts.shared_fraction * n_sentences))) if n_speakers > 1 else 0
+    pool = make_sentences(
+        n_shared + n_speakers * (n_sentences - n_shared), rng, opts.min_words, opts.max_words
+    )
+    texts = assign_sentences(pool, n_speakers, n_sentences, n_shared)
+    out.mkdir(parents=True, exist_ok=True)
+    stats = _synthesize_all(out, list(zip(speakers, texts, strict=True)), rate, opts)
+    write_speaker_info(out / "speaker-info.txt", speakers)
+    settings = dict(seed=seed, rate=rate, n_speakers=n_speakers, n_sentences=n_sentences, n_shared=n_shared)
+    return write_summary(out, settings, opts, speakers, stats)
+
+
+def write_summary(
+    out: Path, settings: dict, opts: CorpusOptions, speakers: list[Speaker], stats: list
+) -> dict:
+    """Write ``corpus.json`` (settings, voices, totals) and ``README.md``; return the summary."""
+    options_json = {k: v for k, v in asdict(opts).items() if k != "workers"}
+    flags = dict(out=out, speakers=settings["n_speakers"], sentences=settings["n_sentences"])
+    flags.update(rate=settings["rate"], seed=settings["seed"], **options_json)
+    summary = {
+        "generator": "data_scripts/make_speech_corpus.py",
+        "command": command_line({k.replace("_", "-"): v for k, v in flags.items()}),
+        "espeak_ng": espeak_version(),
+        **settings,
+        "synthesis_rate": SAMPLE_RATE,
+        "options": options_json,
+        "speakers": {s.id: asdict(s) for s in speakers},
+        "utterances": len(stats),
+        "seconds": round(sum(r["seconds"] for r in stats), 3),
+        "phones": sum(r["phones"] for r in stats),
+    }
+    (out / "corpus.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    extra = dict(espeak=summary["espeak_ng"], shared=settings["n_shared"], command=summary["command"])
+    (out / "README.md").write_text(README.format(**extra, **options_json, **settings), encoding="utf-8")
+    return summary
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show defaults and keep the module docstring's layout."""
+
+
+def check_settings(n_speakers: int, n_sentences: int, rate: int, o: CorpusOptions) -> None:
+    """Fail before synthesizing anything, naming the flag to fix."""
+    wpm, pitch, words = o.wpm_range, o.pitch_range, (o.min_words, o.max_words)
+    checks = [
+        (n_sentences >= 1, f"--sentences {n_sentences}: need at least 1"),
+        (1000 <= rate <= 192000, f"--rate {rate}: choose a sample rate in Hz, e.g. 16000"),
+        (80 <= wpm[0] <= wpm[1] <= 450, f"--wpm-range {wpm}: need 80 <= MIN <= MAX <= 450"),
+        (0 <= pitch[0] <= pitch[1] <= 100, f"--pitch-range {pitch}: need 0 <= MIN <= MAX <= 100"),
+        (1 <= words[0] <= words[1], f"--min-words/--max-words {words}: need 1 <= MIN <= MAX"),
+        (0.0 <= o.shared_fraction <= 1.0, f"--shared-fraction {o.shared_fraction}: need 0..1"),
+        (8 <= o.bits <= 16, f"--bits {o.bits}: choose 8..16 effective bits"),
+    ]
+    problems = [message for ok, message in checks if not ok]
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    d = CorpusOptions()
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
+    p.add_argument("--out", required=True, type=Path, help="output folder (created)")
+    p.add_argument("--speakers", type=int, default=12, help=f"number of voices, 1..{MAX_SPEAKERS}")
+    p.add_argument("--sentences", type=int, default=18, help="utterances per speaker")
+    p.add_argument("--rate", type=int, default=16000, help="output sample rate in Hz (resampled with soxr)")
+    p.add_argument("--seed", type=int, default=0, help="seed for voices, rates, pitches and sentences")
+    p.add_argument("--wpm-range", type=int, nargs=2, default=d.wpm_range, metavar=("MIN", "MAX"),
+                   help="per-speaker speaking rate range, words per minute")  # fmt: skip
+    p.add_argument("--pitch-range", type=int, nargs=2, default=d.pitch_range, metavar=("MIN", "MAX"),
+                   help="per-speaker espeak pitch range (0-100, 50 is the voice's default)")  # fmt: skip
+    p.add_argument("--shared-fraction", type=float, default=d.shared_fraction,
+                   help="fraction of each speaker's sentences read by every speaker")  # fmt: skip
+    p.add_argument("--min-words", type=int, default=d.min_words, help="shortest sentence, in words")
+    p.add_argument("--max-words", type=int, default=d.max_words, help="longest sentence, in words")
+    p.add_argument("--gain", type=float, default=d.gain, help="gain applied to espeak-ng's int16 output")
+    p.add_argument("--bits", type=int, default=d.bits, help="effective bits per sample in the FLAC, 8..16")
+    p.add_argument(
+        "--textgrid-digits", type=int, default=d.textgrid_digits, help="decimals of TextGrid times"
+    )
+    p.add_argument("--workers", type=int, default=max(1, (mp.cpu_count() or 1) // 2), help="processes")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = vars(parse_args(argv))
+    opts = CorpusOptions(
+        **{f.name: tuple(a[f.name]) if "range" in f.name else a[f.name] for f in fields(CorpusOptions)}
+    )
+    summary = generate_corpus(a["out"], a["speakers"], a["sentences"], a["rate"], a["seed"], opts)
+    n_speakers, n_utts, seconds = len(summary["speakers"]), summary["utterances"], summary["seconds"]
+    print(
+        f"{a['out']}: {n_speakers} speakers, {n_utts} utterances, {seconds:.1f} s of audio at {a['rate']} Hz"
+    )
+
+
+if __name__ == "__main__":
+    # Run through the importable module, so worker processes find every function by its real name.
+    from data_scripts.make_speech_corpus import main as _main
+
+    _main()

@@ -1,0 +1,168 @@
+"""The espeak-ng binding and the generated VCTK-layout corpus with exact TextGrid alignments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiolvm.data.alignments import read_textgrid
+from data_scripts import espeak
+from data_scripts.make_speech_corpus import (
+    MAX_SPEAKERS,
+    CorpusOptions,
+    choose_speakers,
+    generate_corpus,
+    make_sentences,
+)
+
+ESPEAK_OK, ESPEAK_WHY = espeak.espeak_available()
+needs_espeak = pytest.mark.skipif(not ESPEAK_OK, reason=f"libespeak-ng.so.1 cannot be loaded: {ESPEAK_WHY}")
+OPTIONS = CorpusOptions(workers=1)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    if not ESPEAK_OK:
+        pytest.skip(f"libespeak-ng.so.1 cannot be loaded: {ESPEAK_WHY}")
+    out = tmp_path_factory.mktemp("speech")
+    return out, generate_corpus(out, n_speakers=2, n_sentences=2, rate=16000, seed=0, options=OPTIONS)
+
+
+def _utterances(out: Path) -> list[Path]:
+    return sorted((out / "wav48_silence_trimmed").glob("*/*_mic1.flac"))
+
+
+def test_vctk_layout(corpus: tuple[Path, dict]) -> None:
+    out, summary = corpus
+    assert sorted(summary["speakers"]) == ["e01", "e02"] and summary["utterances"] == 4
+    for spk in ("e01", "e02"):
+        for utt in (1, 2):
+            stem = f"{spk}_{utt:03d}"
+            assert (out / "wav48_silence_trimmed" / spk / f"{stem}_mic1.flac").is_file()
+            assert (out / "wav48_silence_trimmed" / spk / f"{stem}_mic1.TextGrid").is_file()
+            assert (out / "txt" / spk / f"{stem}.txt").read_text().strip()
+    info = (out / "speaker-info.txt").read_text().splitlines()
+    assert info[0].split()[:5] == ["ID", "AGE", "GENDER", "ACCENTS", "REGION"]
+    rows = {line.split()[0]: line.split() for line in info[1:]}
+    assert set(rows) == {"e01", "e02"} and {rows["e01"][2], rows["e02"][2]} == {"F", "M"}
+    saved = json.loads((out / "corpus.json").read_text())
+    assert saved["seed"] == 0 and saved["rate"] == 16000 and saved["speakers"]["e01"]["voice"]
+
+
+def test_shared_and_own_sentences(corpus: tuple[Path, dict]) -> None:
+    out, summary = corpus
+    assert summary["n_shared"] == 1
+    text = {p.stem: p.read_text() for p in (out / "txt").glob("*/*.txt")}
+    assert text["e01_001"] == text["e02_001"]  # shared: same number, same sentence
+    assert text["e01_002"] != text["e02_002"]
+
+
+def test_audio_duration_matches_alignment(corpus: tuple[Path, dict]) -> None:
+    out, _ = corpus
+    for flac in _utterances(out):
+        info = sf.info(str(flac))
+        assert info.samplerate == 16000 and info.channels == 1
+        alignment = read_textgrid(flac.with_suffix(".TextGrid"))
+        duration = info.frames / info.samplerate
+        assert abs(duration - alignment.phones.end) < 0.01, flac.name
+        assert abs(alignment.duration - alignment.phones.end) < 1e-6
+
+
+def test_phones_tile_the_utterance_and_cover_words(corpus: tuple[Path, dict]) -> None:
+    out, _ = corpus
+    for flac in _utterances(out):
+        alignment = read_textgrid(flac.with_suffix(".TextGrid"))
+        phones = alignment.phones.intervals
+        assert phones[0].start == 0.0
+        assert all(iv.end > iv.start for iv in phones)
+        assert all(
+            a.end == b.start for a, b in zip(phones[:-1], phones[1:], strict=True)
+        )  # contiguous, increasing
+        assert sum(iv.label != "" for iv in phones) >= 5
+        boundaries = {iv.start for iv in phones} | {phones[-1].end}
+        spoken = [iv for iv in alignment.words if iv.label]
+        sentence = (
+            flac.parent.parent.parent / "txt" / flac.parent.name / flac.name.replace("_mic1.flac", ".txt")
+        )
+        assert " ".join(w.label for w in spoken) == sentence.read_text().strip().lower().strip(".?").replace(
+            ",", ""
+        )
+        for word in spoken:
+            assert word.start in boundaries and word.end in boundaries, word
+            inside = [p for p in phones if word.start <= p.start < word.end]
+            assert inside and all(p.label for p in inside), word  # no pause inside a word
+
+
+def test_deterministic_whatever_the_workers(corpus: tuple[Path, dict], tmp_path: Path) -> None:
+    out, _ = corpus
+    generate_corpus(tmp_path, 2, 2, 16000, 0, CorpusOptions(workers=2))
+    for flac in _utterances(out):
+        twin = tmp_path / flac.relative_to(out)
+        assert twin.read_bytes() == flac.read_bytes(), flac.name
+        assert twin.with_suffix(".TextGrid").read_text() == flac.with_suffix(".TextGrid").read_text()
+
+
+def _f0(wave: np.ndarray, sr: int) -> float:
+    """Crude pitch of a voiced stretch: autocorrelation peak between 60 and 400 Hz."""
+    x = wave.astype(np.float64) - wave.mean()
+    ac = np.correlate(x, x, mode="full")[x.size - 1 :]  # (T,)
+    lo, hi = sr // 400, sr // 60
+    return sr / (lo + int(np.argmax(ac[lo:hi])))
+
+
+@needs_espeak
+@pytest.mark.parametrize(("voice", "female"), [("en-us+m1", False), ("en-gb+f2", True), ("en-gb+m3", False)])
+def test_synth_events_and_variant(voice: str, female: bool) -> None:
+    text = "The cat sat on the mat in the hall all day."  # espeak sends one WORD event for "on the"
+    result = espeak.EspeakSynth(voice).synth(text)
+    wave, phonemes, words = result  # a (wave, phonemes, words) tuple
+    assert result.sample_rate == 22050 and wave.dtype == np.int16 and phonemes and words
+    starts = [p.start for p in result.phonemes]
+    assert starts[0] == 0 and result.phonemes[-1].end == result.wave.size
+    assert all(a.end == b.start for a, b in zip(result.phonemes[:-1], result.phonemes[1:], strict=True))
+    assert [w.text for w in result.words] == text.strip(".").split()
+    assert all(text[w.char_start :].startswith(w.text) for w in result.words)
+    vowel = max(
+        (p for p in result.phonemes if p.symbol in {"a", "eI", "O:", "a#"}), key=lambda p: p.end - p.start
+    )
+    f0 = _f0(result.wave[vowel.start : vowel.end], result.sample_rate)
+    assert (f0 > 150) == female, f"{voice}: {f0:.0f} Hz"  # espeak-ng 1.51 drops "+f2" after "en-gb"
+
+
+@needs_espeak
+def test_unknown_voice_is_a_clear_error() -> None:
+    with pytest.raises(espeak.EspeakError, match="voice 'xx-nowhere' not found"):
+        espeak.EspeakSynth("xx-nowhere")
+
+
+def test_missing_library_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_library(name: str) -> None:
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(espeak.ctypes, "CDLL", no_library)
+    with pytest.raises(
+        espeak.EspeakError, match=r"libespeak-ng\.so\.1 could not be loaded.*apt-get install espeak-ng"
+    ):
+        espeak._load_library()
+
+
+def test_speakers_are_balanced_and_distinct() -> None:
+    speakers = choose_speakers(12, np.random.default_rng(0), (150, 190), (40, 60))
+    assert [s.gender for s in speakers].count("F") == 6
+    assert len({s.voice.split("+")[0] for s in speakers[:8]}) == 8  # every accent in the first 8
+    everyone = choose_speakers(MAX_SPEAKERS, np.random.default_rng(1), (150, 190), (40, 60))
+    assert len({s.voice for s in everyone}) == MAX_SPEAKERS
+    assert not any("croak" in s.voice or "whisper" in s.voice for s in everyone)
+    assert all("_" not in s.id for s in everyone)
+    with pytest.raises(ValueError, match="--speakers"):
+        choose_speakers(MAX_SPEAKERS + 1, np.random.default_rng(0), (150, 190), (40, 60))
+
+
+def test_sentences_are_distinct_and_seeded() -> None:
+    a = make_sentences(200, np.random.default_rng(3), 5, 8)
+    assert len(set(a)) == 200 and a == make_sentences(200, np.random.default_rng(3), 5, 8)
+    assert all(5 <= len(s.split()) <= 8 and s.isascii() and not any(c.isdigit() for c in s) for s in a)
