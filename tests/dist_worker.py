@@ -1,6 +1,9 @@
 """Run under a 2-process launcher: train a tiny VQ-VAE with the Trainer, save each rank's state.
 
-Usage: accelerate launch --multi_gpu --num_processes 2 tests/dist_worker.py OUT_DIR
+Usage: ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 tests/dist_worker.py OUT [--no-allreduce]
+
+``--no-allreduce`` disables the VQ's all-reduce of EMA statistics, to show that the test's property
+(identical codebooks on every rank) then fails: nothing else keeps the ranks in step.
 """
 
 from __future__ import annotations
@@ -47,4 +50,8 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
+    if "--no-allreduce" in sys.argv:
+        import audiolvm.bottleneck.vq as vq_module
+
+        vq_module.all_reduce_sum_ = lambda t: t
     main(Path(sys.argv[1]))

@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,11 +139,18 @@ class Trainer:
     def unwrapped_model(self) -> nn.Module:
         return self.accelerator.unwrap_model(self.model)
 
-    def _set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-        for data in (self.train_data, self.valid_data):
-            if hasattr(data, "set_epoch"):
-                data.set_epoch(epoch)
+    def _epoch_loader(self) -> Iterable:
+        """The loader for the current epoch, skipping batches already consumed before a resume.
+
+        Accelerate's prepared loaders call ``set_epoch(<their own iteration count>)`` on the sampler
+        when iterated, so the epoch is set on the loader itself, not only on our sampler.
+        """
+        epoch, skip = self.state.epoch, self.state.batch_in_epoch
+        loader = self.accelerator.skip_first_batches(self.train_dl, skip) if skip else self.train_dl
+        for obj in (loader, self.sampler, self.train_data, self.valid_data):
+            if hasattr(obj, "set_epoch"):
+                obj.set_epoch(epoch)
+        return loader
 
     def resume(self, path: str | Path | None = None) -> Path | None:
         """Load the newest (or the given) checkpoint; returns its folder, or None if none exists."""
@@ -258,12 +265,8 @@ class Trainer:
         last_valid: dict[str, float] = {}
         try:
             while self.state.step < end:
-                self._set_epoch(self.state.epoch)
-                loader = self.train_dl
-                if self.state.batch_in_epoch:
-                    loader = acc.skip_first_batches(self.train_dl, self.state.batch_in_epoch)
                 window: dict = {}
-                for batch in loader:
+                for batch in self._epoch_loader():
                     out = self._micro_step(batch, window)
                     self.state.batch_in_epoch += 1
                     if not acc.sync_gradients:
