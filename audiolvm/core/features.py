@@ -34,7 +34,8 @@ def stft_magnitude(
     win_length = win_length or n_fft
     x = wave.float()
     window = _hann(win_length, str(x.device), x.dtype)
-    spec = torch.stft(x, n_fft, hop_length, win_length, window=window, center=True, return_complex=True)
+    spec = torch.stft(x, n_fft, hop_length, win_length, window=window, center=True, pad_mode="constant",
+                      return_complex=True)  # zero padding at the edges, as librosa >= 0.10
     mag = spec.real.square() + spec.imag.square()  # (B, F, frames), |S|^2
     # clamp keeps the gradient finite where the spectrum is exactly zero (e.g. digital silence)
     return mag.clamp_min(1e-12).pow(power / 2)

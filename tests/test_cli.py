@@ -1,0 +1,65 @@
+"""The ``audiolvm`` CLI end to end on the embedded corpus with the tiny config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audiolvm.core.audio import load_audio
+from pipelines.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "configs" / "tiny" / "speech_vqvae.yaml")
+DATA = f"data.root={ROOT / 'data' / 'speech'}"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["train", TINY, DATA, f"train.out_dir={out}", "train.max_steps=6"]) == 0
+    return out
+
+
+def test_train_writes_checkpoint_config_and_curves(run_dir: Path) -> None:
+    assert (run_dir / "model.safetensors").is_file() and (run_dir / "curves.png").is_file()
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["train"]["max_steps"] == 6 and saved["name"] == "tiny_speech_vqvae"
+    assert (run_dir / "checkpoints" / "step_000006" / "trainer_state.json").is_file()
+
+
+def test_reconstruct_keeps_length_and_rate(run_dir: Path, tmp_path: Path) -> None:
+    src = next((ROOT / "data" / "speech").rglob("*.flac"))
+    out = tmp_path / "out.wav"
+    assert main(["reconstruct", "--checkpoint", str(run_dir), "--input", str(src), "--output", str(out)]) == 0
+    x, rate = load_audio(src, sample_rate=16000)
+    y, rate_out = load_audio(out)
+    assert rate_out == 16000 and len(y) == len(x) and np.isfinite(y).all()
+
+
+def test_reconstruct_folder_skips_bad_files(run_dir: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    sf.write(src / "ok.wav", np.zeros(1600, np.float32), 16000)
+    (src / "bad.wav").write_bytes(b"junk")
+    assert main(["reconstruct", "--checkpoint", str(run_dir), "--input", str(src), "--output",
+                 str(tmp_path / "out")]) == 0
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["ok.wav"]
+
+
+def test_info_reports_checkpoint_and_data(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["info", "--json", "--checkpoint", str(run_dir), "--data", str(ROOT / "data" / "speech")]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["checkpoint"]["hop"] == 8 and info["checkpoint"]["codes"] == 64
+    assert info["data"]["speakers"] == 12 and info["data"]["utterances"] == 216
+
+
+def test_user_errors_are_one_line(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    assert main(["train", TINY, "train.max_stepz=3"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'train.max_stepz'; did you mean 'train.max_steps'" in err and "Traceback" not in err
+    assert main(["reconstruct", "--checkpoint", str(tmp_path), "--input", "x.wav", "--output", "y.wav"]) == 2
+    assert "no model.safetensors" in capsys.readouterr().err

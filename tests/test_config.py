@@ -1,0 +1,43 @@
+"""Config loading: includes, overrides, typed values, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from audiolvm.config import ConfigError, config_from_dict, config_to_dict, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_base_include_then_overrides(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text("train:\n  lr: 0.5\n  max_steps: 7\nmodel:\n  strides: [2, 2]\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\ntrain:\n  lr: 0.25\n")
+    cfg = load_config(tmp_path / "child.yaml", ["model.vq.num_codes=17", "model.strides=[4, 5]"])
+    assert cfg.train.lr == 0.25 and cfg.train.max_steps == 7
+    assert cfg.model.vq.num_codes == 17 and cfg.model.strides == [4, 5] and cfg.model.hop == 20
+
+
+def test_unknown_key_names_file_key_and_closest(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("train:\n  lr: 0.1\n  max_step: 3\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: unknown key 'train\.max_step'; did you mean 'train\.max_steps'"):
+        load_config(tmp_path / "c.yaml")
+    with pytest.raises(ConfigError, match="model.vq.decayy.*model.vq.decay"):
+        load_config(None, ["model.vq.decayy=0.9"])
+
+
+def test_type_errors_and_bad_syntax_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="train.max_steps"):
+        load_config(None, ["train.max_steps=lots"])
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_config(None, ["train.max_steps"])
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ConfigError, match="circular"):
+        load_config(tmp_path / "loop.yaml")
+
+
+def test_shipped_configs_load_and_round_trip_through_json() -> None:
+    for path in sorted((ROOT / "configs").rglob("*.yaml")):
+        cfg = load_config(path)
+        assert config_from_dict(config_to_dict(cfg)) == cfg, path
