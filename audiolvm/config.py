@@ -85,6 +85,7 @@ class LossConfig:
 class TrainConfig:
     out_dir: str = "runs/speech_vqvae"
     max_steps: int = 2000
+    optimizer: str = "adamw"  # adamw | sgd (momentum 0.9)
     lr: float = 3e-4
     weight_decay: float = 0.0
     warmup_steps: int = 100

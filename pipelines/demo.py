@@ -50,7 +50,7 @@ def stage_reconstruct(run_dir: Path, out: Path, n: int) -> list[dict]:
         x = torch.from_numpy(wave)[None, None]  # (1, 1, T)
         recon = model.reconstruct(x)
         spec = stft(recon, x)
-        name = f"{entry.speaker}_{entry.utterance}".replace("/", "_")
+        name = entry.utterance.replace("/", "_")
         save_audio(out / f"{name}_original.wav", wave, rate)
         save_audio(out / f"{name}_reconstruction.wav", recon[0, 0].numpy(), rate)
         plot_spectrograms({"original": wave, "reconstruction": recon[0, 0].numpy()}, rate,

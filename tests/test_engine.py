@@ -104,3 +104,36 @@ def test_lr_schedule_warmup_then_cosine() -> None:
     assert values[0] == pytest.approx(0.1) and values[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(values[10:], values[11:], strict=False))
     assert values[-1] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 89 / 90)))
+
+
+def test_gradient_accumulation_matches_the_large_batch(tmp_path: Path) -> None:
+    """2 micro-batches of 2 give the same update as one batch of 4 (identity bottleneck: no EMA)."""
+    from audiolvm.bottleneck import IdentityBottleneck
+    from audiolvm.models.audio_vqvae import audio_autoencoder
+
+    objective = tiny_objective({"waveform": 1.0, "stft/sc": 1.0, "stft/logmag": 1.0})
+    results = []
+    for name, batch, accum in (("init", 4, 1), ("big", 4, 1), ("accum", 2, 2)):
+        torch.manual_seed(0)
+        model = audio_autoencoder(IdentityBottleneck(), latent_dim=8, width=16, strides=[2, 2], depth=1)
+        steps = 0 if name == "init" else 2
+        cfg = TrainConfig(out_dir=str(tmp_path / name), max_steps=steps, optimizer="sgd", lr=1e-2, warmup_steps=0,
+                          grad_clip=0.0,
+                          grad_accum=accum, tensorboard=False, progress=False, ckpt_every=100)
+        trainer = Trainer(model, objective, SineDataset(n=8, seed=4), cfg, batch_size=batch)
+        trainer.fit()
+        results.append(state(trainer))
+    # SGD is linear in the gradient, so only float noise separates the two; summing instead of
+    # averaging, or a step per micro-batch, would change the update by O(1) of itself.
+    init, big, accum = (torch.cat([v.flatten() for v in r.values()]) for r in results)
+    update = (big - init).norm()
+    assert update > 1e-3
+    assert (accum - big).norm() / update < 1e-3
+
+
+def test_bf16_mixed_precision_trains_with_float32_codebook(tmp_path: Path) -> None:
+    trainer = make_trainer(tmp_path, mixed_precision="bf16", max_steps=3, valid_every=100)
+    result = trainer.fit()
+    assert result.state.step == 3 and result.state.skipped_steps == 0
+    vq = trainer.unwrapped_model().bottleneck
+    assert vq.codebook.dtype == torch.float32 and torch.isfinite(vq.codebook).all()

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.state import AcceleratorState, GradientState
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
@@ -66,6 +67,27 @@ def lr_multiplier(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    raise ValueError(f"train.optimizer={cfg.optimizer!r} is unknown; use 'adamw' or 'sgd'")
+
+
+def _fresh_accelerator_state() -> None:
+    """Let several trainers run one after another in one process (a pipeline training a VQ-VAE and
+    then a prior, or tests) with different precision / accumulation settings.
+
+    Accelerate keeps its settings in process-wide singletons and refuses to change them. We clear
+    the accelerator-level and gradient-accumulation state, and keep the process-level state (the
+    process group), which is the same for every trainer of a run.
+    """
+    AcceleratorState._reset_state(reset_partial_state=False)
+    GradientState._reset_state()
+
+
 class Trainer:
     """Train ``model`` by minimising ``step_fn(model, batch)["loss"]``.
 
@@ -97,6 +119,7 @@ class Trainer:
         self.progress_keys = progress_keys
         self.out_dir = Path(cfg.out_dir)
         self.ckpt_root = self.out_dir / "checkpoints"
+        _fresh_accelerator_state()
         self.accelerator = Accelerator(
             mixed_precision=cfg.mixed_precision,
             gradient_accumulation_steps=cfg.grad_accum,
@@ -122,8 +145,7 @@ class Trainer:
         if valid_data is not None and len(valid_data) > 0:
             valid_dl = DataLoader(valid_data, shuffle=False, generator=torch.Generator(), **{
                 **loader_kw, "drop_last": False})
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+        optimizer = make_optimizer(model, cfg)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, cfg))
         prepared = self.accelerator.prepare(model, optimizer, scheduler, train_dl)
         self.model, self.optimizer, self.scheduler, self.train_dl = prepared
