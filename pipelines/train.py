@@ -47,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
                  len(train_ds), len(valid_ds or []), n_params / 1e6, cfg.model.hop, cfg.train.out_dir)
     result = trainer.fit(resume=args.resume, stop_after=args.stop_after)
     if trainer.is_main:
+        for name, ds in (("train", train_ds), ("valid", valid_ds)):
+            if ds is not None and ds.skipped:
+                log.warning("%s: skipped %d unreadable files while training: %s", name,
+                            sum(ds.skipped.values()), dict(ds.skipped))
         shown = {k: round(v, 4) for k, v in result.last_valid.items()}
         log.info("done at step %d; checkpoint %s; valid %s", result.state.step, result.last_checkpoint, shown)
     return 0

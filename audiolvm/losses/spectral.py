@@ -1,33 +1,57 @@
 """Multi-resolution STFT loss (spectral convergence + log magnitude), as in Jukebox's multispectral
-loss and Parallel WaveGAN's multi-resolution STFT loss."""
+loss and Parallel WaveGAN's multi-resolution STFT loss.
+
+Every function takes ``reduction="mean"`` (a scalar batch mean, what training uses) or
+``reduction="none"`` (one value per item, ``Tensor[B]``, what evaluation uses).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
 
 from audiolvm.core.features import stft_magnitude
 
+Reduction = Literal["mean", "none"]
 
-def spectral_convergence(mag_pred: torch.Tensor, mag_true: torch.Tensor) -> torch.Tensor:
-    """``||S - S_hat||_F / ||S||_F`` per item, averaged over the batch. Inputs ``Tensor[B x F x N]``."""
-    num = (mag_true - mag_pred).flatten(1).norm(dim=1)  # (B,)
+
+def _reduce(per_item: torch.Tensor, reduction: Reduction) -> torch.Tensor:
+    """``Tensor[B]`` -> ``Tensor[B]`` (``"none"``) or its mean, a scalar (``"mean"``)."""
+    if reduction == "mean":
+        return per_item.mean()
+    if reduction == "none":
+        return per_item
+    raise ValueError(f"reduction={reduction!r}: expected 'mean' or 'none'")
+
+
+def spectral_convergence(
+    mag_pred: torch.Tensor, mag_true: torch.Tensor, reduction: Reduction = "mean"
+) -> torch.Tensor:
+    """``||S - S_hat||_F / ||S||_F`` per item. Inputs ``Tensor[B x F x N]``; returns the batch mean
+    (``reduction="mean"``) or ``Tensor[B]`` (``reduction="none"``)."""
+    num = (mag_true - mag_pred).flatten(1).norm(dim=1)  # (B, F*N) -> (B,)
     den = mag_true.flatten(1).norm(dim=1).clamp_min(1e-7)  # (B,)
-    return (num / den).mean()
+    return _reduce(num / den, reduction)
 
 
-def log_magnitude_distance(mag_pred: torch.Tensor, mag_true: torch.Tensor) -> torch.Tensor:
-    """Mean absolute difference of log magnitudes."""
-    return (torch.log(mag_true.clamp_min(1e-5)) - torch.log(mag_pred.clamp_min(1e-5))).abs().mean()
+def log_magnitude_distance(
+    mag_pred: torch.Tensor, mag_true: torch.Tensor, reduction: Reduction = "mean"
+) -> torch.Tensor:
+    """Mean absolute difference of log magnitudes over ``F x N`` per item. Inputs ``Tensor[B x F x N]``;
+    returns the batch mean (``reduction="mean"``) or ``Tensor[B]`` (``reduction="none"``)."""
+    diff = (torch.log(mag_true.clamp_min(1e-5)) - torch.log(mag_pred.clamp_min(1e-5))).abs()  # (B, F, N)
+    return _reduce(diff.flatten(1).mean(dim=1), reduction)  # (B, F*N) -> (B,)
 
 
 class MultiResolutionSTFTLoss(nn.Module):
     """Sum over resolutions of (spectral convergence + log-magnitude L1), divided by the number of
     resolutions. Inputs are waveforms ``Tensor[B x 1 x T]`` or ``Tensor[B x T]``.
 
-    ``forward`` returns ``{"sc": ..., "logmag": ...}`` so both parts can be logged and weighted.
+    ``forward`` returns ``{"sc": ..., "logmag": ...}`` so both parts can be logged and weighted: scalars
+    (batch means) with ``reduction="mean"``, ``Tensor[B]`` per item with ``reduction="none"``.
     """
 
     def __init__(
@@ -35,6 +59,7 @@ class MultiResolutionSTFTLoss(nn.Module):
         fft_sizes: Sequence[int] = (2048, 1024, 512),
         hop_sizes: Sequence[int] = (240, 120, 50),
         win_sizes: Sequence[int] = (1200, 600, 240),
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__()
         if not len(fft_sizes) == len(hop_sizes) == len(win_sizes):
@@ -42,15 +67,17 @@ class MultiResolutionSTFTLoss(nn.Module):
                 f"stft resolutions: fft_sizes, hop_sizes, win_sizes must have equal lengths, got "
                 f"{len(fft_sizes)}, {len(hop_sizes)}, {len(win_sizes)}"
             )
+        _reduce(torch.zeros(1), reduction)  # validate early
         self.resolutions = list(zip(fft_sizes, hop_sizes, win_sizes, strict=True))
+        self.reduction: Reduction = reduction
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         sc = pred.new_zeros((), dtype=torch.float32)
         logmag = pred.new_zeros((), dtype=torch.float32)
         for n_fft, hop, win in self.resolutions:
-            mag_p = stft_magnitude(pred, n_fft, hop, win)
+            mag_p = stft_magnitude(pred, n_fft, hop, win)  # (B, F, frames)
             mag_t = stft_magnitude(target, n_fft, hop, win)
-            sc = sc + spectral_convergence(mag_p, mag_t)
-            logmag = logmag + log_magnitude_distance(mag_p, mag_t)
+            sc = sc + spectral_convergence(mag_p, mag_t, self.reduction)
+            logmag = logmag + log_magnitude_distance(mag_p, mag_t, self.reduction)
         n = len(self.resolutions)
         return {"sc": sc / n, "logmag": logmag / n}
