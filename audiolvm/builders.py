@@ -10,29 +10,36 @@ from audiolvm.config import ConfigError, DataConfig, ExperimentConfig, ModelConf
 from audiolvm.data import CropDataset, open_corpus, split_entries
 from audiolvm.engine.checkpoint import latest_checkpoint, load_weights
 from audiolvm.losses import MultiResolutionSTFTLoss
-from audiolvm.models import AudioReconstructionObjective, Autoencoder
+from audiolvm.models import AudioReconstructionObjective, MultiLevelAutoencoder
 from audiolvm.models.audio_vqvae import audio_autoencoder
 
 
-def build_bottleneck(cfg: ModelConfig) -> Bottleneck:
+def build_bottleneck(cfg: ModelConfig, level: int = 0) -> Bottleneck:
     if cfg.bottleneck == "vq":
         vq = cfg.vq
         return VectorQuantizerEMA(
-            num_codes=vq.num_codes, dim=vq.dim, beta=vq.beta, decay=vq.decay,
-            dead_threshold=vq.dead_threshold, init=vq.init,
+            num_codes=cfg.per_level("vq.num_codes")[level], dim=vq.dim, beta=cfg.per_level("vq.beta")[level],
+            decay=vq.decay, dead_threshold=vq.dead_threshold, init=vq.init,
         )
     if cfg.bottleneck == "identity":
         return IdentityBottleneck()
     raise ConfigError(f"model.bottleneck={cfg.bottleneck!r} is unknown; use 'vq' or 'identity'")
 
 
-def build_model(cfg: ModelConfig) -> Autoencoder:
+def build_model(cfg: ModelConfig) -> MultiLevelAutoencoder:
+    """One :class:`Autoencoder` per level on the waveform (level l uses all strides up to l)."""
     if cfg.kind != "audio_vqvae":
         raise ConfigError(f"model.kind={cfg.kind!r} is unknown; use 'audio_vqvae'")
-    return audio_autoencoder(
-        build_bottleneck(cfg), latent_dim=cfg.vq.dim, width=cfg.width, strides=cfg.strides,
-        depth=cfg.depth, dilation_growth=cfg.dilation_growth,
-    )
+    if not cfg.strides or any(not level for level in cfg.strides):
+        raise ConfigError(f"model.strides={cfg.strides}: give a non-empty list of strides per level")
+    levels, strides = [], []
+    for i, level_strides in enumerate(cfg.strides):
+        strides = strides + list(level_strides)
+        levels.append(audio_autoencoder(
+            build_bottleneck(cfg, i), latent_dim=cfg.vq.dim, width=cfg.width, strides=strides,
+            depth=cfg.depth, dilation_growth=cfg.dilation_growth,
+        ))
+    return MultiLevelAutoencoder(levels, mode=cfg.mode, latent_dim=cfg.vq.dim)
 
 
 def build_objective(cfg: ExperimentConfig) -> AudioReconstructionObjective:
@@ -41,7 +48,8 @@ def build_objective(cfg: ExperimentConfig) -> AudioReconstructionObjective:
     weights = dict(cfg.loss.weights)
     if cfg.model.bottleneck != "vq":
         weights = {k: v for k, v in weights.items() if not k.startswith("vq/")}
-    return AudioReconstructionObjective(weights, stft, waveform=cfg.loss.waveform)
+    return AudioReconstructionObjective(weights, stft, waveform=cfg.loss.waveform,
+                                        level_weights=cfg.model.per_level("level_weights"))
 
 
 def build_corpus(cfg: DataConfig):  # noqa: ANN201 - returns (reader, train entries, valid entries)
@@ -83,7 +91,7 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
     return weights, config
 
 
-def load_model(path: str | Path) -> tuple[Autoencoder, ExperimentConfig]:
+def load_model(path: str | Path) -> tuple[MultiLevelAutoencoder, ExperimentConfig]:
     """Rebuild a trained model from its saved config and safetensors weights (eval mode)."""
     weights, config_path = resolve_checkpoint(path)
     cfg = config_from_dict(json.loads(config_path.read_text()), source=str(config_path))

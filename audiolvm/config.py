@@ -39,9 +39,9 @@ class DataConfig:
 
 @dataclass
 class VQConfig:
-    num_codes: int = 2048
+    num_codes: list[int] = field(default_factory=lambda: [2048])  # per level, or one value for all levels
     dim: int = 64
-    beta: float = 0.25
+    beta: list[float] = field(default_factory=lambda: [0.25])  # commitment weight, per level or one for all
     decay: float = 0.99
     dead_threshold: float = 1.0
     init: str = "first_batch"  # first_batch | kmeans
@@ -50,19 +50,46 @@ class VQConfig:
 @dataclass
 class ModelConfig:
     kind: str = "audio_vqvae"
+    mode: str = "independent"  # independent (Jukebox) | conditioned (VQ-VAE-2); matters with >1 level
+    # one list per level: the strides level l adds on top of level l-1; level l's hop is the product of
+    # all strides up to l. Jukebox's hops 8/32/128: [[2, 2, 2], [2, 2], [2, 2]].
+    strides: list[list[int]] = field(default_factory=lambda: [[2, 2, 2, 2, 2, 2]])
     width: int = 64
-    strides: list[int] = field(default_factory=lambda: [2, 2, 2, 2, 2, 2])
     depth: int = 4  # residual blocks per stage
     dilation_growth: int = 3
     bottleneck: str = "vq"  # vq | identity
+    level_weights: list[float] = field(default_factory=lambda: [1.0])  # loss multiplier, per level or one
     vq: VQConfig = field(default_factory=VQConfig)
 
     @property
+    def num_levels(self) -> int:
+        return len(self.strides)
+
+    @property
+    def hops(self) -> list[int]:
+        hops, hop = [], 1
+        for level in self.strides:
+            for s in level:
+                hop *= s
+            hops.append(hop)
+        return hops
+
+    @property
     def hop(self) -> int:
-        hop = 1
-        for s in self.strides:
-            hop *= s
-        return hop
+        """The finest level's hop."""
+        return self.hops[0]
+
+    def per_level(self, name: str) -> list:
+        """A per-level list field (``vq.num_codes``, ``vq.beta``, ``level_weights``) expanded to L values."""
+        values = list(getattr(self.vq, name.split(".", 1)[1]) if name.startswith("vq.") else getattr(self, name))
+        if len(values) == 1:
+            values = values * self.num_levels
+        if len(values) != self.num_levels:
+            raise ConfigError(
+                f"model.{name} has {len(values)} values for {self.num_levels} levels (model.strides); "
+                "give one value per level, or a single value for all"
+            )
+        return values
 
 
 @dataclass

@@ -48,7 +48,7 @@ def stage_reconstruct(run_dir: Path, out: Path, n: int) -> list[dict]:
     for entry in valid[:n]:
         wave, rate = load_audio(entry.path, sample_rate=cfg.data.sample_rate)
         x = torch.from_numpy(wave)[None, None]  # (1, 1, T)
-        recon = model.reconstruct(x)
+        recon = model.reconstruct(x)[0]
         spec = stft(recon, x)
         name = entry.utterance.replace("/", "_")
         save_audio(out / f"{name}_original.wav", wave, rate)
@@ -66,8 +66,8 @@ def stage_usage(run_dir: Path) -> dict:
     codes = []
     for entry in train_entries + valid_entries:
         wave, _ = load_audio(entry.path, sample_rate=cfg.data.sample_rate)
-        codes.append(model.encode(torch.from_numpy(wave)[None, None]))
-    return codebook_usage(codes, cfg.model.vq.num_codes).as_dict()
+        codes.append(model.encode(torch.from_numpy(wave)[None, None])[0])
+    return codebook_usage(codes, model.levels[0].bottleneck.num_codes).as_dict()
 
 
 def write_report(out: Path, summary: dict) -> None:

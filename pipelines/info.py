@@ -43,12 +43,13 @@ def checkpoint_info(path: str) -> dict:
     model, cfg = load_model(path)
     weights, _ = resolve_checkpoint(path)
     info = {"weights": str(weights), "name": cfg.name, "parameters": sum(p.numel() for p in model.parameters()),
-            "hop": model.hop, "frame_rate_hz": cfg.data.sample_rate / model.hop,
+            "levels": model.num_levels, "mode": model.mode, "hops": model.hops,
+            "frame_rates_hz": [cfg.data.sample_rate / h for h in model.hops],
             "sample_rate": cfg.data.sample_rate, "bottleneck": cfg.model.bottleneck}
-    ema = getattr(model.bottleneck, "ema_count", None)
-    if ema is not None:
-        info["codes"] = int(ema.numel())
-        info["codes_alive"] = int((ema >= model.bottleneck.dead_threshold).sum())
+    if model.discrete:
+        vqs = [level.bottleneck for level in model.levels]
+        info["codes"] = [int(vq.num_codes) for vq in vqs]
+        info["codes_alive"] = [int((vq.ema_count >= vq.dead_threshold).sum()) for vq in vqs]
     return info
 
 

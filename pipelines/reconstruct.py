@@ -15,6 +15,7 @@ import torch
 
 from audiolvm.builders import load_model
 from audiolvm.core.audio import AudioError, load_audio, save_audio
+from audiolvm.models import MultiLevelAutoencoder
 
 HELP = "reconstruct audio files through a trained model"
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
@@ -25,29 +26,32 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="run folder, checkpoint folder or .safetensors file")
     p.add_argument("--input", required=True, help="audio file, or a folder of audio files")
     p.add_argument("--output", required=True, help="output file (.wav/.flac), or a folder for folder input")
+    p.add_argument("--level", type=int, default=0, help="which level's reconstruction (0 = finest)")
 
 
-def reconstruct_file(model: torch.nn.Module, rate: int, src: Path, dst: Path) -> Path:
+def reconstruct_file(model: MultiLevelAutoencoder, rate: int, src: Path, dst: Path, level: int = 0) -> Path:
     wave, _ = load_audio(src, sample_rate=rate)
     x = torch.from_numpy(wave)[None, None]  # (1, 1, T)
-    recon = model.reconstruct(x)[0, 0].numpy()  # (T,)
+    recon = model.reconstruct(x)[level][0, 0].numpy()  # (T,)
     return save_audio(dst, recon, rate)
 
 
 def run(args: argparse.Namespace) -> int:
     model, cfg = load_model(args.checkpoint)
     rate, src, dst = cfg.data.sample_rate, Path(args.input), Path(args.output)
+    if not 0 <= args.level < model.num_levels:
+        raise ValueError(f"--level {args.level}: this model has levels 0..{model.num_levels - 1}")
     if not src.exists():
         raise FileNotFoundError(f"--input {src}: no such file or folder")
     if src.is_file():
-        reconstruct_file(model, rate, src, dst)
+        reconstruct_file(model, rate, src, dst, args.level)
         log.info("wrote %s", dst)
         return 0
     files = sorted(p for p in src.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
     failed = 0
     for f in files:
         try:
-            reconstruct_file(model, rate, f, (dst / f.relative_to(src)).with_suffix(".wav"))
+            reconstruct_file(model, rate, f, (dst / f.relative_to(src)).with_suffix(".wav"), args.level)
         except AudioError as exc:
             failed += 1
             log.warning("skipped %s", exc)

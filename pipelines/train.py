@@ -30,6 +30,12 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                    help="stop (with a checkpoint) after N steps of this call; --resume continues")
 
 
+def progress_keys(num_levels: int) -> tuple[str, ...]:
+    if num_levels == 1:
+        return ("loss", "vq/perplexity")
+    return ("loss", *(f"l{i}/vq/perplexity" for i in range(num_levels)))
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     saved = Path(cfg.train.out_dir) / "config.json"
@@ -40,11 +46,12 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(
         model, build_objective(cfg), train_ds, cfg.train, batch_size=cfg.data.batch_size,
         valid_data=valid_ds, num_workers=cfg.data.num_workers, run_config=config_to_dict(cfg),
+        progress_keys=progress_keys(cfg.model.num_levels),
     )
     if trainer.is_main:
         n_params = sum(p.numel() for p in model.parameters())
-        log.info("%s: %d train / %d valid items, %.2fM parameters, hop %d, out %s", cfg.name,
-                 len(train_ds), len(valid_ds or []), n_params / 1e6, cfg.model.hop, cfg.train.out_dir)
+        log.info("%s: %d train / %d valid items, %.2fM parameters, hops %s, out %s", cfg.name,
+                 len(train_ds), len(valid_ds or []), n_params / 1e6, cfg.model.hops, cfg.train.out_dir)
     result = trainer.fit(resume=args.resume, stop_after=args.stop_after)
     if trainer.is_main:
         for name, ds in (("train", train_ds), ("valid", valid_ds)):

@@ -53,7 +53,7 @@ def test_reconstruct_folder_skips_bad_files(run_dir: Path, tmp_path: Path) -> No
 def test_info_reports_checkpoint_and_data(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["info", "--json", "--checkpoint", str(run_dir), "--data", str(ROOT / "data" / "speech")]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["checkpoint"]["hop"] == 8 and info["checkpoint"]["codes"] == 64
+    assert info["checkpoint"]["hops"] == [8] and info["checkpoint"]["codes"] == [64]
     assert info["data"]["speakers"] == 12 and info["data"]["utterances"] == 216
 
 

@@ -12,11 +12,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_base_include_then_overrides(tmp_path: Path) -> None:
-    (tmp_path / "base.yaml").write_text("train:\n  lr: 0.5\n  max_steps: 7\nmodel:\n  strides: [2, 2]\n")
+    (tmp_path / "base.yaml").write_text("train:\n  lr: 0.5\n  max_steps: 7\nmodel:\n  strides: [[2, 2]]\n")
     (tmp_path / "child.yaml").write_text("base: base.yaml\ntrain:\n  lr: 0.25\n")
-    cfg = load_config(tmp_path / "child.yaml", ["model.vq.num_codes=17", "model.strides=[4, 5]"])
+    cfg = load_config(tmp_path / "child.yaml", ["model.vq.num_codes=[17]", "model.strides=[[4, 5], [2]]"])
     assert cfg.train.lr == 0.25 and cfg.train.max_steps == 7
-    assert cfg.model.vq.num_codes == 17 and cfg.model.strides == [4, 5] and cfg.model.hop == 20
+    assert cfg.model.vq.num_codes == [17] and cfg.model.strides == [[4, 5], [2]] and cfg.model.hops == [20, 40]
+    assert cfg.model.per_level("vq.num_codes") == [17, 17]
 
 
 def test_unknown_key_names_file_key_and_closest(tmp_path: Path) -> None:

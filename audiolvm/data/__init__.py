@@ -6,6 +6,7 @@ and (lazily, in :class:`HFDatasetReader`) ``datasets``.
 
 from audiolvm.data.crops import CropDataset, UtteranceDataset
 from audiolvm.data.manifest import AUDIO_EXTENSIONS, CorpusError, Entry, ScanResult, split_entries
+from audiolvm.data.music import MusicCorpusReader
 from audiolvm.data.readers import (
     CorpusReader,
     FileCorpusReader,
@@ -28,6 +29,7 @@ __all__ = [
     "FolderReader",
     "HFDatasetReader",
     "LibriSpeechReader",
+    "MusicCorpusReader",
     "ScanResult",
     "Utterance",
     "UtteranceDataset",

@@ -370,19 +370,23 @@ READERS: dict[str, type[FileCorpusReader]] = {"vctk": VCTKReader, "librispeech":
 
 
 def detect_kind(root: str | Path) -> str:
-    """"vctk", "librispeech" or "folder" from the layout of ``root``; CorpusError if it has no audio."""
+    """"vctk", "librispeech", "music" or "folder" from the layout of ``root``; CorpusError if no audio."""
+    from audiolvm.data.music import is_music_corpus  # music.py subclasses FileCorpusReader: import late
+
     root = Path(root)
     if (root / "wav48_silence_trimmed").is_dir() or (root / "wav48").is_dir():
         return "vctk"
     if librispeech_splits(root):
         return "librispeech"
+    if is_music_corpus(root):
+        return "music"
     if has_files(root, AUDIO_EXTENSIONS):
         return "folder"
     raise CorpusError(no_audio_message(root))
 
 
 def open_corpus(root: str | Path, kind: str = "auto", **kw: Any) -> FileCorpusReader:
-    """The reader for ``root``: ``kind`` is "auto" (detect), "vctk", "librispeech" or "folder"."""
+    """The reader for ``root``: ``kind`` is "auto" (detect) or a key of READERS ("music": music.py)."""
     root = require_dir(root)
     kind = detect_kind(root) if kind == "auto" else kind
     if kind not in READERS:

@@ -40,13 +40,14 @@ class Autoencoder(nn.Module):
             raise ValueError(f"hop must be >= 1, got {hop}")
         self.encoder, self.bottleneck, self.decoder, self.hop = encoder, bottleneck, decoder, hop
 
-    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """Zero-pad the last axis on the right to a multiple of ``hop``."""
         extra = (-x.shape[-1]) % self.hop
         return F.pad(x, (0, extra)) if extra else x
 
     def forward(self, x: torch.Tensor) -> AutoencoderOutput:
         length = x.shape[-1]
-        result = self.bottleneck(self.encoder(self._pad(x)))  # z: (B, D, ceil(T / hop))
+        result = self.bottleneck(self.encoder(self.pad(x)))  # z: (B, D, ceil(T / hop))
         recon = self.decoder(result.z)[..., :length]  # (B, C, T)
         return AutoencoderOutput(recon=recon, bottleneck=result)
 
@@ -58,7 +59,7 @@ class Autoencoder(nn.Module):
         self.eval()
         try:
             with torch.no_grad():
-                return self.bottleneck(self.encoder(self._pad(x))).codes
+                return self.bottleneck(self.encoder(self.pad(x))).codes
         finally:
             self.train(was_training)
 

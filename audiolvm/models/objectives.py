@@ -4,24 +4,34 @@ every term is returned so that every term is logged."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
+from torch import nn
 
 from audiolvm.losses.spectral import MultiResolutionSTFTLoss
 from audiolvm.losses.waveform import waveform_loss
-from audiolvm.models.autoencoder import Autoencoder
+from audiolvm.models.autoencoder import AutoencoderOutput
+from audiolvm.models.multilevel import MultiLevelOutput
 
 #: loss terms an audio reconstruction objective can weight (bottleneck terms are prefixed by ``vq/``)
 AUDIO_TERMS = ("waveform", "stft/sc", "stft/logmag")
 
 
 class AudioReconstructionObjective:
-    """Waveform L1/L2 + multi-resolution STFT (spectral convergence, log magnitude) + bottleneck terms.
+    """Waveform L1/L2 + multi-resolution STFT (spectral convergence, log magnitude) + bottleneck terms,
+    for single-level (:class:`Autoencoder`) and multi-level (:class:`MultiLevelAutoencoder`) models.
 
-    ``__call__(model, batch)`` with ``batch["audio"]: Tensor[B x 1 x T]`` returns a dict with
-    ``loss`` (the weighted sum), every unweighted term, and the bottleneck's metrics under
-    ``<prefix>/`` (e.g. ``vq/perplexity``).
+    ``__call__(model, batch)`` with ``batch["audio"]: Tensor[B x 1 x T]`` returns ``loss`` (the
+    weighted sum over terms and levels) and every unweighted term plus the bottleneck metrics. With
+    one level the names are bare (``waveform``, ``vq/perplexity``); with several they carry the level
+    (``l0/waveform``, ``l2/vq/perplexity``) and each level's weighted loss is ``l<i>/loss``.
+
+    Args:
+        weights: per-term weights, e.g. ``{"waveform": 1, "stft/sc": 1, "vq/commitment": 1}``.
+        stft: the multi-resolution STFT loss module.
+        waveform: ``"l1"`` or ``"l2"``.
+        level_weights: one multiplier per level (default 1 for every level).
     """
 
     def __init__(
@@ -29,14 +39,16 @@ class AudioReconstructionObjective:
         weights: Mapping[str, float],
         stft: MultiResolutionSTFTLoss,
         waveform: str = "l1",
+        level_weights: Sequence[float] | None = None,
         bottleneck_prefix: str = "vq",
     ) -> None:
         self.weights = dict(weights)
         self.stft, self.waveform, self.prefix = stft, waveform, bottleneck_prefix
+        self.level_weights = list(level_weights) if level_weights is not None else None
         waveform_loss(torch.zeros(1), torch.zeros(1), waveform)  # validate the kind early
 
-    def terms(self, model: Autoencoder, audio: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = model(audio)
+    def level_terms(self, out: AutoencoderOutput, audio: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Unweighted loss terms and bottleneck metrics of one level's output."""
         spec = self.stft(out.recon, audio)
         terms = {"waveform": waveform_loss(out.recon, audio, self.waveform)}
         terms.update({f"stft/{k}": v for k, v in spec.items()})
@@ -49,7 +61,25 @@ class AudioReconstructionObjective:
         metrics = {f"{self.prefix}/{k}": v.detach() for k, v in out.bottleneck.metrics.items()}
         return {**terms, **metrics}
 
-    def __call__(self, model: Autoencoder, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        terms = self.terms(model, batch["audio"])
-        loss = sum(w * terms[name] for name, w in self.weights.items() if w != 0.0)
-        return {"loss": loss, **terms}
+    def weighted(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return sum(w * terms[name] for name, w in self.weights.items() if w != 0.0)  # type: ignore[return-value]
+
+    def __call__(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        audio = batch["audio"]
+        out = model(audio)
+        levels = out.levels if isinstance(out, MultiLevelOutput) else [out]
+        level_weights = self.level_weights or [1.0] * len(levels)
+        if len(level_weights) != len(levels):
+            raise ValueError(f"{len(level_weights)} level weights for a model with {len(levels)} levels")
+        if len(levels) == 1:
+            terms = self.level_terms(levels[0], audio)
+            return {"loss": level_weights[0] * self.weighted(terms), **terms}
+        logged: dict[str, torch.Tensor] = {}
+        total = audio.new_zeros((), dtype=torch.float32)
+        for i, (level_out, w) in enumerate(zip(levels, level_weights, strict=True)):
+            terms = self.level_terms(level_out, audio)
+            level_loss = self.weighted(terms)
+            total = total + w * level_loss
+            logged.update({f"l{i}/{k}": v for k, v in terms.items()})
+            logged[f"l{i}/loss"] = level_loss.detach()
+        return {"loss": total, **logged}

@@ -1,0 +1,137 @@
+"""Multi-level audio autoencoders (Jukebox / VQ-VAE-2): L levels at growing hop lengths.
+
+Level 0 is the finest (smallest hop). Each level is an :class:`Autoencoder` on the waveform with
+its own encoder, bottleneck and decoder. Two modes:
+
+* ``independent`` (Jukebox): each level reconstructs the waveform from its own codes alone.
+* ``conditioned`` (VQ-VAE-2): level ``l``'s decoder also receives the quantized output of level
+  ``l + 1``, upsampled to level ``l``'s frame rate by transposed convolutions and added to its input.
+
+A single level (``L = 1``) is the plain audio VQ-VAE. The forward pass loops over the (few) levels,
+never over time steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from audiolvm.models.autoencoder import Autoencoder, AutoencoderOutput
+from audiolvm.nn.conv1d import Upsample1d
+
+MODES = ("independent", "conditioned")
+
+
+@dataclass
+class MultiLevelOutput:
+    """``levels[l]``: level ``l``'s reconstruction ``Tensor[B x 1 x T]`` and bottleneck result."""
+
+    levels: list[AutoencoderOutput]
+
+
+def upsampler(channels: int, factor: int) -> nn.Module:
+    """Transposed-conv stack that multiplies the frame rate by ``factor`` (stride-2 steps when possible)."""
+    steps: list[int] = []
+    while factor > 1:
+        step = 2 if factor % 2 == 0 else factor
+        steps.append(step)
+        factor //= step
+    layers: list[nn.Module] = [nn.Conv1d(channels, channels, 3, padding=1)]
+    for s in steps:
+        layers += [nn.ReLU(), Upsample1d(channels, channels, s)]
+    return nn.Sequential(*layers)
+
+
+class MultiLevelAutoencoder(nn.Module):
+    """L autoencoders over one waveform, finest first.
+
+    Args:
+        levels: one :class:`Autoencoder` per level, with strictly increasing ``hop``; in
+            ``conditioned`` mode each hop must divide the next.
+        mode: ``"independent"`` or ``"conditioned"``.
+        latent_dim: the channel width of the bottleneck outputs (needed for conditioning).
+    """
+
+    def __init__(self, levels: Sequence[Autoencoder], mode: str = "independent", latent_dim: int = 64) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r} is unknown; use one of {MODES}")
+        hops = [lv.hop for lv in levels]
+        if not hops or any(a >= b for a, b in zip(hops, hops[1:], strict=False)):
+            raise ValueError(f"level hops must be non-empty and strictly increasing, got {hops}")
+        self.levels, self.mode = nn.ModuleList(levels), mode
+        self.conditioners = nn.ModuleList()
+        if mode == "conditioned":
+            for lower, upper in zip(hops, hops[1:], strict=False):
+                if upper % lower:
+                    raise ValueError(f"conditioned mode needs each hop to divide the next, got {hops}")
+                self.conditioners.append(upsampler(latent_dim, upper // lower))
+
+    @property
+    def hops(self) -> list[int]:
+        return [lv.hop for lv in self.levels]
+
+    @property
+    def hop(self) -> int:
+        """The finest hop (level 0)."""
+        return self.levels[0].hop
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def discrete(self) -> bool:
+        return all(lv.bottleneck.discrete for lv in self.levels)
+
+    def _condition(self, level: int, z: torch.Tensor, z_upper: torch.Tensor | None) -> torch.Tensor:
+        """Add level ``level + 1``'s upsampled quantized output to level ``level``'s ``z``."""
+        if self.mode != "conditioned" or z_upper is None:
+            return z
+        up = self.conditioners[level](z_upper)  # (B, D, N_upper * ratio) >= (B, D, N)
+        return z + up[..., : z.shape[-1]]
+
+    def forward(self, x: torch.Tensor) -> MultiLevelOutput:
+        """``x : Tensor[B x 1 x T]`` -> every level's reconstruction and bottleneck result."""
+        length = x.shape[-1]
+        results = [lv.bottleneck(lv.encoder(lv.pad(x))) for lv in self.levels]  # z_l: (B, D, ceil(T/hop_l))
+        outputs = []
+        for i, (lv, res) in enumerate(zip(self.levels, results, strict=True)):
+            upper = results[i + 1].z if i + 1 < len(results) else None
+            recon = lv.decoder(self._condition(i, res.z, upper))[..., :length]  # (B, 1, T)
+            outputs.append(AutoencoderOutput(recon=recon, bottleneck=res))
+        return MultiLevelOutput(levels=outputs)
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``Tensor[B x 1 x T]`` -> codes per level, ``LongTensor[B x ceil(T / hop_l)]`` (eval mode)."""
+        if not self.discrete:
+            raise TypeError("this model has a continuous bottleneck and produces no codes")
+        return [lv.encode(x) for lv in self.levels]
+
+    @torch.no_grad()
+    def decode(self, codes: Sequence[torch.Tensor | None], level: int = 0, length: int | None = None) -> torch.Tensor:
+        """Waveform ``Tensor[B x 1 x N_l * hop_l]`` from level ``level``'s codes (and, in conditioned
+        mode, level ``level + 1``'s codes too); cropped to ``length`` if given."""
+        lv = self.levels[level]
+        z = lv.bottleneck.embed(codes[level])  # (B, D, N_l)
+        upper = None
+        if self.mode == "conditioned" and level + 1 < self.num_levels:
+            if codes[level + 1] is None:
+                raise ValueError(f"conditioned mode: decoding level {level} needs level {level + 1}'s codes too")
+            upper = self.levels[level + 1].bottleneck.embed(codes[level + 1])
+        out = lv.decoder(self._condition(level, z, upper))
+        return out if length is None else out[..., :length]
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Eval-mode reconstructions ``[Tensor[B x 1 x T]]`` of every level, with no state updates."""
+        was_training = self.training
+        self.eval()
+        try:
+            return [out.recon for out in self(x).levels]
+        finally:
+            self.train(was_training)
