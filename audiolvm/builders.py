@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -59,6 +60,20 @@ def build_corpus(cfg: DataConfig):  # noqa: ANN201 - returns (reader, train entr
         raise ConfigError(f"data.root={cfg.root!r}: no usable audio files (all were skipped)")
     train, valid = split_entries(entries, cfg.valid_fraction, by=cfg.split_by, seed=cfg.split_seed)
     return reader, train, valid
+
+
+SPLITS = ("train", "valid", "all")
+
+
+def split_entries_for(cfg: ExperimentConfig, split: str, root: str | None = None):  # noqa: ANN201
+    """(reader, [(entry, split name), ...]) for ``split`` of the config's corpus (or of ``root``,
+    split with the same settings). ``all`` gives train then valid."""
+    if split not in SPLITS:
+        raise ConfigError(f"split {split!r} is unknown; use one of {SPLITS}")
+    data = cfg.data if root is None else dataclasses.replace(cfg.data, root=str(root), kind="auto")
+    reader, train, valid = build_corpus(data)
+    chosen = {"train": [(e, "train") for e in train], "valid": [(e, "valid") for e in valid]}
+    return reader, chosen["train"] + chosen["valid"] if split == "all" else chosen[split]
 
 
 def build_datasets(cfg: ExperimentConfig) -> tuple[CropDataset, CropDataset | None]:

@@ -6,15 +6,17 @@ import argparse
 import logging
 import sys
 
-from pipelines import demo, info, reconstruct, train
+from pipelines import decode, demo, encode, evaluate, info, reconstruct, train
 
-COMMANDS = {"train": train, "reconstruct": reconstruct, "info": info, "demo": demo}
+COMMANDS = {"train": train, "reconstruct": reconstruct, "encode": encode, "decode": decode, "evaluate": evaluate,
+            "info": info, "demo": demo}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="audiolvm",
-        description="Latent-variable models of audio: train VQ-VAEs, reconstruct audio, inspect runs.",
+        description="Latent-variable models of audio: train VQ-VAEs, reconstruct, encode/decode codes, "
+                    "evaluate, inspect runs.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

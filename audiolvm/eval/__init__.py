@@ -1,6 +1,7 @@
 """Metrics and probes: codebook usage, reconstruction quality (NLL and probes later)."""
 
 from audiolvm.eval.codebook import CodebookUsage, codebook_usage
+from audiolvm.eval.evaluate import evaluate_model, iter_audio, level_label
 from audiolvm.eval.plots import plot_spectrograms
 from audiolvm.eval.reconstruction import (
     MEL_FFT_SIZES,
@@ -23,6 +24,9 @@ __all__ = [
     "codebook_stats",
     "codebook_usage",
     "default_metrics",
+    "evaluate_model",
+    "iter_audio",
+    "level_label",
     "mel_scales",
     "mrstft_distance",
     "multiscale_mel_distance",

@@ -1,0 +1,54 @@
+"""Run a trained (multi-level) autoencoder over corpus entries: per-level metrics and code usage."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from audiolvm.core.audio import AudioError
+from audiolvm.data.manifest import Entry
+from audiolvm.data.readers import CorpusReader
+from audiolvm.eval.codebook import codebook_usage
+from audiolvm.eval.reconstruction import ReconstructionReport, codebook_stats
+from audiolvm.models.multilevel import MultiLevelAutoencoder
+
+log = logging.getLogger("audiolvm.eval")
+
+
+def level_label(level: int, hop: int) -> str:
+    return f"level {level} (hop {hop})"
+
+
+def iter_audio(reader: CorpusReader, entries: Sequence[Entry], sample_rate: int, desc: str = "items",
+               progress: bool = True) -> Iterator[tuple[Entry, np.ndarray]]:
+    """Yield ``(entry, wave)`` at ``sample_rate``; unreadable files are skipped, counted and logged."""
+    for entry in tqdm(entries, desc=desc, disable=not progress, dynamic_ncols=True):
+        try:
+            yield entry, reader.load(entry, sample_rate)
+        except AudioError as exc:
+            reader.skip(entry.path, exc.reason)
+
+
+@torch.no_grad()
+def evaluate_model(model: MultiLevelAutoencoder, reader: CorpusReader, entries: Sequence[Entry],
+                   sample_rate: int, progress: bool = True) -> ReconstructionReport:
+    """Reconstruct every entry at every level; report reconstruction metrics and codebook usage."""
+    model.eval()
+    report = ReconstructionReport(sample_rate)
+    codes: list[list[torch.Tensor]] = [[] for _ in model.levels]
+    for _, wave in iter_audio(reader, entries, sample_rate, "evaluate", progress):
+        x = torch.from_numpy(wave)[None, None]  # (1, 1, T)
+        out = model(x)
+        for i, level_out in enumerate(out.levels):
+            report.add(level_label(i, model.hops[i]), level_out.recon, x)
+            if level_out.bottleneck.codes is not None:
+                codes[i].append(level_out.bottleneck.codes)
+    if model.discrete:
+        for i, lv in enumerate(model.levels):
+            usage = codebook_usage(codes[i], lv.bottleneck.num_codes)
+            report.set_codebook_stats(level_label(i, lv.hop), codebook_stats(usage, sample_rate, lv.hop))
+    return report

@@ -1,0 +1,65 @@
+"""Decode codes written by ``audiolvm encode`` back to audio.
+
+Examples:
+  audiolvm decode --checkpoint outputs/demo/music_vqvae --codes codes/music --out decoded/ --level 2
+  audiolvm decode --checkpoint runs/vctk --codes codes/vctk --out decoded/ --items p225_001,p226_002
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import torch
+
+from audiolvm.builders import load_model
+from audiolvm.core.audio import save_audio
+from audiolvm.data.codes import CodeItem, CodeStore
+from audiolvm.models import MultiLevelAutoencoder
+
+HELP = "decode codes on disk back to audio"
+log = logging.getLogger("audiolvm.decode")
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="the model that wrote the codes")
+    p.add_argument("--codes", required=True, help="codes folder written by 'audiolvm encode'")
+    p.add_argument("--out", required=True, help="output folder for WAV files")
+    p.add_argument("--level", type=int, default=None, help="decode only this level (default: every level)")
+    p.add_argument("--items", default=None, help="comma-separated item ids (default: all)")
+    p.add_argument("--limit", type=int, default=None, help="decode at most this many items")
+
+
+def decode_item(model: MultiLevelAutoencoder, store: CodeStore, item: CodeItem, level: int) -> torch.Tensor:
+    """``Tensor[1 x 1 x samples]`` decoded from level ``level`` (plus the level above if conditioned)."""
+    codes = [torch.from_numpy(store.codes(item, i).astype("int64"))[None] for i in range(len(store.levels))]
+    return model.decode(codes, level=level, length=item.samples or None)
+
+
+def check_compatible(model: MultiLevelAutoencoder, store: CodeStore, codes_dir: str) -> None:
+    ours = [(lv.hop, lv.bottleneck.num_codes) for lv in model.levels]
+    theirs = [(lv.hop, lv.num_codes) for lv in store.levels]
+    if ours != theirs:
+        raise ValueError(f"{codes_dir}: codes have (hop, K) per level {theirs}, the checkpoint {ours}; "
+                         "decode with the checkpoint that encoded them")
+
+
+def run(args: argparse.Namespace) -> int:
+    model, _ = load_model(args.checkpoint)
+    store = CodeStore(args.codes)
+    check_compatible(model, store, args.codes)
+    items = store.items
+    if args.items:
+        wanted = set(args.items.split(","))
+        items = [it for it in items if it.id in wanted]
+        if missing := wanted - {it.id for it in items}:
+            raise KeyError(f"--items: {sorted(missing)} not in {args.codes}/items.jsonl")
+    items = items[: args.limit] if args.limit else items
+    levels = range(model.num_levels) if args.level is None else [args.level]
+    for item in items:
+        for level in levels:
+            wave = decode_item(model, store, item, level)[0, 0].numpy()
+            save_audio(Path(args.out) / f"{item.id}_level{level}.wav", wave, store.sample_rate)
+    log.info("decoded %d items x %d levels into %s", len(items), len(levels), args.out)
+    return 0
