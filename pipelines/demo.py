@@ -1,113 +1,121 @@
-"""The main job on the embedded corpus: train the speech VQ-VAE, reconstruct held-out utterances,
-measure codebook usage over the corpus, and write a report.
+"""The main job on the embedded corpora: for speech (1 level) and music (3 levels, hops 8/32/128),
+train the VQ-VAE, encode the corpus to codes on disk, score held-out reconstructions per level, and
+write examples and a report.
 
-Outputs (under --out, default outputs/demo):
-  speech_vqvae/                 run folder: checkpoints, model.safetensors, config.json, curves.png
-  reconstructions/*.wav, *.png  held-out originals beside their reconstructions, spectrograms
-  report.md, report.json        what was trained and how well it does
+Outputs (under --out, default outputs/demo), for each of speech and music:
+  <corpus>_vqvae/             run folder: checkpoints, model.safetensors, config.json, curves.png, eval/
+  <corpus>_codes/             per-level codes of the whole corpus (input of the priors)
+  <corpus>_examples/          held-out originals beside each level's reconstruction (WAV) + spectrograms
+  report.md, report.json      metrics tables per level, codebook usage, bitrates
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
 
 import torch
 
-from audiolvm.builders import build_corpus, load_model
+from audiolvm.builders import load_model, split_entries_for
 from audiolvm.config import load_config
-from audiolvm.core.audio import load_audio, save_audio
-from audiolvm.eval import codebook_usage, plot_spectrograms
-from audiolvm.losses import MultiResolutionSTFTLoss
-from pipelines import train
+from audiolvm.core.audio import save_audio
+from audiolvm.core.files import atomic_write_json, atomic_write_text
+from audiolvm.data.codes import CodeStore
+from audiolvm.eval import codebook_usage, evaluate_model, iter_audio, plot_spectrograms
+from pipelines import encode, train
 
-HELP = "run the demo pipeline on the embedded corpus"
+HELP = "run the demo pipeline on the embedded corpora"
 log = logging.getLogger("audiolvm.demo")
+STAGES = {"speech": "configs/demo/speech_vqvae.yaml", "music": "configs/demo/music_vqvae.yaml"}
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="configs/demo/speech_vqvae.yaml", help="speech VQ-VAE config")
     p.add_argument("--out", default="outputs/demo", help="report folder")
-    p.add_argument("--examples", type=int, default=4, help="held-out utterances to reconstruct")
-    p.add_argument("overrides", nargs="*", help="key=value overrides for the speech config")
+    p.add_argument("--stages", default="speech,music", help="comma-separated subset of: speech,music")
+    p.add_argument("--examples", type=int, default=3, help="held-out items to reconstruct per corpus")
+    p.add_argument("overrides", nargs="*", help="key=value overrides applied to every stage's config")
 
 
-def stage_train(args: argparse.Namespace, run_dir: Path) -> None:
-    overrides = [*args.overrides, f"train.out_dir={run_dir}"]
-    train.run(argparse.Namespace(config=args.config, overrides=overrides, resume=False, stop_after=None))
-
-
-def stage_reconstruct(run_dir: Path, out: Path, n: int) -> list[dict]:
+def write_examples(run_dir: Path, out: Path, n: int) -> list[str]:
+    """Original and every level's reconstruction of ``n`` held-out items, as WAVs and one PNG each."""
     model, cfg = load_model(run_dir)
-    reader, _, valid = build_corpus(cfg.data)
-    stft = MultiResolutionSTFTLoss(cfg.loss.stft.fft_sizes, cfg.loss.stft.hop_sizes, cfg.loss.stft.win_sizes)
+    reader, selected = split_entries_for(cfg, "valid")
+    names = []
+    for entry, wave in iter_audio(reader, [e for e, _ in selected][:n], cfg.data.sample_rate, "examples", False):
+        rate, name = cfg.data.sample_rate, entry.utterance.replace("/", "_")
+        recons = model.reconstruct(torch.from_numpy(wave)[None, None])
+        panels = {"original": wave} | {f"level {i} (hop {h})": r[0, 0].numpy()
+                                       for i, (r, h) in enumerate(zip(recons, model.hops, strict=True))}
+        for label, audio in panels.items():
+            save_audio(out / f"{name}_{label.split(' (')[0].replace(' ', '')}.wav", audio, rate)
+        plot_spectrograms(panels, rate, out / f"{name}.png", title=f"{name}: {entry.text[:60]}")
+        names.append(name)
+    return names
+
+
+def corpus_usage(codes_dir: Path) -> list[dict]:
+    store = CodeStore(codes_dir)
     rows = []
-    for entry in valid[:n]:
-        wave, rate = load_audio(entry.path, sample_rate=cfg.data.sample_rate)
-        x = torch.from_numpy(wave)[None, None]  # (1, 1, T)
-        recon = model.reconstruct(x)[0]
-        spec = stft(recon, x)
-        name = entry.utterance.replace("/", "_")
-        save_audio(out / f"{name}_original.wav", wave, rate)
-        save_audio(out / f"{name}_reconstruction.wav", recon[0, 0].numpy(), rate)
-        plot_spectrograms({"original": wave, "reconstruction": recon[0, 0].numpy()}, rate,
-                          out / f"{name}.png", title=f"{name}: {entry.text[:60]}")
-        rows.append({"utterance": name, "seconds": len(wave) / rate, "stft_sc": float(spec["sc"]),
-                     "stft_logmag": float(spec["logmag"]), "text": entry.text})
+    for lv in store.levels:
+        usage = codebook_usage((torch.from_numpy(store.codes(it, lv.level).astype("int64")) for it in store.items),
+                               lv.num_codes)
+        rows.append({"level": lv.level, "hop": lv.hop, **usage.as_dict()})
     return rows
 
 
-def stage_usage(run_dir: Path) -> dict:
+def run_stage(name: str, args: argparse.Namespace, out: Path) -> dict:
+    config, run_dir = STAGES[name], out / f"{name}_vqvae"
+    cfg = load_config(config, args.overrides)
+    if not Path(cfg.data.root).exists():
+        raise FileNotFoundError(f"data.root={cfg.data.root}: corpus not found; see data_scripts/ to generate it")
+    t0 = time.time()
+    log.info("[%s 1/4] training %d steps (hops %s)", name, cfg.train.max_steps, cfg.model.hops)
+    train.run(argparse.Namespace(config=config, overrides=[*args.overrides, f"train.out_dir={run_dir}"],
+                                 resume=False, stop_after=None))
+    seconds = time.time() - t0
+    log.info("[%s 2/4] encoding the corpus to codes", name)
+    codes_dir = out / f"{name}_codes"
+    encode.run(argparse.Namespace(checkpoint=str(run_dir), data=None, out=str(codes_dir), split="all",
+                                  shard_frames=4_000_000))
+    log.info("[%s 3/4] scoring held-out reconstructions per level", name)
     model, cfg = load_model(run_dir)
-    reader, train_entries, valid_entries = build_corpus(cfg.data)
-    codes = []
-    for entry in train_entries + valid_entries:
-        wave, _ = load_audio(entry.path, sample_rate=cfg.data.sample_rate)
-        codes.append(model.encode(torch.from_numpy(wave)[None, None])[0])
-    return codebook_usage(codes, model.levels[0].bottleneck.num_codes).as_dict()
+    reader, selected = split_entries_for(cfg, "valid")
+    report = evaluate_model(model, reader, [e for e, _ in selected], cfg.data.sample_rate)
+    report.write_csv(run_dir / "eval" / "metrics.csv")
+    report.write_json(run_dir / "eval" / "metrics.json")
+    log.info("[%s 4/4] writing examples", name)
+    examples = write_examples(run_dir, out / f"{name}_examples", args.examples)
+    return {"name": name, "config": config, "steps": cfg.train.max_steps, "train_seconds": seconds,
+            "hops": model.hops, "held_out_items": len(selected), "table": report.to_table(),
+            "metrics": report.rows(), "corpus_usage": corpus_usage(codes_dir), "examples": examples}
 
 
-def write_report(out: Path, summary: dict) -> None:
-    (out / "report.json").write_text(json.dumps(summary, indent=2))
-    u = summary["codebook_usage"]
-    lines = [
-        "# audiolvm demo report", "",
-        f"Speech VQ-VAE trained for {summary['train']['steps']} steps in {summary['train']['seconds']:.0f} s "
-        f"(hop {summary['train']['hop']}, {summary['train']['frame_rate_hz']:.0f} codes/s).", "",
-        "Training curves: `speech_vqvae/curves.png`", "",
-        "## Codebook usage over the whole corpus", "",
-        f"{u['used']} of {u['codes']} codes used ({100 * u['used_frac']:.1f}%), "
-        f"perplexity {u['perplexity']:.1f}, over {u['frames']} frames.", "",
-        "## Held-out reconstructions", "",
-        "| utterance | seconds | STFT spectral convergence | STFT log-magnitude L1 |", "|---|---|---|---|",
+def report_section(stage: dict) -> list[str]:
+    name = stage["name"]
+    usage = ", ".join(f"level {u['level']}: {u['used']}/{u['codes']} used (perplexity {u['perplexity']:.0f})"
+                      for u in stage["corpus_usage"])
+    return [
+        f"## {name.capitalize()}: {len(stage['hops'])}-level VQ-VAE, hops {stage['hops']}", "",
+        f"Trained {stage['steps']} steps in {stage['train_seconds']:.0f} s (`{stage['config']}`); "
+        f"curves: `{name}_vqvae/curves.png`.", "",
+        f"Held-out reconstruction ({stage['held_out_items']} items; SI-SDR in dB, higher is better; "
+        "distances lower is better):", "", stage["table"], "",
+        f"Codebook usage over the whole corpus: {usage}.", "",
+        f"Examples (original and each level, WAV + spectrogram PNG) in `{name}_examples/`: "
+        + ", ".join(stage["examples"]), "",
     ]
-    lines += [f"| {r['utterance']} | {r['seconds']:.2f} | {r['stft_sc']:.3f} | {r['stft_logmag']:.3f} |"
-              for r in summary["reconstructions"]]
-    lines += ["", "Audio and spectrograms: `reconstructions/`"]
-    (out / "report.md").write_text("\n".join(lines) + "\n")
 
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    run_dir = out / "speech_vqvae"
-    cfg = load_config(args.config, args.overrides)
-    if not Path(cfg.data.root).exists():
-        raise FileNotFoundError(f"data.root={cfg.data.root}: corpus not found; generate one with "
-                                "'python data_scripts/make_speech_corpus.py --out data/speech'")
-    t0 = time.time()
-    log.info("[1/3] training the speech VQ-VAE (%d steps)", cfg.train.max_steps)
-    stage_train(args, run_dir)
-    seconds = time.time() - t0
-    log.info("[2/3] reconstructing %d held-out utterances", args.examples)
-    rows = stage_reconstruct(run_dir, out / "reconstructions", args.examples)
-    log.info("[3/3] codebook usage over the corpus")
-    usage = stage_usage(run_dir)
-    summary = {"train": {"steps": cfg.train.max_steps, "seconds": seconds, "hop": cfg.model.hop,
-                         "frame_rate_hz": cfg.data.sample_rate / cfg.model.hop},
-               "codebook_usage": usage, "reconstructions": rows}
-    write_report(out, summary)
-    print((out / "report.md").read_text())
+    names = [s.strip() for s in args.stages.split(",") if s.strip()]
+    if unknown := set(names) - set(STAGES):
+        raise ValueError(f"--stages: unknown {sorted(unknown)}; choose from {sorted(STAGES)}")
+    stages = [run_stage(name, args, out) for name in names]
+    atomic_write_json(out / "report.json", {"stages": stages})
+    lines = ["# audiolvm demo report", ""] + [line for stage in stages for line in report_section(stage)]
+    atomic_write_text(out / "report.md", "\n".join(lines))
+    print("\n".join(lines))
     return 0
