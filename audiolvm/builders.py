@@ -38,7 +38,7 @@ def build_model(cfg: ModelConfig) -> MultiLevelAutoencoder:
         strides = strides + list(level_strides)
         levels.append(audio_autoencoder(
             build_bottleneck(cfg, i), latent_dim=cfg.vq.dim, width=cfg.width, strides=strides,
-            depth=cfg.depth, dilation_growth=cfg.dilation_growth,
+            depth=cfg.depth, dilation_growth=cfg.dilation_growth, checkpoint_stages=cfg.checkpoint_stages,
         ))
     return MultiLevelAutoencoder(levels, mode=cfg.mode, latent_dim=cfg.vq.dim)
 

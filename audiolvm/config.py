@@ -57,6 +57,7 @@ class ModelConfig:
     width: int = 64
     depth: int = 4  # residual blocks per stage
     dilation_growth: int = 3
+    checkpoint_stages: int = 0  # highest-rate residual stacks recomputed in backward (saves memory)
     bottleneck: str = "vq"  # vq | identity
     level_weights: list[float] = field(default_factory=lambda: [1.0])  # loss multiplier, per level or one
     vq: VQConfig = field(default_factory=VQConfig)

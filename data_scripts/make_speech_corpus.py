@@ -30,7 +30,7 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audiolvm.core.audio import resample, save_audio  # noqa: E402
+from audiolvm.core.audio import quantize, resample, save_audio  # noqa: E402
 from audiolvm.data.alignments import Alignment, Interval, Tier, merge_silence, write_textgrid  # noqa: E402
 from data_scripts.espeak import SAMPLE_RATE, EspeakSynth, Synthesis, espeak_version  # noqa: E402
 
@@ -211,8 +211,7 @@ def synth_speaker(
         utt = f"{speaker.id}_{k:03d}"
         result = synth.synth(text)
         wave = result.wave.astype(np.float32) * (opts.gain / 32768.0)  # (T,) at 22,050 Hz
-        step = 2.0 ** (1 - opts.bits)  # round to a `bits`-bit grid: FLAC stores the zero low bits for free
-        wave = np.round(resample(wave, result.sample_rate, rate) / step) * step  # (T',) at rate
+        wave = quantize(resample(wave, result.sample_rate, rate), opts.bits)  # (T',) at rate; FLAC: free low bits
         stem = out / AUDIO_DIR / speaker.id / f"{utt}_mic1"
         save_audio(stem.with_suffix(".flac"), wave, rate)
         write_textgrid(to_alignment(result), stem.with_suffix(".TextGrid"), opts.textgrid_digits)

@@ -19,7 +19,9 @@ from data_scripts import synth
 from data_scripts.make_music_corpus import COLUMNS, MusicOptions, generate_music_corpus, plan_jobs
 from tests.fixtures_audio import write
 
-MISSING = [name for name in ("music21", "mido") if importlib.util.find_spec(name) is None]
+PY_MISSING = [f"{name} (pip install -e '.[music]')" for name in ("music21", "mido")
+              if importlib.util.find_spec(name) is None]  # fmt: skip
+MISSING = list(PY_MISSING)
 if shutil.which("fluidsynth") is None:
     MISSING.append("the fluidsynth program (apt-get install fluidsynth)")
 try:
@@ -27,8 +29,9 @@ try:
 except FileNotFoundError:
     SOUNDFONT = None
     MISSING.append("a General MIDI soundfont (apt-get install timgm6mb-soundfont)")
-WHY = f"music corpus needs {', '.join(MISSING)}; pip install -e '.[music]'"
+WHY = f"rendering the music corpus needs {', '.join(MISSING)}"
 needs_music = pytest.mark.skipif(bool(MISSING), reason=WHY)
+needs_music21 = pytest.mark.skipif(bool(PY_MISSING), reason=f"needs {', '.join(PY_MISSING)}")
 SHORT = "bwv281"  # one of the shortest chorales: 16 s of music
 
 
@@ -92,7 +95,7 @@ def test_same_seed_same_corpus(corpus: tuple[Path, dict], tmp_path: Path) -> Non
     assert np.array_equal(sf.read(str(out / name))[0], sf.read(str(tmp_path / name))[0])
 
 
-@needs_music
+@needs_music21
 def test_plan_and_programs_follow_the_seed() -> None:
     chorales, duplicates = ch.list_chorales()
     assert len(chorales) > 300 and len({c.track_id for c in chorales}) == len(chorales) and duplicates
@@ -105,7 +108,7 @@ def test_plan_and_programs_follow_the_seed() -> None:
     assert ch.choose_programs("strings", registers[::-1], np.random.default_rng(0)) == [43, 42, 41, 40]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mido") is None, reason="mido is not installed")
+@needs_music21
 def test_close_notes_drops_zero_length_notes_and_ends_every_note() -> None:
     """music21 writes some zero-length notes as note_off *before* note_on; fluidsynth then never stops."""
     import mido
@@ -158,6 +161,14 @@ def test_reader_reads_the_corpus_and_skips_a_corrupt_file(corpus: tuple[Path, di
     assert len(list(reader)) == 2 and {u.speaker for u in reader} == {r["ensemble"] for r in rows.values()}
     with pytest.raises(CorpusError, match="no column 'artist'"):
         MusicCorpusReader(root, label="artist")
+
+
+def test_missing_tools_are_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(FileNotFoundError, match="--soundfont .*apt-get install fluid-soundfont-gm"):
+        synth.find_soundfont(tmp_path / "missing.sf2")
+    monkeypatch.setattr(synth.shutil, "which", lambda name: None)
+    with pytest.raises(FileNotFoundError, match="apt-get install fluidsynth"):
+        synth.fluidsynth_binary()
 
 
 def test_music_reader_without_renderer(tmp_path: Path) -> None:

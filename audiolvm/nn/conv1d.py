@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 
@@ -27,13 +28,25 @@ class ResidualDilatedBlock(nn.Module):
 
 
 class ResidualStack(nn.Sequential):
-    """``depth`` residual blocks with dilations ``growth ** i`` (reversed for decoders)."""
+    """``depth`` residual blocks with dilations ``growth ** i`` (reversed for decoders).
 
-    def __init__(self, channels: int, depth: int, dilation_growth: int = 3, reverse: bool = False) -> None:
+    With ``checkpoint=True`` the stack's activations are recomputed during backward instead of kept
+    (``torch.utils.checkpoint``): the high-rate stages hold most of a waveform model's activation
+    memory, so checkpointing only those trades a little compute for a lot of memory.
+    """
+
+    def __init__(self, channels: int, depth: int, dilation_growth: int = 3, reverse: bool = False,
+                 checkpoint: bool = False) -> None:
         dilations = [dilation_growth**i for i in range(depth)]
         if reverse:
             dilations = dilations[::-1]
         super().__init__(*[ResidualDilatedBlock(channels, d) for d in dilations])
+        self.checkpoint = checkpoint
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.checkpoint and torch.is_grad_enabled() and len(self) > 0:
+            return torch.utils.checkpoint.checkpoint(super().forward, x, use_reentrant=False)
+        return super().forward(x)
 
 
 class Downsample1d(nn.Module):
@@ -66,7 +79,8 @@ class Upsample1d(nn.Module):
 
 class ConvEncoder1d(nn.Module):
     """Waveform -> latent features. ``Tensor[B x in_ch x T]`` -> ``Tensor[B x out_ch x T / hop]``
-    where ``hop = prod(strides)``. Each stage: strided conv, then a dilated residual stack."""
+    where ``hop = prod(strides)``. Each stage: strided conv, then a dilated residual stack; the first
+    ``checkpoint_stages`` (highest-rate) stacks are recomputed in backward to save memory."""
 
     def __init__(
         self,
@@ -76,11 +90,13 @@ class ConvEncoder1d(nn.Module):
         strides: Sequence[int],
         depth: int,
         dilation_growth: int = 3,
+        checkpoint_stages: int = 0,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Conv1d(in_ch, width, 3, padding=1)]
-        for s in strides:
-            layers += [Downsample1d(width, width, s), ResidualStack(width, depth, dilation_growth)]
+        for i, s in enumerate(strides):
+            stack = ResidualStack(width, depth, dilation_growth, checkpoint=i < checkpoint_stages)
+            layers += [Downsample1d(width, width, s), stack]
         layers.append(nn.Conv1d(width, out_ch, 3, padding=1))
         self.net = nn.Sequential(*layers)
 
@@ -89,7 +105,8 @@ class ConvEncoder1d(nn.Module):
 
 
 class ConvDecoder1d(nn.Module):
-    """The mirror of :class:`ConvEncoder1d`: ``Tensor[B x in_ch x N]`` -> ``Tensor[B x out_ch x N * hop]``."""
+    """The mirror of :class:`ConvEncoder1d`: ``Tensor[B x in_ch x N]`` -> ``Tensor[B x out_ch x N * hop]``
+    (its last ``checkpoint_stages`` stacks, the highest-rate ones, are checkpointed)."""
 
     def __init__(
         self,
@@ -99,11 +116,13 @@ class ConvDecoder1d(nn.Module):
         strides: Sequence[int],
         depth: int,
         dilation_growth: int = 3,
+        checkpoint_stages: int = 0,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Conv1d(in_ch, width, 3, padding=1)]
-        for s in reversed(list(strides)):
-            layers += [ResidualStack(width, depth, dilation_growth, reverse=True), Upsample1d(width, width, s)]
+        for i, s in reversed(list(enumerate(strides))):
+            stack = ResidualStack(width, depth, dilation_growth, reverse=True, checkpoint=i < checkpoint_stages)
+            layers += [stack, Upsample1d(width, width, s)]
         layers.append(nn.Conv1d(width, out_ch, 3, padding=1))
         self.net = nn.Sequential(*layers)
 

@@ -1,0 +1,170 @@
+"""Benchmark: the 3-level (Jukebox-style) audio VQ-VAE on the issue's reference configuration.
+
+Reference: independent levels, hops 8/32/128 with stride-2 convs, width 32, 4 residual blocks per
+downsampling stage (dilation growth 3), K=2048, D=64, batch 4 x 2 s at 16 kHz, L2 + multi-resolution
+STFT loss, Adam, 2 threads (``configs/music_vqvae.yaml``).
+
+Measured, each variant in its own subprocess so that peak RSS is its own:
+  * training throughput (audio-seconds per second) and peak memory, eager and ``torch.compile``d;
+  * encode and decode real-time factors (wall / audio; lower is faster) per level and for all levels.
+Printed beside the figures the issue reports for Jukebox's own code on this machine (not run here).
+
+    .venv/bin/python benchmarks/bench_multilevel.py               # CPU, eager and compiled
+    .venv/bin/python benchmarks/bench_multilevel.py --quick       # fewer steps, no compile
+    .venv/bin/python benchmarks/bench_multilevel.py --device cuda --bf16   # on a GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+JUKEBOX = {"train_audio_s_per_s": 3.0, "train_peak_gib": 1.9, "encode_rtf_all": 0.09, "decode_rtf_level": 0.02}
+
+
+def _setup(device: str, threads: int):  # noqa: ANN202
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from audiolvm.builders import build_model, build_objective
+    from audiolvm.config import load_config
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg = load_config(ROOT / "configs" / "music_vqvae.yaml")
+    return torch, cfg, build_model(cfg.model).to(device), build_objective(cfg)
+
+
+def _audio(torch, batch: int, seconds: float, rate: int, device: str):  # noqa: ANN001, ANN202
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(int(seconds * rate)) / rate
+    freqs = 110 * 2 ** (torch.randint(0, 36, (batch, 4), generator=g) / 12)  # (B, 4) notes
+    x = (0.2 * torch.sin(2 * torch.pi * freqs[..., None] * t)).sum(1, keepdim=True)  # (B, 1, T)
+    return (x + 0.01 * torch.randn(x.shape, generator=g)).to(device)
+
+
+def worker_train(args: argparse.Namespace) -> dict:
+    torch, cfg, model, objective = _setup(args.device, args.threads)
+    x = _audio(torch, 4, 2.0, cfg.data.sample_rate, args.device)
+    step_model = torch.compile(model) if args.compile else model
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        with torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.bf16):
+            loss = objective(step_model, {"audio": x})["loss"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    for _ in range(args.warmup):
+        step()
+    _sync(torch, args.device)
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    _sync(torch, args.device)
+    seconds = time.perf_counter() - t0
+    return {"audio_s_per_s": 4 * 2.0 * args.steps / seconds, "step_s": seconds / args.steps,
+            "peak_mib": _peak_mib(torch, args.device)}
+
+
+def worker_codec(args: argparse.Namespace) -> dict:
+    torch, cfg, model, _ = _setup(args.device, args.threads)
+    model.train()
+    model(_audio(torch, 4, 1.0, cfg.data.sample_rate, args.device))  # initialise the codebooks
+    model.eval()
+    seconds = 10.0
+    x = _audio(torch, 1, seconds, cfg.data.sample_rate, args.device)
+    out = {}
+    with torch.no_grad(), torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.bf16):
+        codes = model.encode(x)
+        for i, level in enumerate(model.levels):
+            out[f"encode_rtf_l{i}"] = _time(torch, args.device, lambda lv=level: lv.encode(x)) / seconds
+            out[f"decode_rtf_l{i}"] = _time(torch, args.device, lambda i=i: model.decode(codes, i)) / seconds
+        out["encode_rtf_all"] = _time(torch, args.device, lambda: model.encode(x)) / seconds
+        out["decode_rtf_all"] = _time(torch, args.device, lambda: [model.decode(codes, i)
+                                                                    for i in range(model.num_levels)]) / seconds
+    out["peak_mib"] = _peak_mib(torch, args.device)
+    return out
+
+
+def _time(torch, device: str, fn, repeats: int = 3) -> float:  # noqa: ANN001
+    fn()
+    _sync(torch, device)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(torch, device)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _sync(torch, device: str) -> None:  # noqa: ANN001
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _peak_mib(torch, device: str) -> float:  # noqa: ANN001
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_worker(kind: str, args: argparse.Namespace, compile_: bool = False) -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind, "--device", args.device, "--threads", str(args.threads),
+           "--steps", str(args.steps), "--warmup", str(args.warmup)] + (["--compile"] if compile_ else []) \
+        + (["--bf16"] if args.bf16 else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {kind} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--worker", choices=["train", "codec"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    p.add_argument("--quick", action="store_true", help="2 steps, no torch.compile variant")
+    args = p.parse_args()
+    if args.worker:
+        fn = worker_train if args.worker == "train" else worker_codec
+        print(json.dumps(fn(args)))
+        return
+    if args.quick:
+        args.steps, args.warmup = 2, 1
+    eager = run_worker("train", args)
+    rows = [("train eager", eager)]
+    if not args.quick:
+        rows.append(("train torch.compile", run_worker("train", args, compile_=True)))
+    codec = run_worker("codec", args)
+    print(f"device {args.device}, threads {args.threads}, bf16 {args.bf16}, steps {args.steps}")
+    print(f"{'variant':22s} {'audio-s/s':>10s} {'step s':>8s} {'peak MiB':>9s}  vs Jukebox (3.0 audio-s/s, 1.9 GiB)")
+    for name, r in rows:
+        print(f"{name:22s} {r['audio_s_per_s']:10.2f} {r['step_s']:8.3f} {r['peak_mib']:9.0f}  "
+              f"{r['audio_s_per_s'] / JUKEBOX['train_audio_s_per_s']:.2f}x throughput, "
+              f"{r['peak_mib'] / 1024 / JUKEBOX['train_peak_gib']:.2f}x memory")
+    if len(rows) > 1:
+        print(f"torch.compile / eager throughput: {rows[1][1]['audio_s_per_s'] / eager['audio_s_per_s']:.2f}x")
+    print("real-time factors (wall / audio, 10 s clip; lower is faster):")
+    for key in sorted(k for k in codec if k.startswith(("encode", "decode"))):
+        ref = JUKEBOX["encode_rtf_all"] if key == "encode_rtf_all" else (
+            JUKEBOX["decode_rtf_level"] if key.startswith("decode_rtf_l") else None)
+        note = f"  (Jukebox {ref}: {ref / codec[key]:.1f}x faster)" if ref else ""
+        print(f"  {key:16s} {codec[key]:.4f}{note}")
+    print(json.dumps({"train": dict(rows), "codec": codec}))
+
+
+if __name__ == "__main__":
+    main()
