@@ -5,7 +5,7 @@ TORCH_VERSION ?= 2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: setup setup-dev demo test bench lint corpus clean
+.PHONY: setup setup-dev demo test bench lint corpus music-corpus clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,12 +34,16 @@ test: setup-dev  ## run the test suite
 
 bench: setup-dev  ## run the benchmarks (see BENCHMARKS.md)
 	$(PY) benchmarks/bench_vq.py
+	$(PY) benchmarks/bench_multilevel.py
 
 lint: setup-dev
 	$(PY) -m ruff check audiolvm pipelines data_scripts tests benchmarks
 
 corpus: setup  ## regenerate the embedded speech corpus (needs espeak-ng)
 	$(PY) data_scripts/make_speech_corpus.py --out data/speech --speakers 12 --sentences 18 --rate 16000 --seed 0 --wpm-range 155 190 --pitch-range 40 60 --shared-fraction 0.2 --min-words 5 --max-words 8 --gain 0.5 --bits 12 --textgrid-digits 7
+
+music-corpus: setup-dev  ## regenerate the embedded music corpus (needs fluidsynth + fluid-soundfont-gm)
+	$(PY) data_scripts/make_music_corpus.py --out data/music --n 28 --rate 16000 --seed 0 --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2 --max-seconds 20.0 --synth-rate 44100 --fs-gain 0.8 --gain 1.0 --bits 12 --max-tail 1.0 --crop-fade 0.5
 
 clean:
 	rm -rf outputs runs .pytest_cache

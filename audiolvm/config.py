@@ -27,7 +27,7 @@ class ConfigError(ValueError):
 @dataclass
 class DataConfig:
     root: str = "data/speech"  # corpus folder (VCTK, LibriSpeech or plain folder layout)
-    kind: str = "auto"  # auto | vctk | librispeech | folder
+    kind: str = "auto"  # auto | vctk | librispeech | music | folder
     sample_rate: int = 16000
     crop_seconds: float = 1.0
     valid_fraction: float = 0.05

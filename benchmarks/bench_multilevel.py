@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 JUKEBOX = {"train_audio_s_per_s": 3.0, "train_peak_gib": 1.9, "encode_rtf_all": 0.09, "decode_rtf_level": 0.02}
 
 
-def _setup(device: str, threads: int):  # noqa: ANN202
+def _setup(device: str, threads: int, overrides: list[str] | None = None):  # noqa: ANN202
     sys.path.insert(0, str(ROOT))
     import torch
 
@@ -37,7 +37,7 @@ def _setup(device: str, threads: int):  # noqa: ANN202
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    cfg = load_config(ROOT / "configs" / "music_vqvae.yaml")
+    cfg = load_config(ROOT / "configs" / "music_vqvae.yaml", overrides)
     return torch, cfg, build_model(cfg.model).to(device), build_objective(cfg)
 
 
@@ -50,7 +50,7 @@ def _audio(torch, batch: int, seconds: float, rate: int, device: str):  # noqa: 
 
 
 def worker_train(args: argparse.Namespace) -> dict:
-    torch, cfg, model, objective = _setup(args.device, args.threads)
+    torch, cfg, model, objective = _setup(args.device, args.threads, args.override)
     x = _audio(torch, 4, 2.0, cfg.data.sample_rate, args.device)
     step_model = torch.compile(model) if args.compile else model
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -117,10 +117,20 @@ def _peak_mib(torch, device: str) -> float:  # noqa: ANN001
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run_worker(kind: str, args: argparse.Namespace, compile_: bool = False) -> dict:
+#: (label, extra worker flags): the training variants compared side by side
+TRAIN_VARIANTS = [
+    ("eager", ["--override", "model.checkpoint_stages=0"]),
+    ("eager, ckpt 1 stage", ["--override", "model.checkpoint_stages=1"]),
+    ("eager, ckpt 2 stages", ["--override", "model.checkpoint_stages=2"]),
+    ("compile, ckpt 2 stages", ["--compile", "--override", "model.checkpoint_stages=2"]),
+    ("bf16, ckpt 2 stages", ["--bf16", "--override", "model.checkpoint_stages=2"]),
+]
+
+
+def run_worker(kind: str, args: argparse.Namespace, extra: list[str] | None = None) -> dict:
     cmd = [sys.executable, __file__, "--worker", kind, "--device", args.device, "--threads", str(args.threads),
-           "--steps", str(args.steps), "--warmup", str(args.warmup)] + (["--compile"] if compile_ else []) \
-        + (["--bf16"] if args.bf16 else [])
+           "--steps", str(args.steps), "--warmup", str(args.warmup)] + (["--bf16"] if args.bf16 else []) \
+        + (extra or [])
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"worker {kind} failed:\n{proc.stderr[-3000:]}")
@@ -136,7 +146,8 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--compile", action="store_true")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")
-    p.add_argument("--quick", action="store_true", help="2 steps, no torch.compile variant")
+    p.add_argument("--override", action="append", default=[], help="config key=value for the worker")
+    p.add_argument("--quick", action="store_true", help="2 steps, eager variant only")
     args = p.parse_args()
     if args.worker:
         fn = worker_train if args.worker == "train" else worker_codec
@@ -144,19 +155,19 @@ def main() -> None:
         return
     if args.quick:
         args.steps, args.warmup = 2, 1
-    eager = run_worker("train", args)
-    rows = [("train eager", eager)]
-    if not args.quick:
-        rows.append(("train torch.compile", run_worker("train", args, compile_=True)))
+    variants = TRAIN_VARIANTS[:1] if args.quick else TRAIN_VARIANTS
+    rows = [(name, run_worker("train", args, extra)) for name, extra in variants]
+    eager = rows[0][1]
     codec = run_worker("codec", args)
     print(f"device {args.device}, threads {args.threads}, bf16 {args.bf16}, steps {args.steps}")
-    print(f"{'variant':22s} {'audio-s/s':>10s} {'step s':>8s} {'peak MiB':>9s}  vs Jukebox (3.0 audio-s/s, 1.9 GiB)")
+    print(f"{'variant':24s} {'audio-s/s':>10s} {'step s':>8s} {'peak MiB':>9s}  vs Jukebox (3.0 audio-s/s, 1.9 GiB)")
     for name, r in rows:
-        print(f"{name:22s} {r['audio_s_per_s']:10.2f} {r['step_s']:8.3f} {r['peak_mib']:9.0f}  "
+        print(f"{name:24s} {r['audio_s_per_s']:10.2f} {r['step_s']:8.3f} {r['peak_mib']:9.0f}  "
               f"{r['audio_s_per_s'] / JUKEBOX['train_audio_s_per_s']:.2f}x throughput, "
               f"{r['peak_mib'] / 1024 / JUKEBOX['train_peak_gib']:.2f}x memory")
-    if len(rows) > 1:
-        print(f"torch.compile / eager throughput: {rows[1][1]['audio_s_per_s'] / eager['audio_s_per_s']:.2f}x")
+    for name, r in rows[1:]:
+        print(f"{name} / eager: {r['audio_s_per_s'] / eager['audio_s_per_s']:.2f}x throughput, "
+              f"{r['peak_mib'] / eager['peak_mib']:.2f}x peak memory")
     print("real-time factors (wall / audio, 10 s clip; lower is faster):")
     for key in sorted(k for k in codec if k.startswith(("encode", "decode"))):
         ref = JUKEBOX["encode_rtf_all"] if key == "encode_rtf_all" else (
