@@ -39,14 +39,14 @@ def test_hop_is_product_of_strides() -> None:
 
 def test_overfitting_one_batch_reduces_loss_tenfold() -> None:
     torch.manual_seed(0)
-    model = audio_autoencoder(VectorQuantizerEMA(num_codes=64, dim=16, beta=0.25), latent_dim=16,
+    model = audio_autoencoder(VectorQuantizerEMA(num_codes=128, dim=16, beta=0.25), latent_dim=16,
                               width=32, strides=[2, 2], depth=2)
     objective = tiny_objective({"waveform": 1.0, "stft/sc": 0.0, "stft/logmag": 0.0, "vq/commitment": 1.0})
     ds = SineDataset(n=4, length=1024, seed=5)
     batch = {"audio": torch.stack([ds[i]["audio"] for i in range(4)])}
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(300):
+    for _ in range(400):
         loss = objective(model, batch)["loss"]
         opt.zero_grad()
         loss.backward()

@@ -27,6 +27,25 @@ class ResidualDilatedBlock(nn.Module):
         return x + self.res_scale * self.proj(F.relu(self.conv(F.relu(x))))
 
 
+def init_waveform_convs(module: nn.Module) -> None:
+    """Variance-preserving init for deep waveform conv stacks.
+
+    Every conv gets ``kaiming_normal_`` with linear gain and a zero bias, and each residual branch's
+    output projection starts at zero, so every block is the identity at initialisation. With PyTorch's
+    default init the time-varying part of the signal shrinks at each stage while the biases do not:
+    after 7 stride-2 stages (hop 128) the encoder output is almost constant over time and a top-level
+    VQ can collapse onto a handful of codes.
+    """
+    for m in module.modules():
+        if isinstance(m, nn.Conv1d | nn.ConvTranspose1d):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="linear")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    for m in module.modules():
+        if isinstance(m, ResidualDilatedBlock):
+            nn.init.zeros_(m.proj.weight)
+
+
 class ResidualStack(nn.Sequential):
     """``depth`` residual blocks with dilations ``growth ** i`` (reversed for decoders).
 
@@ -99,6 +118,7 @@ class ConvEncoder1d(nn.Module):
             layers += [Downsample1d(width, width, s), stack]
         layers.append(nn.Conv1d(width, out_ch, 3, padding=1))
         self.net = nn.Sequential(*layers)
+        init_waveform_convs(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -125,6 +145,7 @@ class ConvDecoder1d(nn.Module):
             layers += [stack, Upsample1d(width, width, s)]
         layers.append(nn.Conv1d(width, out_ch, 3, padding=1))
         self.net = nn.Sequential(*layers)
+        init_waveform_convs(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
