@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,6 +141,42 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+@dataclass
+class CodesDataConfig:
+    root: str = "outputs/demo/music_codes"  # a folder written by `audiolvm encode`
+    level: int = 0  # the level this prior models (0 = finest)
+    upper_level: int | None = None  # upsampler priors: the level whose codes condition this one
+    window: int = 256  # codes per training window
+    batch_size: int = 16
+    num_workers: int = 0
+    train_split: str = "train"
+    valid_split: str = "valid"
+
+
+@dataclass
+class PriorConfig:
+    kind: str = "transformer"  # transformer | upsampler | pixelcnn1d
+    dim: int = 256  # transformer width / PixelCNN channels
+    layers: int = 4
+    heads: int = 4
+    context: int = 1024  # transformer context in codes (longer sequences are sampled in windows)
+    dropout: float = 0.0
+    kernel_size: int = 3  # PixelCNN
+    use_labels: bool = True  # condition on the items' speaker / track group
+    # filled in from the codes at training time and saved with the checkpoint:
+    num_codes: int = 0
+    labels: list[str] = field(default_factory=list)
+    upsample: int = 1  # hop ratio between upper_level and level
+
+
+@dataclass
+class PriorExperimentConfig:
+    name: str = "prior"
+    codes: CodesDataConfig = field(default_factory=CodesDataConfig)
+    prior: PriorConfig = field(default_factory=PriorConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(out_dir="runs/prior", lr=3e-4))
+
+
 def _check_keys(user: Any, schema: Any, source: str, prefix: str = "") -> None:
     """Raise ConfigError for the first key in ``user`` that the dataclass ``schema`` lacks."""
     if not isinstance(user, dict):
@@ -195,13 +230,14 @@ def _parse_overrides(overrides: list[str]) -> list[tuple[str, dict]]:
     return layers
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                schema: type = ExperimentConfig) -> Any:
     """Schema defaults <- YAML (with bases) <- ``key=value`` overrides, validated and typed."""
     layers = _read_yaml(Path(path)) if path is not None else []
     layers += _parse_overrides(overrides or [])
-    merged = OmegaConf.structured(ExperimentConfig)
+    merged = OmegaConf.structured(schema)
     for source, mapping in layers:
-        _check_keys(mapping, ExperimentConfig, source)
+        _check_keys(mapping, schema, source)
         try:
             merged = OmegaConf.merge(merged, mapping)
         except OmegaConfBaseException as exc:
@@ -210,23 +246,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return OmegaConf.to_object(merged)  # type: ignore[return-value]
 
 
-def config_to_dict(cfg: ExperimentConfig) -> dict:
+def config_to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def config_from_dict(data: dict, source: str = "config") -> ExperimentConfig:
-    _check_keys(data, ExperimentConfig, source)
+def config_from_dict(data: dict, source: str = "config", schema: type = ExperimentConfig) -> Any:
+    _check_keys(data, schema, source)
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(ExperimentConfig), data)
+        merged = OmegaConf.merge(OmegaConf.structured(schema), data)
     except OmegaConfBaseException as exc:
         raise ConfigError(f"{source}: {str(exc).splitlines()[0]}") from exc
     return OmegaConf.to_object(merged)  # type: ignore[return-value]
-
-
-def save_config_json(cfg: ExperimentConfig, path: str | Path) -> Path:
-    """Write the resolved config as JSON atomically (tmp file then rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(config_to_dict(cfg), indent=2, sort_keys=True))
-    tmp.replace(path)
-    return path

@@ -10,7 +10,6 @@ Layout of a run folder::
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -59,14 +58,6 @@ def rotate(root: str | Path, keep_last: int) -> list[Path]:
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
     return doomed
-
-
-def write_json_atomic(path: str | Path, data: dict) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    os.replace(tmp, path)
-    return path
 
 
 def save_weights(state_dict: dict[str, torch.Tensor], path: str | Path) -> Path:

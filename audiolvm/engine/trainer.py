@@ -8,8 +8,10 @@ and datasets. It knows nothing about what the model is: every returned entry is 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
+import shutil
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from tqdm.auto import tqdm
 
 from audiolvm.config import TrainConfig
 from audiolvm.core.distributed import all_true
+from audiolvm.core.files import atomic_write_json
 from audiolvm.core.seed import seed_everything
 from audiolvm.engine import checkpoint as ckpt
 from audiolvm.engine.logs import CSVLogger, plot_curves
@@ -183,8 +186,6 @@ class Trainer:
         if not state_file.is_file():
             raise FileNotFoundError(f"{folder}: not a checkpoint folder (no trainer_state.json)")
         self.accelerator.load_state(str(folder))
-        import json
-
         self.state = TrainerState(**json.loads(state_file.read_text()))
         return folder
 
@@ -194,17 +195,15 @@ class Trainer:
         tmp = final.with_name(f".{final.name}.tmp")
         if self.is_main:
             self.ckpt_root.mkdir(parents=True, exist_ok=True)
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
         acc.wait_for_everyone()
         acc.save_state(str(tmp))
         acc.wait_for_everyone()
         if self.is_main:
-            ckpt.write_json_atomic(tmp / "trainer_state.json", dataclasses.asdict(self.state))
+            atomic_write_json(tmp / "trainer_state.json", dataclasses.asdict(self.state))
             if self.run_config is not None:
-                ckpt.write_json_atomic(tmp / "config.json", self.run_config)
-                ckpt.write_json_atomic(self.out_dir / "config.json", self.run_config)
+                atomic_write_json(tmp / "config.json", self.run_config)
+                atomic_write_json(self.out_dir / "config.json", self.run_config)
             ckpt.publish_dir(tmp, final)
             ckpt.rotate(self.ckpt_root, self.cfg.keep_last)
             ckpt.save_weights(self.unwrapped_model().state_dict(), self.out_dir / "model.safetensors")

@@ -22,13 +22,13 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
 
 from audiolvm.core.features import LogMel, stft_magnitude
+from audiolvm.core.files import atomic_write_text
 from audiolvm.eval.codebook import CodebookUsage
 from audiolvm.losses.spectral import MultiResolutionSTFTLoss, spectral_convergence
 
@@ -171,21 +171,6 @@ def default_metrics(sample_rate: int) -> dict[str, MetricFn]:
     }
 
 
-def _atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path``, then ``os.replace`` it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
-
-
 def _format(value: Cell) -> str:
     if value is None:
         return "-"
@@ -270,8 +255,8 @@ class ReconstructionReport:
         writer = csv.DictWriter(buf, fieldnames=self.columns(), lineterminator="\n")
         writer.writeheader()
         writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in self.rows())
-        return _atomic_write_text(path, buf.getvalue())
+        return atomic_write_text(path, buf.getvalue())
 
     def write_json(self, path: str | os.PathLike[str]) -> Path:
         """Write ``rows()`` as a JSON list of objects (missing cells null), atomically."""
-        return _atomic_write_text(path, json.dumps(self.rows(), indent=2) + "\n")
+        return atomic_write_text(path, json.dumps(self.rows(), indent=2) + "\n")
