@@ -7,12 +7,22 @@ import json
 from pathlib import Path
 
 from audiolvm.bottleneck import Bottleneck, IdentityBottleneck, VectorQuantizerEMA
-from audiolvm.config import ConfigError, DataConfig, ExperimentConfig, ModelConfig, config_from_dict
+from audiolvm.config import (
+    ConfigError,
+    DataConfig,
+    ExperimentConfig,
+    ModelConfig,
+    PriorConfig,
+    PriorExperimentConfig,
+    config_from_dict,
+)
 from audiolvm.data import CropDataset, open_corpus, split_entries
+from audiolvm.data.codes import CodeStore
 from audiolvm.engine.checkpoint import latest_checkpoint, load_weights
 from audiolvm.losses import MultiResolutionSTFTLoss
 from audiolvm.models import AudioReconstructionObjective, MultiLevelAutoencoder
 from audiolvm.models.audio_vqvae import audio_autoencoder
+from audiolvm.models.priors import Prior
 
 
 def build_bottleneck(cfg: ModelConfig, level: int = 0) -> Bottleneck:
@@ -118,3 +128,56 @@ def load_model(path: str | Path) -> tuple[MultiLevelAutoencoder, ExperimentConfi
             f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
         )
     return model.eval(), cfg
+
+
+# ----------------------------------------------------------------------------------------- priors
+PRIOR_KINDS = ("transformer", "upsampler", "pixelcnn1d")
+
+
+def resolve_prior_config(cfg: PriorExperimentConfig, store: CodeStore) -> PriorExperimentConfig:
+    """Fill the prior's codebook size, labels and hop ratio from the code folder it trains on."""
+    codes, prior = cfg.codes, cfg.prior
+    levels = len(store.levels)
+    if not 0 <= codes.level < levels:
+        raise ConfigError(f"codes.level={codes.level}: {store.root} has levels 0..{levels - 1}")
+    if prior.kind not in PRIOR_KINDS:
+        raise ConfigError(f"prior.kind={prior.kind!r} is unknown; use one of {PRIOR_KINDS}")
+    if (prior.kind == "upsampler") != (codes.upper_level is not None):
+        raise ConfigError("prior.kind=upsampler needs codes.upper_level (the level above), and only it does")
+    upsample, upper_k = 1, 0
+    if codes.upper_level is not None:
+        if not codes.level < codes.upper_level < levels:
+            raise ConfigError(f"codes.upper_level={codes.upper_level} must be above codes.level={codes.level}")
+        upsample = store.levels[codes.upper_level].hop // store.levels[codes.level].hop
+        upper_k = store.levels[codes.upper_level].num_codes
+    labels = sorted({it.speaker for it in store.items}) if prior.use_labels else []
+    prior = dataclasses.replace(prior, num_codes=store.levels[codes.level].num_codes, labels=labels,
+                                upsample=upsample, upper_num_codes=upper_k)
+    return dataclasses.replace(cfg, prior=prior)
+
+
+def build_prior(cfg: PriorConfig) -> Prior:
+    """A prior from a resolved config (``num_codes`` etc. filled by :func:`resolve_prior_config`)."""
+    from audiolvm.models.priors import CausalTransformerPrior, GatedPixelCNN1d, UpsamplerPrior
+
+    common = {"num_codes": cfg.num_codes, "num_labels": len(cfg.labels)}
+    if cfg.num_codes < 1:
+        raise ConfigError("prior.num_codes is 0: resolve the config against a code folder first")
+    if cfg.kind == "transformer":
+        return CausalTransformerPrior(context=cfg.context, dim=cfg.dim, layers=cfg.layers, heads=cfg.heads,
+                                      dropout=cfg.dropout, **common)
+    if cfg.kind == "upsampler":
+        return UpsamplerPrior(num_upper_codes=cfg.upper_num_codes, upsample=cfg.upsample, context=cfg.context,
+                              dim=cfg.dim, layers=cfg.layers, heads=cfg.heads, dropout=cfg.dropout, **common)
+    if cfg.kind == "pixelcnn1d":
+        return GatedPixelCNN1d(channels=cfg.dim, layers=cfg.layers, kernel_size=cfg.kernel_size, **common)
+    raise ConfigError(f"prior.kind={cfg.kind!r} is unknown; use one of {PRIOR_KINDS}")
+
+
+def load_prior(path: str | Path) -> tuple[Prior, PriorExperimentConfig]:
+    """Rebuild a trained prior from its run folder (config.json + model.safetensors), eval mode."""
+    weights, config_path = resolve_checkpoint(path)
+    cfg = config_from_dict(json.loads(config_path.read_text()), str(config_path), schema=PriorExperimentConfig)
+    prior = build_prior(cfg.prior)
+    prior.load_state_dict(load_weights(weights))
+    return prior.eval(), cfg

@@ -167,6 +167,7 @@ class PriorConfig:
     num_codes: int = 0
     labels: list[str] = field(default_factory=list)
     upsample: int = 1  # hop ratio between upper_level and level
+    upper_num_codes: int = 0  # codebook size of upper_level
 
 
 @dataclass

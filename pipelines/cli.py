@@ -6,10 +6,10 @@ import argparse
 import logging
 import sys
 
-from pipelines import decode, demo, encode, evaluate, info, reconstruct, train
+from pipelines import decode, demo, encode, evaluate, info, reconstruct, train, train_prior
 
 COMMANDS = {"train": train, "reconstruct": reconstruct, "encode": encode, "decode": decode, "evaluate": evaluate,
-            "info": info, "demo": demo}
+            "train-prior": train_prior, "info": info, "demo": demo}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from audiolvm.core.files import atomic_write_json, atomic_write_text
 
@@ -156,3 +157,62 @@ class CodeStore:
 
     def select(self, split: str | None = None) -> list[CodeItem]:
         return [it for it in self.items if split is None or it.split == split]
+
+
+class CodeWindowDataset:
+    """Fixed-length windows of one level's codes, for prior training (map-style, torch-compatible).
+
+    Item ``i`` of epoch ``e`` is a window of ``window`` codes from item ``i`` of the store (in
+    ``split``), at an offset drawn from ``(seed, e, i)`` only; shorter items are right-padded with code 0
+    and ``mask`` marks real codes. With ``upper_level`` set, the aligned codes of that level come along
+    (``window * hop_lower / hop_upper`` of them, the window offset rounded to whole upper frames).
+    ``label`` is the index of the item's speaker (or track group) in ``labels``.
+    """
+
+    def __init__(self, store: CodeStore, level: int, window: int, split: str | None = None, seed: int = 0,
+                 upper_level: int | None = None, labels: Sequence[str] | None = None) -> None:
+        self.store, self.level, self.window, self.seed, self.epoch = store, level, window, seed, 0
+        self.items = store.select(split)
+        if not self.items:
+            raise ValueError(f"{store.root}: no items in split {split!r}")
+        self.upper_level = upper_level
+        self.ratio = 1
+        if upper_level is not None:
+            lower, upper = store.levels[level].hop, store.levels[upper_level].hop
+            if upper % lower or upper <= lower:
+                raise ValueError(f"upper level hop {upper} must be a multiple of level {level}'s hop {lower}")
+            self.ratio = upper // lower
+            if window % self.ratio:
+                raise ValueError(f"window {window} must be a multiple of the hop ratio {self.ratio}")
+        self.labels = list(labels) if labels is not None else sorted({it.speaker for it in store.items})
+        self._label_index = {name: i for i, name in enumerate(self.labels)}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _offset(self, i: int, length: int) -> int:
+        slots = (length - self.window) // self.ratio  # offsets in whole upper frames
+        if slots <= 0:
+            return 0
+        rng = np.random.default_rng([self.seed & 0xFFFFFFFF, self.epoch, i])
+        return int(rng.integers(0, slots + 1)) * self.ratio
+
+    def _window(self, item: CodeItem, level: int, start: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+        codes = np.asarray(self.store.codes(item, level)[start : start + size], dtype=np.int64)
+        mask = np.zeros(size, dtype=bool)
+        mask[: len(codes)] = True
+        return np.pad(codes, (0, size - len(codes))), mask
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.items[i]
+        start = self._offset(i, item.spans[self.level][2])
+        codes, mask = self._window(item, self.level, start, self.window)
+        out = {"codes": torch.from_numpy(codes), "mask": torch.from_numpy(mask),
+               "label": torch.tensor(self._label_index.get(item.speaker, -1))}
+        if self.upper_level is not None:
+            upper, _ = self._window(item, self.upper_level, start // self.ratio, self.window // self.ratio)
+            out["upper"] = torch.from_numpy(upper)
+        return out
