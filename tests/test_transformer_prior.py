@@ -150,6 +150,7 @@ def test_windowed_sampling_with_prime_runs_to_the_requested_length(kind: str) ->
     out = model.sample(n, length, cond, prime=prime, generator=torch.Generator().manual_seed(0), progress=False)
     assert out.shape == (n, length) and out.dtype == torch.long
     assert torch.equal(out[:, :13], prime) and int(out.min()) >= 0 and int(out.max()) < K
+    assert torch.equal(model.sample(n, 13, cond, prime=prime, progress=False), prime)
 
 
 def test_sampling_is_deterministic_under_a_seed_and_differs_across_seeds() -> None:

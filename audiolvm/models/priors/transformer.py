@@ -164,6 +164,8 @@ class CausalTransformerPrior(Prior):
         t = 0 if prime is None else prime.shape[1]  # next code to draw
         if t:
             out[:, :t] = prime
+        if t == length:
+            return out
         feats = self.cond_features(cond, n, length)  # computed once, sliced per window
         cache = self.make_cache(n, length)
         s = 0 if t < self.context else t - overlap  # window start: window position j is code s + j
