@@ -22,33 +22,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import cpu_seconds, peak_rss_mib  # noqa: E402
+
 NUM_CODES, DIM, LAYERS, HEADS = 2048, 256, 4, 4
-
-
-def _cpu_seconds() -> tuple[float, float]:
-    """(busy CPU seconds of the whole machine, CPU seconds of this process); machine is NaN off Linux."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    try:
-        with open("/proc/stat") as f:
-            ticks = [int(v) for v in f.readline().split()[1:9]]
-        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
-    except OSError:
-        busy = float("nan")
-    return busy, usage.ru_utime + usage.ru_stime
 
 
 def _timed(fn) -> tuple[float, float]:
     """Run ``fn()``; return (wall seconds, CPU cores kept busy by other processes meanwhile)."""
-    busy0, own0 = _cpu_seconds()
+    busy0, own0 = cpu_seconds()
     t0 = time.perf_counter()
     fn()
     wall = time.perf_counter() - t0
-    busy1, own1 = _cpu_seconds()
+    busy1, own1 = cpu_seconds()
     return wall, max(0.0, ((busy1 - busy0) - (own1 - own0)) / wall)
 
 
@@ -90,7 +80,7 @@ def _worker(context: int, tokens: int, warmup: int, threads: int) -> dict:
     with torch.no_grad():
         t_cache, load_cache = _time_cached(model, prefix, tokens, warmup)
         t_full, load_full = _time_recompute(model, prefix, tokens, warmup)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+    peak = peak_rss_mib()
     return {"context": context, "tokens": tokens, "cached_tok_s": tokens / t_cache, "recompute_tok_s": tokens / t_full,
             "other_load": max(load_cache, load_full), "peak_rss_mib": peak, "torch": torch.__version__}
 

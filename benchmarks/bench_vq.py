@@ -14,30 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import cpu_seconds, peak_rss_mib  # noqa: E402
+
 NUM_CODES, DIM, DECAY, DEAD_THRESHOLD, BETA = 2048, 64, 0.99, 2.0, 0.25
 VARIANTS = ("audiolvm", "peer (rotation_trick=True, default)", "peer (rotation_trick=False)")
-
-
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
-
-
-def _cpu_seconds() -> tuple[float, float]:
-    """(busy CPU seconds of the whole machine, CPU seconds of this process); machine is NaN off Linux."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    try:
-        with open("/proc/stat") as f:
-            ticks = [int(v) for v in f.readline().split()[1:9]]
-        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
-    except OSError:
-        busy = float("nan")
-    return busy, usage.ru_utime + usage.ru_stime
 
 
 def _build(variant: str):
@@ -73,22 +59,22 @@ def worker(variant: str, batch: int, length: int, warmup: int, iters: int) -> di
     torch.manual_seed(0)
     vq, step = _build(variant)
     vq.train()
-    baseline = _peak_mib()
+    baseline = peak_rss_mib()
     x = torch.randn(batch, length, DIM, requires_grad=True)  # (B, N, D)
     times = []
     for i in range(warmup + iters):
         if i == warmup:
-            busy0, own0 = _cpu_seconds()
+            busy0, own0 = cpu_seconds()
         start = time.perf_counter()
         step(x).backward()
         x.grad = None
         if i >= warmup:
             times.append(time.perf_counter() - start)
-    busy1, own1 = _cpu_seconds()
+    busy1, own1 = cpu_seconds()
     vectors = batch * length
     median = sorted(times)[len(times) // 2]
     return {"variant": variant, "vectors_per_s": vectors / median, "best_vectors_per_s": vectors / min(times),
-            "peak_mib": _peak_mib(), "baseline_mib": baseline, "torch": torch.__version__,
+            "peak_mib": peak_rss_mib(), "baseline_mib": baseline, "torch": torch.__version__,
             "other_cores": max(0.0, (busy1 - busy0) - (own1 - own0)) / sum(times)}
 
 
