@@ -6,10 +6,21 @@ import argparse
 import logging
 import sys
 
-from pipelines import decode, demo, encode, evaluate, info, reconstruct, sample, train, train_prior
+from pipelines import (
+    decode,
+    demo,
+    encode,
+    evaluate,
+    evaluate_prior,
+    info,
+    reconstruct,
+    sample,
+    train,
+    train_prior,
+)
 
 COMMANDS = {"train": train, "reconstruct": reconstruct, "encode": encode, "decode": decode, "evaluate": evaluate,
-            "train-prior": train_prior, "sample": sample, "info": info, "demo": demo}
+            "train-prior": train_prior, "sample": sample, "evaluate-prior": evaluate_prior, "info": info, "demo": demo}
 
 
 def build_parser() -> argparse.ArgumentParser:

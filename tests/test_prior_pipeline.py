@@ -97,3 +97,20 @@ def test_sample_command_runs_the_ancestral_chain(tmp_path: Path) -> None:
     assert len(waves["a"]) == 8000 and (tmp_path / "a" / "sample_01.png").is_file()
     assert np.array_equal(waves["a"], waves["b"]) and not np.array_equal(waves["a"], waves["c"])
     assert main(["sample", *runs[:-1], "nobody", "--out", str(tmp_path / "d")]) == 2
+
+
+def test_evaluate_prior_counts_every_code_once(store_dir: Path) -> None:
+    """A prior with all-zero logits is uniform: NLL must be exactly ln K per real (unpadded) code."""
+    from audiolvm.eval.prior import evaluate_prior
+    from audiolvm.models.priors import CausalTransformerPrior
+
+    store = CodeStore(store_dir)
+    prior = CausalTransformerPrior(num_codes=16, context=64, dim=16, layers=1, heads=2, num_labels=2)
+    head = [m for m in prior.modules() if isinstance(m, torch.nn.Linear)][-1]
+    torch.nn.init.zeros_(head.weight)  # the output head: logits are its bias (if any), else 0
+    if head.bias is not None:
+        torch.nn.init.zeros_(head.bias)
+    for split, expected in (("train", 200 + 130 + 64 + 300), (None, 200 + 130 + 64 + 300 + 90)):
+        result = evaluate_prior(prior, store, level=0, window=64, split=split, labels=["s0", "s1"])
+        assert result["codes"] == expected
+        assert result["nats_per_code"] == pytest.approx(np.log(16), abs=1e-5)
