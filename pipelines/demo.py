@@ -1,6 +1,6 @@
 """The main job on the embedded corpora: for speech (1 level) and music (3 levels, hops 8/32/128),
 train the VQ-VAE, encode the corpus to codes on disk, score held-out reconstructions per level, and
-write examples and a report.
+write examples; then train priors on those codes and sample music and speech; and write a report.
 
 Outputs (under --out, default outputs/demo), for each of speech and music:
   <corpus>_vqvae/             run folder: checkpoints, model.safetensors, config.json, curves.png, eval/
@@ -24,7 +24,7 @@ from audiolvm.core.audio import save_audio
 from audiolvm.core.files import atomic_write_json, atomic_write_text
 from audiolvm.data.codes import CodeStore
 from audiolvm.eval import codebook_usage, evaluate_model, iter_audio, plot_spectrograms
-from pipelines import encode, train
+from pipelines import demo_priors, encode, train
 
 HELP = "run the demo pipeline on the embedded corpora"
 log = logging.getLogger("audiolvm.demo")
@@ -33,7 +33,9 @@ STAGES = {"speech": "configs/demo/speech_vqvae.yaml", "music": "configs/demo/mus
 
 def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="outputs/demo", help="report folder")
-    p.add_argument("--stages", default="speech,music", help="comma-separated subset of: speech,music")
+    p.add_argument("--stages", default="speech,music,priors",
+                   help="comma-separated subset of: speech,music,priors (priors needs the other two)")
+    p.add_argument("--prior-steps", type=int, default=None, help="override the priors' training steps")
     p.add_argument("--examples", type=int, default=3, help="held-out items to reconstruct per corpus")
     p.add_argument("overrides", nargs="*", help="key=value overrides applied to every stage's config")
 
@@ -111,11 +113,13 @@ def report_section(stage: dict) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     names = [s.strip() for s in args.stages.split(",") if s.strip()]
-    if unknown := set(names) - set(STAGES):
-        raise ValueError(f"--stages: unknown {sorted(unknown)}; choose from {sorted(STAGES)}")
-    stages = [run_stage(name, args, out) for name in names]
-    atomic_write_json(out / "report.json", {"stages": stages})
+    if unknown := set(names) - set(STAGES) - {"priors"}:
+        raise ValueError(f"--stages: unknown {sorted(unknown)}; choose from {sorted(STAGES)} and priors")
+    stages = [run_stage(name, args, out) for name in names if name in STAGES]
+    priors = demo_priors.run_priors(out, args.prior_steps) if "priors" in names else None
+    atomic_write_json(out / "report.json", {"stages": stages, "priors": priors})
     lines = ["# audiolvm demo report", ""] + [line for stage in stages for line in report_section(stage)]
+    lines += demo_priors.report_lines(priors) if priors else []
     atomic_write_text(out / "report.md", "\n".join(lines))
     print("\n".join(lines))
     return 0
