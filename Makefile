@@ -35,6 +35,7 @@ test: setup-dev  ## run the test suite
 bench: setup-dev  ## run the benchmarks (see BENCHMARKS.md)
 	$(PY) benchmarks/bench_vq.py
 	$(PY) benchmarks/bench_multilevel.py
+	$(PY) benchmarks/bench_kv_cache.py
 
 lint: setup-dev
 	$(PY) -m ruff check audiolvm pipelines data_scripts tests benchmarks
