@@ -19,11 +19,14 @@ from pathlib import Path
 import torch
 
 from audiolvm.builders import load_model, split_entries_for
-from audiolvm.config import load_config
+from audiolvm.config import ExperimentConfig, load_config
 from audiolvm.core.audio import save_audio
 from audiolvm.core.files import atomic_write_json, atomic_write_text
 from audiolvm.data.codes import CodeStore
+from audiolvm.data.manifest import Entry
+from audiolvm.data.readers import CorpusReader
 from audiolvm.eval import codebook_usage, evaluate_model, iter_audio, plot_spectrograms
+from audiolvm.models import MultiLevelAutoencoder
 from pipelines import demo_priors, encode, train
 
 HELP = "run the demo pipeline on the embedded corpora"
@@ -40,12 +43,11 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", help="key=value overrides applied to every stage's config")
 
 
-def write_examples(run_dir: Path, out: Path, n: int) -> list[str]:
-    """Original and every level's reconstruction of ``n`` held-out items, as WAVs and one PNG each."""
-    model, cfg = load_model(run_dir)
-    reader, selected = split_entries_for(cfg, "valid")
+def write_examples(model: MultiLevelAutoencoder, cfg: ExperimentConfig, reader: CorpusReader,
+                   entries: list[Entry], out: Path) -> list[str]:
+    """Original and every level's reconstruction of held-out ``entries``, as WAVs and one PNG each."""
     names = []
-    for entry, wave in iter_audio(reader, [e for e, _ in selected][:n], cfg.data.sample_rate, "examples", False):
+    for entry, wave in iter_audio(reader, entries, cfg.data.sample_rate, "examples", False):
         rate, name = cfg.data.sample_rate, entry.utterance.replace("/", "_")
         recons = model.reconstruct(torch.from_numpy(wave)[None, None])
         panels = {"original": wave} | {f"level {i} (hop {h})": r[0, 0].numpy()
@@ -84,11 +86,12 @@ def run_stage(name: str, args: argparse.Namespace, out: Path) -> dict:
     log.info("[%s 3/4] scoring held-out reconstructions per level", name)
     model, cfg = load_model(run_dir)
     reader, selected = split_entries_for(cfg, "valid")
-    report = evaluate_model(model, reader, [e for e, _ in selected], cfg.data.sample_rate)
+    held_out = [e for e, _ in selected]
+    report = evaluate_model(model, reader, held_out, cfg.data.sample_rate)
     report.write_csv(run_dir / "eval" / "metrics.csv")
     report.write_json(run_dir / "eval" / "metrics.json")
     log.info("[%s 4/4] writing examples", name)
-    examples = write_examples(run_dir, out / f"{name}_examples", args.examples)
+    examples = write_examples(model, cfg, reader, held_out[: args.examples], out / f"{name}_examples")
     return {"name": name, "config": config, "steps": cfg.train.max_steps, "train_seconds": seconds,
             "hops": model.hops, "held_out_items": len(selected), "table": report.to_table(),
             "metrics": report.rows(), "corpus_usage": corpus_usage(codes_dir), "examples": examples}

@@ -32,7 +32,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 def reconstruct_file(model: MultiLevelAutoencoder, rate: int, src: Path, dst: Path, level: int = 0) -> Path:
     wave, _ = load_audio(src, sample_rate=rate)
     x = torch.from_numpy(wave)[None, None]  # (1, 1, T)
-    recon = model.reconstruct(x)[level][0, 0].numpy()  # (T,)
+    recon = model.reconstruct(x, level=level)[0, 0].numpy()  # (T,)
     return save_audio(dst, recon, rate)
 
 

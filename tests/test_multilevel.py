@@ -46,6 +46,7 @@ def test_codes_round_trip_to_the_eval_reconstruction(mode: str) -> None:
     for level in range(model.num_levels):
         decoded = model.decode(codes, level=level, length=777)
         torch.testing.assert_close(decoded, recons[level], rtol=0, atol=1e-6)
+        torch.testing.assert_close(model.reconstruct(x, level=level), recons[level], rtol=0, atol=1e-6)
 
 
 def test_levels_are_independent_only_in_independent_mode() -> None:

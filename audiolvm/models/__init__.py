@@ -3,10 +3,9 @@ VAE family."""
 
 from audiolvm.models.autoencoder import Autoencoder, AutoencoderOutput
 from audiolvm.models.multilevel import MultiLevelAutoencoder, MultiLevelOutput
-from audiolvm.models.objectives import AUDIO_TERMS, AudioReconstructionObjective
+from audiolvm.models.objectives import AudioReconstructionObjective
 
 __all__ = [
-    "AUDIO_TERMS",
     "Autoencoder",
     "AutoencoderOutput",
     "AudioReconstructionObjective",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from audiolvm.bottleneck.base import BottleneckResult
 from audiolvm.models.autoencoder import Autoencoder, AutoencoderOutput
 from audiolvm.nn.conv1d import Upsample1d
 
@@ -94,16 +95,20 @@ class MultiLevelAutoencoder(nn.Module):
         up = self.conditioners[level](z_upper)  # (B, D, N_upper * ratio) >= (B, D, N)
         return z + up[..., : z.shape[-1]]
 
+    def _encode_levels(self, x: torch.Tensor, levels: Sequence[int]) -> dict[int, BottleneckResult]:
+        """Bottleneck results of the given levels; ``z_l : Tensor[B x D x ceil(T / hop_l)]``."""
+        return {i: self.levels[i].bottleneck(self.levels[i].encoder(self.levels[i].pad(x))) for i in levels}
+
+    def _decode_level(self, i: int, results: dict[int, BottleneckResult], length: int) -> torch.Tensor:
+        """Level ``i``'s waveform ``Tensor[B x 1 x length]`` (conditioned on level ``i + 1`` if present)."""
+        upper = results[i + 1].z if i + 1 in results else None
+        return self.levels[i].decoder(self._condition(i, results[i].z, upper))[..., :length]
+
     def forward(self, x: torch.Tensor) -> MultiLevelOutput:
         """``x : Tensor[B x 1 x T]`` -> every level's reconstruction and bottleneck result."""
-        length = x.shape[-1]
-        results = [lv.bottleneck(lv.encoder(lv.pad(x))) for lv in self.levels]  # z_l: (B, D, ceil(T/hop_l))
-        outputs = []
-        for i, (lv, res) in enumerate(zip(self.levels, results, strict=True)):
-            upper = results[i + 1].z if i + 1 < len(results) else None
-            recon = lv.decoder(self._condition(i, res.z, upper))[..., :length]  # (B, 1, T)
-            outputs.append(AutoencoderOutput(recon=recon, bottleneck=res))
-        return MultiLevelOutput(levels=outputs)
+        results = self._encode_levels(x, range(self.num_levels))
+        return MultiLevelOutput(levels=[AutoencoderOutput(recon=self._decode_level(i, results, x.shape[-1]),
+                                                          bottleneck=results[i]) for i in range(self.num_levels)])
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -127,11 +132,15 @@ class MultiLevelAutoencoder(nn.Module):
         return out if length is None else out[..., :length]
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Eval-mode reconstructions ``[Tensor[B x 1 x T]]`` of every level, with no state updates."""
+    def reconstruct(self, x: torch.Tensor, level: int | None = None) -> list[torch.Tensor] | torch.Tensor:
+        """Eval-mode reconstruction with no state updates: every level's ``[Tensor[B x 1 x T]]``, or
+        only ``level``'s tensor (running only the encoders and the decoder that level needs)."""
         was_training = self.training
         self.eval()
         try:
-            return [out.recon for out in self(x).levels]
+            if level is None:
+                return [out.recon for out in self(x).levels]
+            needed = [level] + ([level + 1] if self.mode == "conditioned" and level + 1 < self.num_levels else [])
+            return self._decode_level(level, self._encode_levels(x, needed), x.shape[-1])
         finally:
             self.train(was_training)

@@ -14,9 +14,6 @@ from audiolvm.losses.waveform import waveform_loss
 from audiolvm.models.autoencoder import AutoencoderOutput
 from audiolvm.models.multilevel import MultiLevelOutput
 
-#: loss terms an audio reconstruction objective can weight (bottleneck terms are prefixed by ``vq/``)
-AUDIO_TERMS = ("waveform", "stft/sc", "stft/logmag")
-
 
 class AudioReconstructionObjective:
     """Waveform L1/L2 + multi-resolution STFT (spectral convergence, log magnitude) + bottleneck terms,
