@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from audiolvm.builders import load_prior, resolve_prior_config
+from audiolvm.builders import load_model, load_prior, resolve_prior_config
 from audiolvm.config import ConfigError, PriorExperimentConfig, load_config
-from audiolvm.core.audio import load_audio
+from audiolvm.core.audio import load_audio, save_audio
 from audiolvm.data.codes import CodeItem, CodeStore, CodeWindowDataset, CodeWriter, LevelInfo
 from pipelines.cli import main
 
@@ -97,6 +97,24 @@ def test_sample_command_runs_the_ancestral_chain(tmp_path: Path) -> None:
     assert len(waves["a"]) == 8000 and (tmp_path / "a" / "sample_01.png").is_file()
     assert np.array_equal(waves["a"], waves["b"]) and not np.array_equal(waves["a"], waves["c"])
     assert main(["sample", *runs[:-1], "nobody", "--out", str(tmp_path / "d")]) == 2
+
+    # --prime: the first 0.25 s of every sample is the prompt's own codes, so (away from the boundary, by
+    # more than the decoder's receptive field) it is the prompt's reconstruction, whatever the seed
+    prompt = ROOT / "data" / "speech" / "wav48_silence_trimmed" / "e02" / "e02_010_mic1.flac"
+    wave = load_audio(prompt, sample_rate=16000)[0][4000:8000]  # 0.25 s with speech in it
+    save_audio(tmp_path / "prompt.wav", wave, 16000)
+    primed = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"primed{seed}"
+        assert main(["sample", *runs, "--prime", str(tmp_path / "prompt.wav"), "--seed", seed, "--out", str(out)]) == 0
+        primed.append(load_audio(out / "sample_01.wav")[0])
+    model, _ = load_model(vq)
+    with torch.no_grad():
+        recon = model.reconstruct(torch.from_numpy(wave)[None, None], level=0)[0, 0].numpy()
+    assert np.abs(recon).max() > 1e-3
+    for got in primed:
+        np.testing.assert_allclose(got[:3000], recon[:3000], atol=2e-3)  # 12-bit WAV rounding and float noise
+    assert not np.array_equal(primed[0][5000:], primed[1][5000:])  # the continuation depends on the seed
 
 
 def test_evaluate_prior_counts_every_code_once(store_dir: Path) -> None:

@@ -137,7 +137,7 @@ class CausalTransformerPrior(Prior):
     def sample(self, n: int, length: int | tuple[int, ...], cond: Cond = None, temperature: float = 1.0,
                top_k: int | None = None, top_p: float | None = None, generator: torch.Generator | None = None,
                *, prime: torch.Tensor | None = None, window_overlap: int | None = None,
-               progress: bool = True) -> torch.Tensor:
+               progress: bool = True, use_cache: bool = True) -> torch.Tensor:
         """KV-cached ancestral sampling of ``LongTensor[n x length]``; every draw uses ``generator``.
 
         ``prime : LongTensor[n x P]`` (P <= length) gives the first P codes to continue. Beyond the
@@ -145,6 +145,8 @@ class CausalTransformerPrior(Prior):
         (default overlap ``context // 2``) and the cache is re-primed with the start token followed by
         the last ``window_overlap`` codes, positions counted from the window start. The model runs in
         eval mode (dropout off) and is restored afterwards; ``progress`` shows a tqdm bar in tokens/s.
+        ``use_cache=False`` recomputes the whole window at every step instead of using the KV cache: the
+        same draws up to float rounding, much slower; it is the baseline of ``benchmarks/bench_sampling.py``.
         """
         length, overlap = self._check_sample_args(n, length, prime, window_overlap)
 
@@ -154,12 +156,12 @@ class CausalTransformerPrior(Prior):
         was_training = self.training
         self.eval()
         try:
-            return self._sample(n, length, cond, prime, overlap, pick, progress)
+            return self._sample(n, length, cond, prime, overlap, pick, progress, use_cache)
         finally:
             self.train(was_training)
 
     def _sample(self, n: int, length: int, cond: Cond, prime: torch.Tensor | None, overlap: int,
-                pick: Callable[[torch.Tensor], torch.Tensor], progress: bool) -> torch.Tensor:
+                pick: Callable[[torch.Tensor], torch.Tensor], progress: bool, use_cache: bool = True) -> torch.Tensor:
         out = torch.zeros(n, length, dtype=torch.long, device=self.start.device)  # (n, length)
         t = 0 if prime is None else prime.shape[1]  # next code to draw
         if t:
@@ -167,7 +169,7 @@ class CausalTransformerPrior(Prior):
         if t == length:
             return out
         feats = self.cond_features(cond, n, length)  # computed once, sliced per window
-        cache = self.make_cache(n, length)
+        cache = self.make_cache(n, length) if use_cache else None
         s = 0 if t < self.context else t - overlap  # window start: window position j is code s + j
         logits = self._prime_window(out, s, t, feats, cache)  # (n, K) for code t
         with tqdm(total=n * (length - t), disable=not progress, unit="tok", unit_scale=True,
@@ -181,15 +183,18 @@ class CausalTransformerPrior(Prior):
                 if t - s >= self.context:  # window full: slide and re-prime with the tail
                     s = t - overlap
                     logits = self._prime_window(out, s, t, feats, cache)
+                elif cache is None:  # baseline: recompute the window
+                    logits = self._prime_window(out, s, t, feats, None)
                 else:
                     logits = self._run(self.tok(out[:, t - 1 : t]), _window(feats, t, t + 1), cache)[:, -1]
         return out
 
     def _prime_window(self, out: torch.Tensor, s: int, t: int, feats: torch.Tensor | None,
-                      cache: KVCache) -> torch.Tensor:
-        """Reset ``cache`` and feed ``[start, out[:, s:t]]`` (window positions 0..t-s); return the logits
-        ``Tensor[n x K]`` of code t."""
-        cache.reset()
+                      cache: KVCache | None) -> torch.Tensor:
+        """Reset ``cache`` (if any) and feed ``[start, out[:, s:t]]`` (window positions 0..t-s); return the
+        logits ``Tensor[n x K]`` of code t."""
+        if cache is not None:
+            cache.reset()
         n = out.shape[0]
         h = torch.cat([self.start.expand(n, 1, self.dim), self.tok(out[:, s:t])], dim=1)  # (n, t - s + 1, C)
         return self._run(h, _window(feats, s, t + 1), cache)[:, -1]
