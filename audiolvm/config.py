@@ -47,6 +47,20 @@ class VQConfig:
 
 
 @dataclass
+class SpeakerConfig:
+    """Speaker-conditioned decoding (voice conversion): a global speaker vector in every decoder stage."""
+
+    levels: list[int] = field(default_factory=list)  # decoder levels that take the speaker; [] = off
+    dim: int = 64  # speaker embedding width
+    mode: str = "film"  # film (scale + shift per channel) | concat (concatenate, 1x1 conv)
+    encoder: bool = False  # also train a speaker encoder (log-mel -> vector) for unseen reference clips
+    encoder_mix: float = 0.5  # fraction of training items decoded with the encoder's vector instead of the table's
+    encoder_weight: float = 1.0  # weight of the loss pulling the encoder's vector to the table's
+    n_mels: int = 64  # speaker encoder input
+    names: list[str] = field(default_factory=list)  # training speakers, filled from the corpus at train time
+
+
+@dataclass
 class ModelConfig:
     kind: str = "audio_vqvae"
     mode: str = "independent"  # independent (Jukebox) | conditioned (VQ-VAE-2); matters with >1 level
@@ -60,6 +74,7 @@ class ModelConfig:
     bottleneck: str = "vq"  # vq | identity
     level_weights: list[float] = field(default_factory=lambda: [1.0])  # loss multiplier, per level or one
     vq: VQConfig = field(default_factory=VQConfig)
+    speaker: SpeakerConfig = field(default_factory=SpeakerConfig)
 
     @property
     def num_levels(self) -> int:
@@ -139,6 +154,25 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class ClassifierConfig:
+    """The independent speaker classifier used to score voice conversion: log-mel + a small 2-D CNN."""
+
+    n_mels: int = 64
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128])  # one conv block (2x2 pooling) each
+    embed_dim: int = 128
+    dropout: float = 0.1
+    speakers: list[str] = field(default_factory=list)  # filled from the corpus at train time
+
+
+@dataclass
+class ClassifierExperimentConfig:
+    name: str = "speaker_classifier"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ClassifierConfig = field(default_factory=ClassifierConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(out_dir="runs/speaker_classifier", lr=1e-3))
 
 
 @dataclass

@@ -118,6 +118,20 @@ class MultiLevelAutoencoder(nn.Module):
         return [lv.encode(x) for lv in self.levels]
 
     @torch.no_grad()
+    def level_features(self, x: torch.Tensor, level: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Eval-mode ``(pre, z, codes)`` of one level for ``x : Tensor[B x 1 x T]``: the encoder output
+        before the bottleneck and the quantized vectors, both ``Tensor[B x D x N_l]``, and the codes
+        ``LongTensor[B x N_l]`` (None for a continuous bottleneck). ``N_l = ceil(T / hop_l)``."""
+        lv, was_training = self.levels[level], self.training
+        self.eval()
+        try:
+            pre = lv.encoder(lv.pad(x))
+            res = lv.bottleneck(pre)
+            return pre, res.z, res.codes
+        finally:
+            self.train(was_training)
+
+    @torch.no_grad()
     def decode(self, codes: Sequence[torch.Tensor | None], level: int = 0, length: int | None = None) -> torch.Tensor:
         """Waveform ``Tensor[B x 1 x N_l * hop_l]`` from level ``level``'s codes (and, in conditioned
         mode, level ``level + 1``'s codes too); cropped to ``length`` if given."""
