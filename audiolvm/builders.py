@@ -23,6 +23,7 @@ from audiolvm.losses import MultiResolutionSTFTLoss
 from audiolvm.models import AudioReconstructionObjective, MultiLevelAutoencoder
 from audiolvm.models.audio_vqvae import audio_autoencoder
 from audiolvm.models.priors import Prior
+from audiolvm.models.speaker import SpeakerConditioner
 
 
 def build_bottleneck(cfg: ModelConfig, level: int = 0) -> Bottleneck:
@@ -37,20 +38,35 @@ def build_bottleneck(cfg: ModelConfig, level: int = 0) -> Bottleneck:
     raise ConfigError(f"model.bottleneck={cfg.bottleneck!r} is unknown; use 'vq' or 'identity'")
 
 
-def build_model(cfg: ModelConfig) -> MultiLevelAutoencoder:
-    """One :class:`Autoencoder` per level on the waveform (level l uses all strides up to l)."""
+def build_model(cfg: ModelConfig, sample_rate: int = 16000) -> MultiLevelAutoencoder:
+    """One :class:`Autoencoder` per level on the waveform (level l uses all strides up to l), with a
+    speaker table (and encoder) when ``cfg.speaker.levels`` names speaker-conditioned decoders."""
     if cfg.kind != "audio_vqvae":
         raise ConfigError(f"model.kind={cfg.kind!r} is unknown; use 'audio_vqvae'")
     if not cfg.strides or any(not level for level in cfg.strides):
         raise ConfigError(f"model.strides={cfg.strides}: give a non-empty list of strides per level")
+    spk = cfg.speaker
+    bad = [i for i in spk.levels if not 0 <= i < cfg.num_levels]
+    if bad:
+        raise ConfigError(f"model.speaker.levels={spk.levels}: level {bad[0]} does not exist; the model has levels "
+                          f"0..{cfg.num_levels - 1} (model.strides)")
+    if spk.levels and not spk.names:
+        raise ConfigError("model.speaker.names is empty: `audiolvm train` fills it from the training corpus; "
+                          "building a speaker-conditioned model by hand needs the list of training speakers")
     levels, strides = [], []
     for i, level_strides in enumerate(cfg.strides):
         strides = strides + list(level_strides)
         levels.append(audio_autoencoder(
             build_bottleneck(cfg, i), latent_dim=cfg.vq.dim, width=cfg.width, strides=strides,
             depth=cfg.depth, dilation_growth=cfg.dilation_growth, checkpoint_stages=cfg.checkpoint_stages,
+            speaker_dim=spk.dim if i in spk.levels else 0, speaker_mode=spk.mode,
         ))
-    return MultiLevelAutoencoder(levels, mode=cfg.mode, latent_dim=cfg.vq.dim)
+    speaker = None
+    if spk.levels:
+        speaker = SpeakerConditioner(spk.names, spk.dim, encoder=spk.encoder, sample_rate=sample_rate,
+                                     n_mels=spk.n_mels, encoder_mix=spk.encoder_mix)
+    return MultiLevelAutoencoder(levels, mode=cfg.mode, latent_dim=cfg.vq.dim, speaker=speaker,
+                                 speaker_levels=spk.levels)
 
 
 def build_objective(cfg: ExperimentConfig) -> AudioReconstructionObjective:
@@ -60,7 +76,8 @@ def build_objective(cfg: ExperimentConfig) -> AudioReconstructionObjective:
     if cfg.model.bottleneck != "vq":
         weights = {k: v for k, v in weights.items() if not k.startswith("vq/")}
     return AudioReconstructionObjective(weights, stft, waveform=cfg.loss.waveform,
-                                        level_weights=cfg.model.per_level("level_weights"))
+                                        level_weights=cfg.model.per_level("level_weights"),
+                                        speaker=bool(cfg.model.speaker.levels))
 
 
 def build_corpus(cfg: DataConfig):  # noqa: ANN201 - returns (reader, train entries, valid entries)
@@ -120,7 +137,7 @@ def load_model(path: str | Path) -> tuple[MultiLevelAutoencoder, ExperimentConfi
     """Rebuild a trained model from its saved config and safetensors weights (eval mode)."""
     weights, config_path = resolve_checkpoint(path)
     cfg = config_from_dict(json.loads(config_path.read_text()), source=str(config_path))
-    model = build_model(cfg.model)
+    model = build_model(cfg.model, cfg.data.sample_rate)
     missing, unexpected = model.load_state_dict(load_weights(weights), strict=False)
     if missing or unexpected:
         raise ValueError(
@@ -181,3 +198,29 @@ def load_prior(path: str | Path) -> tuple[Prior, PriorExperimentConfig]:
     prior = build_prior(cfg.prior)
     prior.load_state_dict(load_weights(weights))
     return prior.eval(), cfg
+
+
+# ---- speaker classifier
+def build_classifier(cfg, sample_rate: int):  # noqa: ANN001, ANN201 - ClassifierConfig -> SpeakerClassifier
+    """The speaker classifier of a config whose ``speakers`` were filled from the training set."""
+    from audiolvm.models.classifier import SpeakerClassifier
+
+    if len(cfg.speakers) < 2:
+        raise ConfigError(f"model.speakers={cfg.speakers}: a speaker classifier needs at least two speakers; "
+                          "it is filled from the training set by 'audiolvm train-classifier'")
+    return SpeakerClassifier(len(cfg.speakers), sample_rate, n_mels=cfg.n_mels, channels=cfg.channels,
+                             embed_dim=cfg.embed_dim, dropout=cfg.dropout, speakers=cfg.speakers)
+
+
+def load_classifier(path: str | Path):  # noqa: ANN201 - (SpeakerClassifier, ClassifierExperimentConfig)
+    """Rebuild a trained speaker classifier from its run folder (config.json + model.safetensors), eval mode."""
+    from audiolvm.config import ClassifierExperimentConfig
+
+    weights, config_path = resolve_checkpoint(path)
+    cfg = config_from_dict(json.loads(config_path.read_text()), str(config_path), schema=ClassifierExperimentConfig)
+    model = build_classifier(cfg.model, cfg.data.sample_rate)
+    missing, unexpected = model.load_state_dict(load_weights(weights), strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{weights}: weights do not match the speaker classifier in {config_path} "
+                         f"(missing {missing[:5]}, unexpected {unexpected[:5]}); is this a classifier run?")
+    return model.eval(), cfg

@@ -54,8 +54,8 @@ class SpeakerConfig:
     dim: int = 64  # speaker embedding width
     mode: str = "film"  # film (scale + shift per channel) | concat (concatenate, 1x1 conv)
     encoder: bool = False  # also train a speaker encoder (log-mel -> vector) for unseen reference clips
-    encoder_mix: float = 0.5  # fraction of training items decoded with the encoder's vector instead of the table's
-    encoder_weight: float = 1.0  # weight of the loss pulling the encoder's vector to the table's
+    encoder_mix: float = 0.5  # fraction of training items decoded with the encoder's vector, not the table's
+    # (the encoder's matching loss is weighted by loss.weights["speaker/encoder"], default 1)
     n_mels: int = 64  # speaker encoder input
     names: list[str] = field(default_factory=list)  # training speakers, filled from the corpus at train time
 

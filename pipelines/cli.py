@@ -7,6 +7,7 @@ import logging
 import sys
 
 from pipelines import (
+    convert,
     decode,
     demo,
     encode,
@@ -19,8 +20,12 @@ from pipelines import (
     train_prior,
 )
 
-COMMANDS = {"train": train, "reconstruct": reconstruct, "encode": encode, "decode": decode, "evaluate": evaluate,
-            "train-prior": train_prior, "sample": sample, "evaluate-prior": evaluate_prior, "info": info, "demo": demo}
+COMMANDS = {
+    "train": train, "reconstruct": reconstruct, "encode": encode, "decode": decode, "evaluate": evaluate,
+    "train-prior": train_prior, "sample": sample, "evaluate-prior": evaluate_prior,
+    "convert": convert,
+    "info": info, "demo": demo,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

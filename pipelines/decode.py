@@ -29,12 +29,17 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--level", type=int, default=None, help="decode only this level (default: every level)")
     p.add_argument("--items", default=None, help="comma-separated item ids (default: all)")
     p.add_argument("--limit", type=int, default=None, help="decode at most this many items")
+    p.add_argument("--speaker", default=None,
+                   help="speaker-conditioned models: decode every item as this training speaker (default: its own)")
 
 
-def decode_item(model: MultiLevelAutoencoder, store: CodeStore, item: CodeItem, level: int) -> torch.Tensor:
-    """``Tensor[1 x 1 x samples]`` decoded from level ``level`` (plus the level above if conditioned)."""
+def decode_item(model: MultiLevelAutoencoder, store: CodeStore, item: CodeItem, level: int,
+                speaker: str | None = None) -> torch.Tensor:
+    """``Tensor[1 x 1 x samples]`` decoded from level ``level`` (plus the level above if conditioned), in
+    ``speaker``'s voice (default: the item's own) when the decoder is speaker-conditioned."""
     codes = [torch.from_numpy(store.codes(item, i).astype("int64"))[None] for i in range(len(store.levels))]
-    return model.decode(codes, level=level, length=item.samples or None)
+    ids = model.speaker.ids([speaker or item.speaker]) if model.speaker is not None else None
+    return model.decode(codes, level=level, length=item.samples or None, speaker=ids)
 
 
 def check_compatible(model: MultiLevelAutoencoder, store: CodeStore, codes_dir: str) -> None:
@@ -59,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     levels = range(model.num_levels) if args.level is None else [args.level]
     for item in items:
         for level in levels:
-            wave = decode_item(model, store, item, level)[0, 0].numpy()
+            wave = decode_item(model, store, item, level, args.speaker)[0, 0].numpy()
             save_audio(Path(args.out) / f"{item.id}_level{level}.wav", wave, store.sample_rate)
     log.info("decoded %d items x %d levels into %s", len(items), len(levels), args.out)
     return 0

@@ -81,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
                                     None if primes is None else primes[level])
         log.info("sampled level %d: %d codes x %d", level, length, args.n)
     lowest = min(i for i, c in enumerate(codes) if c is not None)
-    audio = model.decode(codes, level=lowest, length=int(args.seconds * rate))  # (n, 1, T)
+    voice = None  # a speaker-conditioned decoder speaks as --speaker (default: the first training speaker)
+    if model.speaker is not None:
+        voice = model.speaker.ids([args.speaker or model.speaker_names[0]] * args.n)
+    audio = model.decode(codes, level=lowest, length=int(args.seconds * rate), speaker=voice)  # (n, 1, T)
     out = Path(args.out)
     for i in range(args.n):
         wave = audio[i, 0].numpy()

@@ -10,12 +10,14 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
 
 from audiolvm.builders import build_datasets, build_model, build_objective
-from audiolvm.config import config_to_dict, load_config
+from audiolvm.config import ConfigError, ExperimentConfig, config_to_dict, load_config
+from audiolvm.data import CropDataset
 from audiolvm.engine import Trainer
 
 HELP = "train a model from a config"
@@ -36,13 +38,33 @@ def progress_keys(num_levels: int) -> tuple[str, ...]:
     return ("loss", *(f"l{i}/vq/perplexity" for i in range(num_levels)))
 
 
+def with_speakers(cfg: ExperimentConfig, train_ds: CropDataset, valid_ds: CropDataset | None) -> ExperimentConfig:
+    """Fill ``model.speaker.names`` from the training set (a speaker-conditioned model's lookup table);
+    names given in the config must match the corpus, and validation speakers must be training speakers."""
+    spk, speakers = cfg.model.speaker, list(train_ds.speakers)
+    if not spk.levels:
+        return cfg
+    if spk.names and list(spk.names) != speakers:
+        raise ConfigError(f"model.speaker.names lists {len(spk.names)} speakers but the training set of "
+                          f"data.root={cfg.data.root!r} has {len(speakers)} different ones; remove "
+                          "model.speaker.names so that training fills it in")
+    unseen = sorted({e.speaker for e in valid_ds.entries} - set(speakers)) if valid_ds is not None else []
+    if unseen:
+        raise ConfigError(f"data.split_by={cfg.data.split_by!r} holds out speakers {unseen[:3]} that the "
+                          "speaker-conditioned decoder (model.speaker.levels) has no table entry for; use "
+                          "data.split_by: utterance")
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, speaker=dataclasses.replace(
+        spk, names=speakers)))
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
+    train_ds, valid_ds = build_datasets(cfg)
+    cfg = with_speakers(cfg, train_ds, valid_ds)
     saved = Path(cfg.train.out_dir) / "config.json"
     if args.resume and saved.is_file() and json.loads(saved.read_text()) != config_to_dict(cfg):
         log.warning("%s differs from the config given now; resuming with the one given now", saved)
-    train_ds, valid_ds = build_datasets(cfg)
-    model = build_model(cfg.model)
+    model = build_model(cfg.model, cfg.data.sample_rate)
     trainer = Trainer(
         model, build_objective(cfg), train_ds, cfg.train, batch_size=cfg.data.batch_size,
         valid_data=valid_ds, num_workers=cfg.data.num_workers, run_config=config_to_dict(cfg),

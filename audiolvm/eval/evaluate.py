@@ -33,6 +33,12 @@ def iter_audio(reader: CorpusReader, entries: Sequence[Entry], sample_rate: int,
             reader.skip(entry.path, exc.reason)
 
 
+def own_speaker(model: MultiLevelAutoencoder, speaker: str) -> torch.Tensor | None:
+    """The id ``LongTensor[1]`` of ``speaker`` for a speaker-conditioned model (None otherwise), so that
+    reconstructions are decoded in the speaker's own voice; an unknown speaker is a KeyError."""
+    return model.speaker.ids([speaker]) if model.speaker is not None else None
+
+
 @torch.no_grad()
 def evaluate_model(model: MultiLevelAutoencoder, reader: CorpusReader, entries: Sequence[Entry],
                    sample_rate: int, progress: bool = True) -> ReconstructionReport:
@@ -40,9 +46,9 @@ def evaluate_model(model: MultiLevelAutoencoder, reader: CorpusReader, entries: 
     model.eval()
     report = ReconstructionReport(sample_rate)
     codes: list[list[torch.Tensor]] = [[] for _ in model.levels]
-    for _, wave in iter_audio(reader, entries, sample_rate, "evaluate", progress):
+    for entry, wave in iter_audio(reader, entries, sample_rate, "evaluate", progress):
         x = torch.from_numpy(wave)[None, None]  # (1, 1, T)
-        out = model(x)
+        out = model(x, own_speaker(model, entry.speaker))
         for i, level_out in enumerate(out.levels):
             report.add(level_label(i, model.hops[i]), level_out.recon, x)
             if level_out.bottleneck.codes is not None:

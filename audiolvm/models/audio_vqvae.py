@@ -19,15 +19,20 @@ def audio_autoencoder(
     dilation_growth: int = 3,
     channels: int = 1,
     checkpoint_stages: int = 0,
+    speaker_dim: int = 0,
+    speaker_mode: str = "film",
 ) -> Autoencoder:
     """Waveform ``Tensor[B x channels x T]`` -> codes at ``T / prod(strides)`` -> waveform.
 
     ``latent_dim`` is the bottleneck's input width (the codebook dimension for VQ).
     ``checkpoint_stages``: how many of the highest-rate residual stacks (in both encoder and decoder) to
     recompute in backward instead of storing, trading compute for activation memory.
+    ``speaker_dim > 0`` makes the decoder take a global speaker vector in every stage (``speaker_mode``
+    ``film`` or ``concat``, see :class:`ConvDecoder1d`).
     """
     if not strides or any(s < 1 for s in strides):
         raise ValueError(f"strides must be a non-empty list of positive ints, got {list(strides)}")
     encoder = ConvEncoder1d(channels, latent_dim, width, strides, depth, dilation_growth, checkpoint_stages)
-    decoder = ConvDecoder1d(latent_dim, channels, width, strides, depth, dilation_growth, checkpoint_stages)
+    decoder = ConvDecoder1d(latent_dim, channels, width, strides, depth, dilation_growth, checkpoint_stages,
+                            cond_dim=speaker_dim, cond_mode=speaker_mode)
     return Autoencoder(encoder, bottleneck, decoder, hop=math.prod(strides))

@@ -29,7 +29,11 @@ class AudioReconstructionObjective:
         stft: the multi-resolution STFT loss module.
         waveform: ``"l1"`` or ``"l2"``.
         level_weights: one multiplier per level (default 1 for every level).
+        speaker: pass ``batch["speaker"]`` (training-speaker ids) to the model, for speaker-conditioned
+            decoders; the model's own terms (``speaker/encoder``) are added with their weight (default 1).
     """
+
+    MODEL_TERMS = frozenset({"speaker/encoder"})  # returned by the model itself, not per level
 
     def __init__(
         self,
@@ -38,8 +42,9 @@ class AudioReconstructionObjective:
         waveform: str = "l1",
         level_weights: Sequence[float] | None = None,
         bottleneck_prefix: str = "vq",
+        speaker: bool = False,
     ) -> None:
-        self.weights = dict(weights)
+        self.weights, self.speaker = dict(weights), speaker
         self.stft, self.waveform, self.prefix = stft, waveform, bottleneck_prefix
         self.level_weights = list(level_weights) if level_weights is not None else None
         waveform_loss(torch.zeros(1), torch.zeros(1), waveform)  # validate the kind early
@@ -50,7 +55,7 @@ class AudioReconstructionObjective:
         terms = {"waveform": waveform_loss(out.recon, audio, self.waveform)}
         terms.update({f"stft/{k}": v for k, v in spec.items()})
         terms.update({f"{self.prefix}/{k}": v for k, v in out.bottleneck.losses.items()})
-        missing = sorted(set(self.weights) - set(terms))
+        missing = sorted(set(self.weights) - set(terms) - self.MODEL_TERMS)
         if missing:
             raise KeyError(
                 f"loss.weights names {missing}, which this model does not produce; valid terms: {sorted(terms)}"
@@ -59,12 +64,21 @@ class AudioReconstructionObjective:
         return {**terms, **metrics}
 
     def weighted(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return sum(w * terms[name] for name, w in self.weights.items() if w != 0.0)  # type: ignore[return-value]
+        return sum(w * terms[name] for name, w in self.weights.items()  # type: ignore[return-value]
+                   if w != 0.0 and name not in self.MODEL_TERMS)
 
     def __call__(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         audio = batch["audio"]
-        out = model(audio)
+        out = model(audio, speaker=batch["speaker"]) if self.speaker else model(audio)
         levels = out.levels if isinstance(out, MultiLevelOutput) else [out]
+        extra = out.losses if isinstance(out, MultiLevelOutput) else {}  # model-wide terms, e.g. speaker/encoder
+        result = self._level_loss(levels, audio)
+        for name, value in extra.items():
+            result["loss"] = result["loss"] + self.weights.get(name, 1.0) * value
+            result[name] = value.detach()
+        return result
+
+    def _level_loss(self, levels: list, audio: torch.Tensor) -> dict[str, torch.Tensor]:
         level_weights = self.level_weights or [1.0] * len(levels)
         if len(level_weights) != len(levels):
             raise ValueError(f"{len(level_weights)} level weights for a model with {len(levels)} levels")

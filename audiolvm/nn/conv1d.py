@@ -124,9 +124,49 @@ class ConvEncoder1d(nn.Module):
         return self.net(x)
 
 
+class FiLM1d(nn.Module):
+    """Feature-wise affine conditioning: ``x * (1 + gamma(c)) + beta(c)`` per channel, for
+    ``x : Tensor[B x C x T]`` and a global ``c : Tensor[B x cond_dim]``. Zero-initialised: the identity
+    until trained."""
+
+    def __init__(self, cond_dim: int, channels: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(cond_dim, 2 * channels)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.proj(c).unsqueeze(-1).chunk(2, dim=1)  # (B, C, 1) each
+        return x * (1.0 + gamma) + beta
+
+
+class ConcatCond1d(nn.Module):
+    """Concatenate a global ``c : Tensor[B x cond_dim]`` to every frame of ``x : Tensor[B x C x T]`` and
+    mix back to C channels with a 1x1 conv, initialised to pass ``x`` through unchanged."""
+
+    def __init__(self, cond_dim: int, channels: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv1d(channels + cond_dim, channels, 1)
+        with torch.no_grad():
+            self.proj.weight.zero_()
+            self.proj.weight[:, :channels, 0] = torch.eye(channels)
+            self.proj.bias.zero_()
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return self.proj(torch.cat([x, c.unsqueeze(-1).expand(-1, -1, x.shape[-1])], dim=1))
+
+
+CONDITIONING = {"film": FiLM1d, "concat": ConcatCond1d}
+
+
 class ConvDecoder1d(nn.Module):
     """The mirror of :class:`ConvEncoder1d`: ``Tensor[B x in_ch x N]`` -> ``Tensor[B x out_ch x N * hop]``
-    (its last ``checkpoint_stages`` stacks, the highest-rate ones, are checkpointed)."""
+    (its last ``checkpoint_stages`` stacks, the highest-rate ones, are checkpointed).
+
+    With ``cond_dim > 0`` the decoder takes a global vector ``c : Tensor[B x cond_dim]`` (e.g. a speaker
+    embedding), applied by ``cond_mode`` (``film`` or ``concat``) at the input of every stage and before
+    the output conv.
+    """
 
     def __init__(
         self,
@@ -137,15 +177,34 @@ class ConvDecoder1d(nn.Module):
         depth: int,
         dilation_growth: int = 3,
         checkpoint_stages: int = 0,
+        cond_dim: int = 0,
+        cond_mode: str = "film",
     ) -> None:
         super().__init__()
+        if cond_dim and cond_mode not in CONDITIONING:
+            raise ValueError(f"cond_mode={cond_mode!r} is unknown; use one of {sorted(CONDITIONING)}")
         layers: list[nn.Module] = [nn.Conv1d(in_ch, width, 3, padding=1)]
+        self._cond_after: list[int] = [0]  # indices in self.net after which the condition is applied
         for i, s in reversed(list(enumerate(strides))):
             stack = ResidualStack(width, depth, dilation_growth, reverse=True, checkpoint=i < checkpoint_stages)
             layers += [stack, Upsample1d(width, width, s)]
+            self._cond_after.append(len(layers) - 1)
         layers.append(nn.Conv1d(width, out_ch, 3, padding=1))
         self.net = nn.Sequential(*layers)
-        init_waveform_convs(self)
+        init_waveform_convs(self.net)
+        self.cond_dim = cond_dim
+        self.cond = nn.ModuleList([CONDITIONING[cond_mode](cond_dim, width) for _ in self._cond_after]
+                                  if cond_dim else [])
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.cond_dim:
+            return self.net(z)
+        if c is None:
+            raise ValueError("this decoder is conditioned: pass c = Tensor[B x cond_dim] (e.g. a speaker embedding)")
+        k = 0
+        for i, layer in enumerate(self.net):
+            z = layer(z)
+            if k < len(self._cond_after) and i == self._cond_after[k]:
+                z = self.cond[k](z, c)
+                k += 1
+        return z

@@ -1,0 +1,101 @@
+"""Speaker vectors for speaker-conditioned decoding (voice conversion).
+
+:class:`SpeakerConditioner` turns whatever identifies a speaker into one global vector per item:
+
+* ``LongTensor[B]``: ids of training speakers, looked up in a learned table;
+* ``Tensor[B x 1 x T]``: reference audio, mapped by the jointly trained :class:`SpeakerEncoder`
+  (when the model has one), so a clip of an unseen speaker works;
+* ``Tensor[B x dim]``: a vector given directly (e.g. an average over several reference clips).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from audiolvm.core.features import LogMel
+
+
+class SpeakerEncoder(nn.Module):
+    """Reference audio ``Tensor[B x 1 x T]`` -> speaker vector ``Tensor[B x dim]``: log-mel, three 1-D
+    convs over time, mean and standard deviation pooled over frames, a linear projection."""
+
+    def __init__(self, dim: int, sample_rate: int = 16000, n_mels: int = 64, hidden: int = 128) -> None:
+        super().__init__()
+        self.mel = LogMel(sample_rate, n_fft=1024, hop_length=256, n_mels=n_mels)
+        self.convs = nn.Sequential(
+            nn.Conv1d(n_mels, hidden, 5, padding=2), nn.ReLU(),
+            nn.Conv1d(hidden, hidden, 5, padding=2), nn.ReLU(),
+            nn.Conv1d(hidden, hidden, 5, padding=2), nn.ReLU(),
+        )
+        self.out = nn.Linear(2 * hidden, dim)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        mel = self.mel(audio[:, 0])  # (B, n_mels, frames)
+        mel = mel - mel.mean(dim=(1, 2), keepdim=True)  # loudness-invariant
+        h = self.convs(mel)  # (B, hidden, frames)
+        return self.out(torch.cat([h.mean(-1), h.std(-1, unbiased=False)], dim=1))  # (B, dim)
+
+
+class SpeakerConditioner(nn.Module):
+    """A learned table over the training speakers ``names`` and, optionally, a speaker encoder.
+
+    In training, with an encoder, :meth:`training_vectors` decodes a random ``encoder_mix`` fraction of
+    the items with the encoder's vector of their own input instead of the table's, and returns the
+    loss pulling the encoder's vector toward the (detached) table vector of the item's speaker.
+    """
+
+    def __init__(self, names: Sequence[str], dim: int = 64, encoder: bool = False, sample_rate: int = 16000,
+                 n_mels: int = 64, encoder_mix: float = 0.5) -> None:
+        super().__init__()
+        if not names:
+            raise ValueError("SpeakerConditioner needs the training speakers' names (got none)")
+        if not 0.0 <= encoder_mix <= 1.0:
+            raise ValueError(f"encoder_mix must be in [0, 1], got {encoder_mix}")
+        self.names, self.dim, self.encoder_mix = list(names), dim, encoder_mix
+        self._index = {n: i for i, n in enumerate(self.names)}
+        self.table = nn.Embedding(len(self.names), dim)
+        nn.init.normal_(self.table.weight, std=1.0)
+        self.encoder = SpeakerEncoder(dim, sample_rate, n_mels) if encoder else None
+
+    def ids(self, names: Sequence[str], device: torch.device | None = None) -> torch.Tensor:
+        """``LongTensor[len(names)]`` of table ids; an unknown name is a KeyError listing the choices."""
+        unknown = [n for n in names if n not in self._index]
+        if unknown:
+            raise KeyError(f"speaker {unknown[0]!r} is not one of the model's training speakers "
+                           f"({', '.join(self.names)}); use one of those, or a reference clip if the model "
+                           "has a speaker encoder (model.speaker.encoder)")
+        return torch.tensor([self._index[n] for n in names], dtype=torch.long, device=device)
+
+    def forward(self, speaker: torch.Tensor) -> torch.Tensor:
+        """Ids ``LongTensor[B]``, audio ``Tensor[B x 1 x T]`` or vectors ``Tensor[B x dim]`` -> ``Tensor[B x dim]``."""
+        if not speaker.is_floating_point():
+            if speaker.dim() != 1:
+                raise ValueError(f"speaker ids must be a LongTensor[B], got shape {tuple(speaker.shape)}")
+            if speaker.numel() and (int(speaker.min()) < 0 or int(speaker.max()) >= len(self.names)):
+                raise ValueError(f"speaker ids must be in [0, {len(self.names)}) (the training speakers); got "
+                                 f"{speaker.tolist()}. A held-out speaker (id -1) needs a reference clip")
+            return self.table(speaker)
+        if speaker.dim() == 3:
+            if self.encoder is None:
+                raise ValueError("this model has no speaker encoder (model.speaker.encoder: false): give a "
+                                 "training speaker's id or name instead of reference audio")
+            return self.encoder(speaker)
+        if speaker.dim() == 2 and speaker.shape[1] == self.dim:
+            return speaker
+        raise ValueError(f"speaker must be ids LongTensor[B], audio Tensor[B x 1 x T] or vectors Tensor[B x "
+                         f"{self.dim}], got {speaker.dtype} of shape {tuple(speaker.shape)}")
+
+    def training_vectors(self, ids: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Training-time vectors ``Tensor[B x dim]`` for ids ``LongTensor[B]`` with input ``audio``, and the
+        encoder's loss terms (none without an encoder)."""
+        table = self(ids)
+        if self.encoder is None:
+            return table, {}
+        enc = self.encoder(audio)  # (B, dim)
+        use_enc = (torch.rand(ids.shape[0], 1, device=ids.device) < self.encoder_mix).to(enc.dtype)  # (B, 1)
+        vectors = use_enc * enc + (1.0 - use_enc) * table
+        return vectors, {"speaker/encoder": F.mse_loss(enc, table.detach())}
