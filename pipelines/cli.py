@@ -13,17 +13,19 @@ from pipelines import (
     encode,
     evaluate,
     evaluate_prior,
+    evaluate_vc,
     info,
     reconstruct,
     sample,
     train,
+    train_classifier,
     train_prior,
 )
 
 COMMANDS = {
     "train": train, "reconstruct": reconstruct, "encode": encode, "decode": decode, "evaluate": evaluate,
     "train-prior": train_prior, "sample": sample, "evaluate-prior": evaluate_prior,
-    "convert": convert,
+    "convert": convert, "train-classifier": train_classifier, "evaluate-vc": evaluate_vc,
     "info": info, "demo": demo,
 }
 

@@ -1,0 +1,130 @@
+"""Voice conversion scored by an independent speaker classifier (the VQ-VAE paper's VCTK experiment).
+
+Held-out utterances of the VQ-VAE's split are each converted to --targets other training speakers.
+The classifier (trained on real audio by 'audiolvm train-classifier') reports: accuracy on the real
+utterances and on plain reconstructions (references), target accuracy of the conversions, and source
+leakage (conversions still classified as the source speaker). With Resemblyzer installed
+(pip install 'audiolvm[speaker]'), also the cosine of conversions to the target's and the source's real voice.
+Writes vc.md, vc.json, vc_accuracy.png and a few WAVs (examples/) to --out (default <run>/vc).
+
+Examples:
+  audiolvm train-classifier configs/demo/speaker_classifier.yaml
+  audiolvm evaluate-vc --checkpoint outputs/demo/speech_vc --classifier outputs/demo/speaker_classifier
+  audiolvm evaluate-vc --checkpoint runs/vctk_vc --classifier runs/vctk_classifier \\
+      --data /corpora/VCTK-Corpus-0.92 --n-utterances 200 --targets 3 --out eval/vctk_vc
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from audiolvm.builders import build_corpus, load_classifier, load_model, resolve_checkpoint, split_entries_for
+from audiolvm.core.audio import save_audio
+from audiolvm.core.seed import derived_rng
+from audiolvm.eval.evaluate import iter_audio
+from audiolvm.eval.vc import evaluate_vc, pick_targets, resemblyzer_encoder
+
+HELP = "voice-conversion accuracy and leakage with an independent speaker classifier"
+log = logging.getLogger("audiolvm.evaluate_vc")
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="speaker-conditioned VQ-VAE run (model.speaker.levels set)")
+    p.add_argument("--classifier", required=True, help="run folder written by 'audiolvm train-classifier'")
+    p.add_argument("--data", default=None, help="corpus folder (default: the one the VQ-VAE was trained on)")
+    p.add_argument("--n-utterances", type=int, default=24, help="held-out utterances to convert (0 = all)")
+    p.add_argument("--targets", type=int, default=2, help="target speakers per utterance (never the source)")
+    p.add_argument("--level", type=int, default=0, help="level whose codes are decoded (0 = finest)")
+    p.add_argument("--out", default=None, help="output folder (default: <run>/vc)")
+    p.add_argument("--seed", type=int, default=0, help="seed for choosing utterances and targets")
+    p.add_argument("--examples", type=int, default=3, help="utterances whose WAVs are written to <out>/examples")
+    p.add_argument("--references", type=int, default=5,
+                   help="real training utterances per speaker for the Resemblyzer centroids (0 = no similarity)")
+
+
+def held_out(cfg, args: argparse.Namespace, names: list[str], classes: list[str]):  # noqa: ANN001, ANN201
+    """(reader, entries): up to --n-utterances valid-split utterances of speakers both models know."""
+    reader, selected = split_entries_for(cfg, "valid", args.data)
+    entries = [e for e, _ in selected if e.speaker in names and e.speaker in classes]
+    if len(entries) < len(selected):
+        log.warning("%d of %d held-out utterances skipped: their speaker is unknown to the VQ-VAE or the "
+                    "classifier", len(selected) - len(entries), len(selected))
+    if not entries:
+        raise ValueError(f"no held-out utterances of {args.data or cfg.data.root} to convert (data.split_by="
+                         f"{cfg.data.split_by!r} must hold out utterances of training speakers)")
+    if 0 < args.n_utterances < len(entries):
+        keep = sorted(derived_rng(args.seed, 0x7C).permutation(len(entries))[: args.n_utterances])
+        entries = [entries[i] for i in keep]
+    return reader, entries
+
+
+def classifier_overlap(ccfg, entries, data: str | None) -> str | None:  # noqa: ANN001
+    """A note if some converted utterances were in the classifier's training split."""
+    root = data or ccfg.data.root
+    _, train, _ = build_corpus(dataclasses.replace(ccfg.data, root=str(root), kind="auto" if data else ccfg.data.kind))
+    seen = {(e.speaker, e.utterance) for e in train}
+    n = sum((e.speaker, e.utterance) in seen for e in entries)
+    if n:
+        return (f"{n} of the {len(entries)} converted utterances are in the classifier's training split: its "
+                "real / reconstruction accuracies are optimistic (use the same data.split_seed and a larger "
+                "data.valid_fraction for the classifier)")
+    return None
+
+
+def reference_waves(cfg, data: str | None, per_speaker: int) -> dict[str, list[np.ndarray]]:  # noqa: ANN001
+    """The first ``per_speaker`` real training-split utterances of each speaker (for similarity centroids)."""
+    reader, train = split_entries_for(cfg, "train", data)
+    per: dict[str, list] = {}
+    for e, _ in train:
+        if len(per.setdefault(e.speaker, [])) < per_speaker:
+            per[e.speaker].append(e)
+    chosen = [e for entries in per.values() for e in entries]
+    out: dict[str, list[np.ndarray]] = {}
+    for e, wave in iter_audio(reader, chosen, cfg.data.sample_rate, "references", progress=False):
+        out.setdefault(e.speaker, []).append(wave)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    model, cfg = load_model(args.checkpoint)
+    names = list(cfg.model.speaker.names)
+    if not names:
+        raise ValueError(f"{args.checkpoint}: the model is not speaker-conditioned (model.speaker.levels="
+                         f"{list(cfg.model.speaker.levels)}, model.speaker.names is empty), so it cannot convert "
+                         "voices; train one with e.g. model.speaker.levels=[0]")
+    classifier, ccfg = load_classifier(args.classifier)
+    reader, entries = held_out(cfg, args, names, classifier.speakers)
+    targets = pick_targets([e.speaker for e in entries], names, args.targets, args.seed)
+    index = {n: i for i, n in enumerate(names)}
+
+    def convert(x: torch.Tensor, target: str) -> torch.Tensor:
+        return model.convert(x, torch.tensor([index[target]]), level=args.level)
+
+    def reconstruct(x: torch.Tensor, source: str) -> torch.Tensor:
+        return model.reconstruct(x, level=args.level, speaker=torch.tensor([index[source]]))
+
+    encoder = resemblyzer_encoder() if args.references > 0 else None
+    references = reference_waves(cfg, args.data, args.references) if encoder is not None else None
+    results = evaluate_vc(classifier, reader, entries, targets, convert, reconstruct, cfg.data.sample_rate,
+                          encoder, references, keep_audio=args.examples)
+    if encoder is None:
+        results.notes.append("speaker similarity not computed: " + (
+            "--references 0" if args.references <= 0 else "Resemblyzer is not installed or not importable"))
+    if (note := classifier_overlap(ccfg, entries, args.data)) is not None:
+        results.notes.append(note)
+    out = Path(args.out) if args.out else resolve_checkpoint(args.checkpoint)[0].parent / "vc"
+    title = f"Voice conversion: {args.checkpoint}, level {args.level}, classifier {args.classifier}"
+    results.write_markdown(out / "vc.md", title)
+    results.write_json(out / "vc.json")
+    results.plot(out / "vc_accuracy.png")
+    for name, wave in results.examples.items():
+        save_audio(out / "examples" / f"{name}.wav", wave, cfg.data.sample_rate)
+    print(results.to_markdown())
+    log.info("%d utterances, %d conversions; wrote %s", len(results.utterances), len(results.conversions), out)
+    return 0

@@ -1,0 +1,83 @@
+"""Train the independent speaker classifier that scores voice conversion, on real training audio only.
+
+The training set's speakers are written into the saved config (``model.speakers``). After training,
+the classifier is scored on the whole held-out utterances of the split (``<out_dir>/eval.json``).
+
+Examples:
+  audiolvm train-classifier configs/demo/speaker_classifier.yaml
+  audiolvm train-classifier configs/demo/speaker_classifier.yaml data.root=/corpora/VCTK-Corpus-0.92 \\
+      train.max_steps=3000 train.out_dir=runs/vctk_classifier
+  audiolvm train-classifier configs/demo/speaker_classifier.yaml --resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+from pathlib import Path
+
+from audiolvm.builders import build_classifier, build_datasets
+from audiolvm.config import ClassifierExperimentConfig, ConfigError, config_to_dict, load_config
+from audiolvm.core.files import atomic_write_json
+from audiolvm.data import CropDataset
+from audiolvm.engine import Trainer
+from audiolvm.eval.speaker import utterance_accuracy
+from audiolvm.models.classifier import ClassificationObjective
+
+HELP = "train the speaker classifier used by evaluate-vc (real audio only)"
+log = logging.getLogger("audiolvm.train_classifier")
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="classifier YAML config, e.g. configs/demo/speaker_classifier.yaml")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in train.out_dir")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="stop (with a checkpoint) after N steps of this call; --resume continues")
+
+
+def with_speakers(cfg: ClassifierExperimentConfig, train_ds: CropDataset,
+                  valid_ds: CropDataset | None) -> ClassifierExperimentConfig:
+    """Fill ``model.speakers`` from the training set; the held-out items must be of those speakers."""
+    speakers = list(train_ds.speakers)
+    if cfg.model.speakers and list(cfg.model.speakers) != speakers:
+        raise ConfigError(f"model.speakers lists {len(cfg.model.speakers)} speakers but the training set of "
+                          f"data.root={cfg.data.root!r} has {len(speakers)} different ones; remove "
+                          "model.speakers so that training fills it in")
+    unseen = sorted({e.speaker for e in valid_ds.entries} - set(speakers)) if valid_ds is not None else []
+    if unseen:
+        raise ConfigError(f"data.split_by={cfg.data.split_by!r} holds out speakers {unseen[:3]} that a closed-set "
+                          "classifier cannot name; use data.split_by: utterance")
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, speakers=speakers))
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.overrides, schema=ClassifierExperimentConfig)
+    train_ds, valid_ds = build_datasets(cfg)
+    cfg = with_speakers(cfg, train_ds, valid_ds)
+    saved = Path(cfg.train.out_dir) / "config.json"
+    if args.resume and saved.is_file() and json.loads(saved.read_text()) != config_to_dict(cfg):
+        log.warning("%s differs from the config given now; resuming with the one given now", saved)
+    model = build_classifier(cfg.model, cfg.data.sample_rate)
+    trainer = Trainer(model, ClassificationObjective(), train_ds, cfg.train, batch_size=cfg.data.batch_size,
+                      valid_data=valid_ds, num_workers=cfg.data.num_workers, run_config=config_to_dict(cfg),
+                      progress_keys=("loss", "accuracy"))
+    if trainer.is_main:
+        log.info("%s: %d speakers, %d train / %d valid items, %.2fM parameters, out %s", cfg.name,
+                 len(cfg.model.speakers), len(train_ds), len(valid_ds or []),
+                 sum(p.numel() for p in model.parameters()) / 1e6, cfg.train.out_dir)
+    result = trainer.fit(resume=args.resume, stop_after=args.stop_after)
+    if not trainer.is_main:
+        return 0
+    log.info("done at step %d; checkpoint %s; valid crops %s", result.state.step, result.last_checkpoint,
+             {k: round(v, 4) for k, v in result.last_valid.items()})
+    if valid_ds is None:
+        log.warning("no held-out utterances (data.valid_fraction=%s); eval.json not written", cfg.data.valid_fraction)
+        return 0
+    acc = utterance_accuracy(trainer.unwrapped_model(), train_ds.reader, valid_ds.entries, cfg.data.sample_rate)
+    atomic_write_json(result.out_dir / "eval.json", {"step": result.state.step, "held_out_utterances": acc.to_dict()})
+    log.info("held-out accuracy %.3f over %d whole utterances; wrote %s", acc.accuracy, acc.n,
+             result.out_dir / "eval.json")
+    return 0
