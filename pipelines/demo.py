@@ -1,12 +1,17 @@
-"""The main job on the embedded corpora: for speech (1 level) and music (3 levels, hops 8/32/128),
-train the VQ-VAE, encode the corpus to codes on disk, score held-out reconstructions per level, and
-write examples; then train priors on those codes and sample music and speech; and write a report.
+"""The main job on the embedded corpora: for speech (1 level, speaker-conditioned decoder) and music
+(3 levels, hops 8/32/128), train the VQ-VAE, encode the corpus to codes on disk, score held-out
+reconstructions per level, and write examples; then train priors on those codes and sample music and
+speech; convert held-out speech to other voices and score it with an independent speaker classifier;
+probe the speech codes for phones; and write a report.
 
 Outputs (under --out, default outputs/demo), for each of speech and music:
   <corpus>_vqvae/             run folder: checkpoints, model.safetensors, config.json, curves.png, eval/
   <corpus>_codes/             per-level codes of the whole corpus (input of the priors)
   <corpus>_examples/          held-out originals beside each level's reconstruction (WAV) + spectrograms
-  report.md, report.json      metrics tables per level, codebook usage, bitrates
+  prior runs, <corpus>_samples/  priors over the codes and sampled audio
+  speaker_classifier/, vc/    the classifier and the conversion scores, bar plot, converted WAVs
+  probe/                      phone-probe tables, JSON, confusion matrix
+  report.md, report.json      all of the above in one place
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ from audiolvm.data.codes import CodeStore
 from audiolvm.data.manifest import Entry
 from audiolvm.data.readers import CorpusReader
 from audiolvm.eval import codebook_usage, evaluate_model, iter_audio, plot_spectrograms
+from audiolvm.eval.evaluate import own_speaker
 from audiolvm.models import MultiLevelAutoencoder
-from pipelines import demo_priors, encode, train
+from pipelines import demo_priors, demo_vc, encode, train
 
 HELP = "run the demo pipeline on the embedded corpora"
 log = logging.getLogger("audiolvm.demo")
@@ -36,8 +42,9 @@ STAGES = {"speech": "configs/demo/speech_vqvae.yaml", "music": "configs/demo/mus
 
 def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="outputs/demo", help="report folder")
-    p.add_argument("--stages", default="speech,music,priors",
-                   help="comma-separated subset of: speech,music,priors (priors needs the other two)")
+    p.add_argument("--stages", default="speech,music,priors,vc,probe",
+                   help="comma-separated subset of: speech,music,priors,vc,probe (priors needs speech and "
+                        "music; vc and probe need speech)")
     p.add_argument("--prior-steps", type=int, default=None, help="override the priors' training steps")
     p.add_argument("--examples", type=int, default=3, help="held-out items to reconstruct per corpus")
     p.add_argument("overrides", nargs="*", help="key=value overrides applied to every stage's config")
@@ -49,7 +56,7 @@ def write_examples(model: MultiLevelAutoencoder, cfg: ExperimentConfig, reader: 
     names = []
     for entry, wave in iter_audio(reader, entries, cfg.data.sample_rate, "examples", False):
         rate, name = cfg.data.sample_rate, entry.utterance.replace("/", "_")
-        recons = model.reconstruct(torch.from_numpy(wave)[None, None])
+        recons = model.reconstruct(torch.from_numpy(wave)[None, None], speaker=own_speaker(model, entry.speaker))
         panels = {"original": wave} | {f"level {i} (hop {h})": r[0, 0].numpy()
                                        for i, (r, h) in enumerate(zip(recons, model.hops, strict=True))}
         for label, audio in panels.items():
@@ -116,13 +123,16 @@ def report_section(stage: dict) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     names = [s.strip() for s in args.stages.split(",") if s.strip()]
-    if unknown := set(names) - set(STAGES) - {"priors"}:
-        raise ValueError(f"--stages: unknown {sorted(unknown)}; choose from {sorted(STAGES)} and priors")
+    if unknown := set(names) - set(STAGES) - {"priors", "vc", "probe"}:
+        raise ValueError(f"--stages: unknown {sorted(unknown)}; choose from {sorted(STAGES)}, priors, vc, probe")
     stages = [run_stage(name, args, out) for name in names if name in STAGES]
     priors = demo_priors.run_priors(out, args.prior_steps) if "priors" in names else None
-    atomic_write_json(out / "report.json", {"stages": stages, "priors": priors})
+    vc = demo_vc.run_vc(out) if "vc" in names else None
+    probed = demo_vc.run_probe(out) if "probe" in names else None
+    atomic_write_json(out / "report.json", {"stages": stages, "priors": priors, "vc": vc, "probe": probed})
     lines = ["# audiolvm demo report", ""] + [line for stage in stages for line in report_section(stage)]
     lines += demo_priors.report_lines(priors) if priors else []
+    lines += demo_vc.report_lines(vc, probed)
     atomic_write_text(out / "report.md", "\n".join(lines))
     print("\n".join(lines))
     return 0

@@ -3,7 +3,9 @@
 Held-out utterances of the VQ-VAE's split are each converted to --targets other training speakers.
 The classifier (trained on real audio by 'audiolvm train-classifier') reports: accuracy on the real
 utterances and on plain reconstructions (references), target accuracy of the conversions, and source
-leakage (conversions still classified as the source speaker). With Resemblyzer installed
+leakage (conversions still classified as the source speaker). When the corpus has phone alignments,
+content preservation: the conversions are re-encoded and their codes read as phones (each code's most
+frequent phone on the training utterances) against the source's alignment. With Resemblyzer installed
 (pip install 'audiolvm[speaker]'), also the cosine of conversions to the target's and the source's real voice.
 Writes vc.md, vc.json, vc_accuracy.png and a few WAVs (examples/) to --out (default <run>/vc).
 
@@ -27,7 +29,9 @@ import torch
 from audiolvm.builders import build_corpus, load_classifier, load_model, resolve_checkpoint, split_entries_for
 from audiolvm.core.audio import save_audio
 from audiolvm.core.seed import derived_rng
+from audiolvm.data.phones import find_alignment, load_phone_tier
 from audiolvm.eval.evaluate import iter_audio
+from audiolvm.eval.probe import CodePhoneReader
 from audiolvm.eval.vc import evaluate_vc, pick_targets, resemblyzer_encoder
 
 HELP = "voice-conversion accuracy and leakage with an independent speaker classifier"
@@ -91,6 +95,19 @@ def reference_waves(cfg, data: str | None, per_speaker: int) -> dict[str, list[n
     return out
 
 
+def content_reader(model, cfg, args: argparse.Namespace, entries):  # noqa: ANN001, ANN201 - Content | None
+    """Content preservation, when the corpus has phone alignments: the 2017 code->phone map fitted on the
+    VQ-VAE's training utterances, read from re-encoded audio against the source utterance's alignment."""
+    reader, train = split_entries_for(cfg, "train", args.data)
+    train = [e for e, _ in train]
+    if any(find_alignment(e.path) is None for e in [*train, *entries]):
+        log.info("content preservation skipped: not every utterance has a phone alignment beside it")
+        return None
+    tiers = {e.path: load_phone_tier(e.path) for e in [*train, *entries]}
+    phones = CodePhoneReader.fit(model, reader, train, tiers, args.level, cfg.data.sample_rate)
+    return lambda entry, wave: phones.accuracy(model, wave, tiers[entry.path])
+
+
 def run(args: argparse.Namespace) -> int:
     model, cfg = load_model(args.checkpoint)
     names = list(cfg.model.speaker.names)
@@ -109,10 +126,11 @@ def run(args: argparse.Namespace) -> int:
     def reconstruct(x: torch.Tensor, source: str) -> torch.Tensor:
         return model.reconstruct(x, level=args.level, speaker=torch.tensor([index[source]]))
 
+    content = content_reader(model, cfg, args, entries)
     encoder = resemblyzer_encoder() if args.references > 0 else None
     references = reference_waves(cfg, args.data, args.references) if encoder is not None else None
     results = evaluate_vc(classifier, reader, entries, targets, convert, reconstruct, cfg.data.sample_rate,
-                          encoder, references, keep_audio=args.examples)
+                          encoder, references, keep_audio=args.examples, content=content)
     if encoder is None:
         results.notes.append("speaker similarity not computed: " + (
             "--references 0" if args.references <= 0 else "Resemblyzer is not installed or not importable"))

@@ -187,3 +187,23 @@ def test_probe_user_errors_name_the_file_or_option(tiny_run: tuple[Path, Path], 
         probe.run(_args("--checkpoint", str(run_dir), "--levels", "1"))
     with pytest.raises(ValueError, match="--unknown-phone 'xx' is not a phone class"):
         probe.run(_args("--checkpoint", str(run_dir), "--unknown-phone", "xx"))
+
+
+def test_code_phone_reader_on_its_own_training_utterance_scores_its_purity(tiny_run: tuple[Path, Path]) -> None:
+    """Fitted on one utterance, the code->phone reader's accuracy on that utterance is exactly the purity of
+    its codes against its majority phone labels (each code reads as its most frequent phone there)."""
+    from audiolvm.builders import load_model, split_entries_for
+    from audiolvm.data.phones import load_phone_tier
+    from audiolvm.eval.probe import CodePhoneReader, phone_ids, purity
+
+    run_dir, data = tiny_run
+    model, cfg = load_model(run_dir)
+    reader, selected = split_entries_for(cfg, "all", data)
+    entry = selected[0][0]
+    tier = load_phone_tier(entry.path)
+    phones = CodePhoneReader.fit(model, reader, [entry], {entry.path: tier}, 0, 16000)
+    wave = reader.load(entry, 16000)
+    codes = model.encode(torch.from_numpy(wave)[None, None])[0][0].numpy()
+    labels = phone_ids(tier, len(codes), model.hops[0] / 16000)
+    assert phones.accuracy(model, wave, tier) == pytest.approx(purity(codes, labels))
+    assert len(set(labels.tolist())) > 3  # a real alignment, not one phone

@@ -94,6 +94,20 @@ def test_perfect_conversion_has_full_target_accuracy_and_no_leakage() -> None:
     assert acc == {"real": 1.0, "reconstruction": 1.0, "converted_target": 1.0, "converted_source": 0.0}
 
 
+def test_content_scores_are_averaged_over_originals_and_conversions() -> None:
+    """The content callable sees the source entry and each wave; originals and conversions average apart."""
+    seen: list[tuple[str, int]] = []
+
+    def content(entry: Entry, wave: np.ndarray) -> float:
+        seen.append((entry.speaker, len(wave)))
+        return 1.0 if len(wave) == 800 else 0.25  # originals are 800 samples, conversions 400
+
+    res, _ = run_stub(lambda x, t: x[..., :400], content=content)
+    assert res.content() == {"original": 1.0, "converted": 0.25}
+    assert len(seen) == 6 + 12 and "| conversions | 0.250 |" in res.to_markdown()
+    assert run_stub(lambda x, t: x)[0].content() is None
+
+
 def test_identity_conversion_is_pure_leakage() -> None:
     res, _ = run_stub(lambda x, t: x)
     acc = res.accuracies()
@@ -227,6 +241,8 @@ def test_evaluate_vc_command_writes_reports_and_wavs(runs: dict[str, Path]) -> N
     assert any("--references 0" in n for n in data["notes"])
     assert (out / "vc.md").is_file() and (out / "vc_accuracy.png").is_file()
     assert len(list((out / "examples").glob("*.wav"))) == 1 + 1 + 3  # real, reconstruction, 3 conversions
+    content = data["content"]  # data/speech has alignments: content preservation is scored
+    assert 0.0 <= content["converted"] <= 1.0 and 0.0 <= content["original"] <= 1.0
 
 
 def test_evaluate_vc_rejects_a_model_without_speakers(runs: dict[str, Path]) -> None:

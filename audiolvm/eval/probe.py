@@ -125,14 +125,53 @@ def _utterance_level(model: MultiLevelAutoencoder, random_model: MultiLevelAutoe
     if codes is None:
         raise ValueError(f"level {level} has a continuous bottleneck; the probe needs codes (a VQ model)")
     n = codes.shape[-1]
-    labels = frame_labels_majority(tier, n, hop / sample_rate)
     with _threads(threads):
         mfcc = mfcc_frames(wave, sample_rate, hop, n)  # (N, 39)
-    col = {"phone": np.array([PHONE_INDEX[p] for p in labels], np.int64), "codes": codes[0].numpy(),
+    col = {"phone": phone_ids(tier, n, hop / sample_rate), "codes": codes[0].numpy(),
            "z": z[0].T.float().numpy(), "pre": pre[0].T.float().numpy(), "mfcc": mfcc}  # (N,), (N, D)...
     if random_model is not None:
         col["random"] = random_model.level_features(x, level)[0][0].T.float().numpy()  # (N, D)
     return col
+
+
+def phone_ids(tier: Tier, num_frames: int, hop_seconds: float) -> np.ndarray:
+    """``LongTensor``-like ``int64[num_frames]`` of :data:`PHONES` indices, the majority phone of each frame."""
+    return np.array([PHONE_INDEX[p] for p in frame_labels_majority(tier, num_frames, hop_seconds)], np.int64)
+
+
+@dataclass
+class CodePhoneReader:
+    """What a level's codes say, as phones: the 2017 mapping (each code -> its most frequent phone on
+    aligned training utterances), reusable on any audio. Voice conversion uses it to check content
+    preservation: re-encode the converted audio and read its phones against the source's alignment."""
+
+    level: int
+    hop: int
+    sample_rate: int
+    mapping: np.ndarray  # (K,) phone index per code
+
+    @classmethod
+    @torch.no_grad()
+    def fit(cls, model: MultiLevelAutoencoder, reader: CorpusReader, entries: Sequence[Entry],
+            tiers: Mapping[str, Tier], level: int, sample_rate: int) -> CodePhoneReader:
+        codes, phones = [], []
+        hop = model.hops[level]
+        for entry, wave in iter_audio(reader, entries, sample_rate, "code->phone map", progress=False):
+            c = model.encode(torch.from_numpy(wave)[None, None])[level][0].numpy()  # (N,)
+            codes.append(c)
+            phones.append(phone_ids(tiers[entry.path], len(c), hop / sample_rate))
+        if not codes:
+            raise ValueError("CodePhoneReader.fit: no readable aligned utterances")
+        mapping, _ = code_phone_map(np.concatenate(codes), np.concatenate(phones),
+                                    model.levels[level].bottleneck.num_codes)
+        return cls(level, hop, sample_rate, mapping)
+
+    @torch.no_grad()
+    def accuracy(self, model: MultiLevelAutoencoder, wave: np.ndarray, tier: Tier) -> float:
+        """Fraction of ``wave``'s code frames whose mapped phone is the majority phone of ``tier`` there."""
+        codes = model.encode(torch.from_numpy(np.ascontiguousarray(wave, np.float32))[None, None])[self.level][0]
+        labels = phone_ids(tier, len(codes), self.hop / self.sample_rate)
+        return float(np.mean(self.mapping[codes.numpy()] == labels))
 
 
 @torch.no_grad()
@@ -201,6 +240,16 @@ def quantize_baselines(frames: LevelFrames, seed: int = 0, max_frames: int = 200
 # ----------------------------------------------------------------------------- metrics
 
 
+def code_phone_map(codes: np.ndarray, phones: np.ndarray, num_codes: int | None = None,
+                   num_phones: int = len(PHONES)) -> tuple[np.ndarray, int]:
+    """``(mapping[K], majority phone)``: each code's most frequent phone among the given frames (ties: the
+    lower phone index); codes never seen map to the majority phone."""
+    k = max(int(codes.max()) + 1 if len(codes) else 1, num_codes or 0)
+    table = np.bincount(codes * num_phones + phones, minlength=k * num_phones).reshape(k, num_phones)
+    majority = int(np.bincount(phones, minlength=num_phones).argmax())
+    return np.where(table.sum(1) > 0, table.argmax(1), majority), majority
+
+
 def code_phone_accuracy(codes: np.ndarray, phones: np.ndarray, train: np.ndarray,
                         num_phones: int = len(PHONES)) -> tuple[float, float, np.ndarray]:
     """The 2017 protocol: ``(accuracy, majority accuracy, predicted phone of each test frame)``.
@@ -208,10 +257,8 @@ def code_phone_accuracy(codes: np.ndarray, phones: np.ndarray, train: np.ndarray
     Each code predicts its most frequent train phone (ties: the lower phone index); codes unseen in
     training predict the train majority phone, which is also the baseline."""
     test = ~train
-    k = int(codes.max()) + 1 if len(codes) else 1
-    table = np.bincount(codes[train] * num_phones + phones[train], minlength=k * num_phones).reshape(k, num_phones)
-    majority = int(np.bincount(phones[train], minlength=num_phones).argmax())
-    mapping = np.where(table.sum(1) > 0, table.argmax(1), majority)  # (K,)
+    mapping, majority = code_phone_map(codes[train], phones[train], int(codes.max()) + 1 if len(codes) else 1,
+                                       num_phones)
     pred = mapping[codes[test]]
     if not test.any():
         return float("nan"), float("nan"), pred

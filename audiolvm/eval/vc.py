@@ -10,7 +10,10 @@ conversion to the target speaker's and to the source speaker's centroid of real 
 The model enters only through two callables, so this module does not depend on its API:
 ``convert(x: Tensor[1 x 1 x T], target: str) -> Tensor[1 x 1 x T']`` and
 ``reconstruct(x: Tensor[1 x 1 x T], source: str) -> Tensor[1 x 1 x T']`` (the source speaker's name
-is passed for speaker-conditioned decoders; ignore it otherwise).
+is passed for speaker-conditioned decoders; ignore it otherwise). Content preservation enters the same
+way: ``content(entry, wave) -> float`` scores how much of the source utterance's phone content a wave
+still carries (the CLI re-encodes it with the same VQ-VAE and reads its codes as phones, see
+:class:`audiolvm.eval.probe.CodePhoneReader`); it is applied to the original and to every conversion.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from audiolvm.models.classifier import SpeakerClassifier
 log = logging.getLogger("audiolvm.eval.vc")
 Convert = Callable[[torch.Tensor, str], torch.Tensor]
 SpeakerEncoder = Callable[[np.ndarray, int], np.ndarray]  # (wave (T,), rate) -> embedding (D,)
+Content = Callable[[Entry, np.ndarray], float]  # (source entry, wave (T,)) -> phone accuracy against its alignment
 BARS = {"real": "real", "reconstruction": "reconstruction", "converted_target": "converted: target",
         "converted_source": "converted: source (leakage)"}
 
@@ -58,6 +62,7 @@ class UtteranceResult:
     speaker: str
     real: str  # the classifier's prediction on the real utterance
     reconstruction: str | None  # ... on its plain reconstruction (None: not evaluated)
+    content: float | None = None  # phone accuracy of the original's re-encoded codes (None: not evaluated)
 
 
 @dataclass
@@ -68,6 +73,7 @@ class ConversionResult:
     predicted: str
     sim_target: float | None = None  # cosine to the target's centroid of real utterances
     sim_source: float | None = None
+    content: float | None = None  # phone accuracy of the conversion's re-encoded codes vs the source alignment
 
 
 def _mean(flags: Sequence[bool]) -> float | None:
@@ -98,6 +104,14 @@ class VCResults:
         t, s = np.array(sims, dtype=np.float64).T
         return {"to_target": float(t.mean()), "to_source": float(s.mean()), "closer_to_target": float((t > s).mean())}
 
+    def content(self) -> dict[str, float] | None:
+        """Mean phone accuracy of the re-encoded originals and conversions (None: not evaluated)."""
+        orig = [r.content for r in self.utterances if r.content is not None]
+        conv = [r.content for r in self.conversions if r.content is not None]
+        if not orig or not conv:
+            return None
+        return {"original": float(np.mean(orig)), "converted": float(np.mean(conv))}
+
     def per_target(self) -> dict[str, float]:
         by: dict[str, list[bool]] = {}
         for r in self.conversions:
@@ -107,6 +121,7 @@ class VCResults:
     def summary(self) -> dict:
         return {"n_utterances": len(self.utterances), "n_conversions": len(self.conversions),
                 "num_speakers": self.num_speakers, "accuracy": self.accuracies(), "similarity": self.similarity(),
+                "content": self.content(),
                 "target_accuracy_per_target": self.per_target(), "notes": list(self.notes)}
 
     def to_dict(self) -> dict:
@@ -131,6 +146,11 @@ class VCResults:
                       f"| converted to target centroid | {sim['to_target']:.3f} |",
                       f"| converted to source centroid | {sim['to_source']:.3f} |",
                       f"| fraction closer to target | {sim['closer_to_target']:.3f} |"]
+        content = self.content()
+        if content is not None:
+            lines += ["", "| content (phones read from re-encoded codes) | accuracy |", "|---|---|",
+                      f"| original utterances | {content['original']:.3f} |",
+                      f"| conversions | {content['converted']:.3f} |"]
         lines += [f"\nNote: {note}" for note in self.notes]
         return "\n".join(lines) + "\n"
 
@@ -224,7 +244,7 @@ def evaluate_vc(classifier: SpeakerClassifier, reader: CorpusReader, entries: Se
                 targets: Sequence[Sequence[str]], convert: Convert, reconstruct: Convert | None,
                 sample_rate: int, speaker_encoder: SpeakerEncoder | None = None,
                 references: Mapping[str, Sequence[np.ndarray]] | None = None, keep_audio: int = 0,
-                progress: bool = True) -> VCResults:
+                progress: bool = True, content: Content | None = None) -> VCResults:
     """Convert each utterance of ``entries`` to each of its ``targets`` and classify everything.
 
     Args:
@@ -236,6 +256,7 @@ def evaluate_vc(classifier: SpeakerClassifier, reader: CorpusReader, entries: Se
             (at ``sample_rate``) whose embedding centroid each conversion is compared with.
         keep_audio: keep the waves of the first ``keep_audio`` utterances (real, reconstruction and
             conversions) in ``results.examples``.
+        content: optional content-preservation score of the original and of each conversion.
     """
     _check_speakers(classifier, entries, targets)
     results = VCResults(num_speakers=len(classifier.speakers))
@@ -254,14 +275,16 @@ def evaluate_vc(classifier: SpeakerClassifier, reader: CorpusReader, entries: Se
         recon = _to_wave(reconstruct(x, entry.speaker)) if reconstruct is not None else None
         results.utterances.append(UtteranceResult(
             entry.utterance, entry.speaker, classify_wave(classifier, wave, sample_rate),
-            classify_wave(classifier, recon, sample_rate) if recon is not None else None))
+            classify_wave(classifier, recon, sample_rate) if recon is not None else None,
+            content(entry, wave) if content is not None else None))
         if keep:
             results.examples[f"{name}_real"] = wave
             if recon is not None:
                 results.examples[f"{name}_reconstruction"] = recon
         for target in wanted:
             y = _to_wave(convert(x, target))
-            item = ConversionResult(entry.utterance, entry.speaker, target, classify_wave(classifier, y, sample_rate))
+            item = ConversionResult(entry.utterance, entry.speaker, target, classify_wave(classifier, y, sample_rate),
+                                    content=content(entry, y) if content is not None else None)
             if target in centroids and entry.speaker in centroids:
                 e = speaker_encoder(y, sample_rate)  # type: ignore[misc]
                 item.sim_target, item.sim_source = float(e @ centroids[target]), float(e @ centroids[entry.speaker])
