@@ -15,6 +15,7 @@ from pipelines import (
     evaluate_prior,
     evaluate_vc,
     info,
+    lab,
     probe,
     reconstruct,
     sample,
@@ -27,7 +28,7 @@ COMMANDS = {
     "train": train, "reconstruct": reconstruct, "encode": encode, "decode": decode, "evaluate": evaluate,
     "train-prior": train_prior, "sample": sample, "evaluate-prior": evaluate_prior,
     "convert": convert, "train-classifier": train_classifier, "evaluate-vc": evaluate_vc,
-    "probe": probe, "info": info, "demo": demo,
+    "probe": probe, "lab": lab, "info": info, "demo": demo,
 }
 
 

@@ -19,6 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "data": {"core"},
     "models": {"core", "nn", "bottleneck", "losses"},
     "eval": {"core", "nn", "bottleneck", "losses", "models", "data"},
+    "lab": {"core", "nn", "bottleneck", "losses", "models", "eval", "data"},
     "engine": {"core", "config"},
     "builders": {"core", "nn", "bottleneck", "losses", "models", "data", "eval", "engine", "config"},
     "__init__": set(),
