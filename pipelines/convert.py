@@ -5,7 +5,7 @@ The codes carry what was said; the decoder supplies who says it. The target is a
 encoder (`model.speaker.encoder: true`), a reference clip of any speaker (`--reference`).
 
 Examples:
-  audiolvm convert --checkpoint outputs/demo/vc_vqvae --source e02_010.wav --target-speaker e07 --output out.wav
+  audiolvm convert --checkpoint outputs/demo/speech_vqvae --source e02_010.wav --target-speaker e07 --output out.wav
   audiolvm convert --checkpoint runs/vctk_vc --source wavs/ --target-speaker p226 --output converted/
   audiolvm convert --checkpoint runs/vctk_vc --source in.wav --reference someone_else.wav --output out.wav
 """
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     model, cfg = load_model(args.checkpoint)
     if model.speaker is None:
         raise ValueError(f"{args.checkpoint}: this model's decoder is not speaker-conditioned; train one with "
-                         "model.speaker.levels set (e.g. configs/demo/vc_vqvae.yaml)")
+                         "model.speaker.levels set (e.g. configs/demo/speech_vqvae.yaml)")
     if args.level not in model.speaker_levels:
         raise ValueError(f"--level {args.level}: speaker-conditioned levels of this model are {model.speaker_levels}")
     if args.reference and model.speaker.encoder is None:

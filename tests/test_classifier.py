@@ -109,7 +109,7 @@ def test_demo_split_holds_out_the_vc_models_valid_utterances() -> None:
     cls = load_config(CONFIG, [DATA], schema=ClassifierExperimentConfig)
     _, cls_train, _ = build_corpus(cls.data)
     seen = {e.path for e in cls_train}
-    for name in ("speech_vqvae.yaml", "vc_vqvae.yaml"):
+    for name in ("speech_vqvae.yaml",):
         vq = load_config(ROOT / "configs" / "demo" / name, [DATA])
         _, _, vq_valid = build_corpus(vq.data)
         assert vq_valid and not seen & {e.path for e in vq_valid}, name
