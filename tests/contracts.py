@@ -12,6 +12,10 @@ from audiolvm.models import Autoencoder
 
 
 class AutoencoderContract:
+    """Defaults fit 1-D audio models; image models override ``make_input`` (fixed-size images, ``length``
+    only seeds them), ``input_lengths``, ``latent_shape`` and, where the reconstruction does not reach
+    every parameter (learned likelihood scales), ``training_loss``."""
+
     hop: int = 1
 
     def make_model(self) -> Autoencoder:  # pragma: no cover - supplied by subclasses
@@ -20,6 +24,17 @@ class AutoencoderContract:
     def make_input(self, length: int, batch: int = 2) -> torch.Tensor:
         g = torch.Generator().manual_seed(length)
         return 0.3 * torch.randn(batch, 1, length, generator=g)
+
+    def input_lengths(self) -> list[int]:
+        """Lengths the shape test feeds to ``make_input``."""
+        return torch.randint(1, 700, (6,), generator=torch.Generator().manual_seed(1)).tolist()
+
+    def latent_shape(self, model: Autoencoder, x: torch.Tensor) -> tuple[int, ...]:
+        """Expected ``z.shape[2:]`` (and ``codes.shape[1:]``) for input ``x``."""
+        return (-(-x.shape[-1] // model.hop),)
+
+    def training_loss(self, model: Autoencoder, x: torch.Tensor) -> torch.Tensor:
+        return (model(x).recon - x).abs().mean()
 
     def trained_model(self) -> Autoencoder:
         torch.manual_seed(0)
@@ -30,13 +45,13 @@ class AutoencoderContract:
 
     def test_output_shapes_for_random_lengths(self) -> None:
         model = self.trained_model()
-        for length in torch.randint(1, 700, (6,), generator=torch.Generator().manual_seed(1)).tolist():
+        for length in self.input_lengths():
             x = self.make_input(length)
             out = model(x)
             assert out.recon.shape == x.shape
-            assert out.bottleneck.z.shape[-1] == -(-length // model.hop)
+            assert tuple(out.bottleneck.z.shape[2:]) == self.latent_shape(model, x)
             if model.bottleneck.discrete:
-                assert out.bottleneck.codes.shape == (x.shape[0], -(-length // model.hop))
+                assert out.bottleneck.codes.shape == (x.shape[0], *self.latent_shape(model, x))
 
     def test_eval_is_deterministic_and_stateless(self) -> None:
         model = self.trained_model()
@@ -63,7 +78,7 @@ class AutoencoderContract:
         x = self.make_input(256)
         for _ in range(2):
             opt.zero_grad()
-            (model(x).recon - x).abs().mean().backward()
+            self.training_loss(model, x).backward()
             opt.step()
         changed = [not torch.equal(a, b.detach()) for a, b in zip(before, model.parameters(), strict=True)]
         assert all(changed), "some parameters got no gradient"

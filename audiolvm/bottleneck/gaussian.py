@@ -69,30 +69,47 @@ class GaussianBottleneck(Bottleneck):
         return mean, logvar.clamp(*LOGVAR_RANGE)
 
     @staticmethod
-    def sample(mean: torch.Tensor, logvar: torch.Tensor, k: int = 1) -> torch.Tensor:
-        """``k`` reparameterized samples (global torch RNG), k-major: ``Tensor[(k*B) x D x *S]``."""
+    def sample(mean: torch.Tensor, logvar: torch.Tensor, k: int = 1,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """``k`` reparameterized samples, k-major: ``Tensor[(k*B) x D x *S]``.
+
+        The noise comes from ``generator`` (drawn on its device, then moved) or the global torch RNG.
+        """
         std = (0.5 * logvar).exp()
-        noise = torch.randn((k, *mean.shape), dtype=mean.dtype, device=mean.device)  # (k, B, D, *S)
+        shape = (k, *mean.shape)
+        if generator is None:
+            noise = torch.randn(shape, dtype=mean.dtype, device=mean.device)  # (k, B, D, *S)
+        else:
+            noise = torch.randn(shape, generator=generator, device=generator.device).to(mean)  # (k, B, D, *S)
         z = mean + std * noise  # (k, B, D, *S)
         return z.reshape(-1, *mean.shape[1:])  # (k*B, D, *S)
 
     @staticmethod
-    def kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """KL(N(mean, exp(logvar)) || N(0, I)) per item, summed over latent dims: ``Tensor[B]``."""
-        terms = mean.square() + logvar.exp() - 1.0 - logvar  # (B, D, *S)
-        return 0.5 * terms.flatten(1).sum(dim=1)
+    def kl_elements(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """KL(N(mean, exp(logvar)) || N(0, 1)) of every latent element: ``Tensor[B x D x *S]``."""
+        return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar)
 
     @staticmethod
-    def log_q(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    def kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """KL(N(mean, exp(logvar)) || N(0, I)) per item, summed over latent dims: ``Tensor[B]``."""
+        return GaussianBottleneck.kl_elements(mean, logvar).flatten(1).sum(dim=1)
+
+    @staticmethod
+    def log_q(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor,
+              stop_grad_params: bool = False) -> torch.Tensor:
         """``log q(z|x)`` per sample, summed over latent dims.
 
         Args:
             z: ``Tensor[(k*B) x D x *S]`` k-major samples.
             mean, logvar: ``Tensor[B x D x *S]``.
+            stop_grad_params: detach ``mean`` and ``logvar`` so that gradients reach the encoder only
+                through ``z`` (the "sticking the landing" and DReG estimators).
 
         Returns:
             ``Tensor[k*B]`` (reshape with ``.view(k, B)`` for importance weights).
         """
+        if stop_grad_params:
+            mean, logvar = mean.detach(), logvar.detach()
         k = _num_samples(z, mean)
         zk = z.reshape(k, *mean.shape)  # (k, B, D, *S)
         log_density = -0.5 * ((zk - mean).square() * (-logvar).exp() + logvar + _LOG_2PI)

@@ -167,11 +167,16 @@ class GatedStackBlock2d(nn.Module):
     (except under mask A, the first layer, whose input holds the current pixel) and a skip output.
     The ``last`` layer of a stack has no residual projection (only its skip is used) and returns its
     inputs unchanged in place of the stack outputs.
+
+    With ``cond_channels > 0`` a spatial condition ``cond : Tensor[B x cond_channels x H x W]`` (which
+    must not depend on the pixels being modelled, e.g. features of a VAE latent) is added to both
+    pre-activations through 1x1 convolutions (the ``V * s(h)`` term of the conditional PixelCNN).
     """
 
     def __init__(self, channels: int, kernel_size: int, mask: Mask = "B", num_labels: int = 0,
-                 last: bool = False) -> None:
+                 last: bool = False, cond_channels: int = 0) -> None:
         super().__init__()
+        self.cond_proj = nn.Conv2d(cond_channels, 4 * channels, 1) if cond_channels > 0 else None
         self.v_conv = VerticalStackConv2d(channels, 2 * channels, kernel_size)
         self.h_conv = HorizontalStackConv2d(channels, 2 * channels, kernel_size, mask)
         self.link = nn.Conv2d(2 * channels, 2 * channels, 1)
@@ -181,11 +186,16 @@ class GatedStackBlock2d(nn.Module):
         self.skip = nn.Conv2d(channels, channels, 1)
         self.residual = mask == "B"
 
-    def forward(self, v: torch.Tensor, h: torch.Tensor, label: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, v: torch.Tensor, h: torch.Tensor, label: torch.Tensor | None = None,
+                cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``v, h : Tensor[B x C x H x W]`` -> (vertical out, horizontal out, skip), each ``[B x C x H x W]``."""
         v_pre = self.v_label(self.v_conv(v), label)  # (B, 2C, H, W): rows <= i
         h_pre = self.h_label(self.h_conv(h) + self.link(shift_down(v_pre)), label)  # rows < i, or row i left of j
+        if (cond is None) != (self.cond_proj is None):
+            raise ValueError("GatedStackBlock2d: pass cond exactly when the block was built with cond_channels > 0")
+        if self.cond_proj is not None:
+            v_cond, h_cond = self.cond_proj(cond).chunk(2, dim=1)  # (B, 2C, H, W) each
+            v_pre, h_pre = v_pre + v_cond, h_pre + h_cond
         z = gate(h_pre)  # (B, C, H, W)
         if self.res is None:
             return v, h, self.skip(z)
