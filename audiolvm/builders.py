@@ -224,3 +224,183 @@ def load_classifier(path: str | Path):  # noqa: ANN201 - (SpeakerClassifier, Cla
         raise ValueError(f"{weights}: weights do not match the speaker classifier in {config_path} "
                          f"(missing {missing[:5]}, unexpected {unexpected[:5]}); is this a classifier run?")
     return model.eval(), cfg
+
+
+# ---- image family
+IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "dsprites", "lfw")
+IMAGE_KINDS = ("vae", "cvae", "m2", "vqvae")
+
+
+def build_image_datasets(cfg):  # noqa: ANN001, ANN201 - ImageExperimentConfig -> (train, test) datasets
+    """(train, test) of ``cfg.data``; the test set is the fixed seeded split (MNIST: its own test file).
+    M2 training sets keep the labels of a class-stratified ``loss.labelled`` fraction only."""
+    from audiolvm.data.images import digits_split, lfw_subset_dataset, mnist_dataset
+    from audiolvm.data.semi import PartlyLabelled, labelled_mask
+    from audiolvm.data.sprites import DSpritesStyle
+
+    d = cfg.data
+    common = {"binarize": d.binarize, "threshold": d.threshold, "seed": cfg.train.seed}
+    if d.dataset == "digits":
+        train, test = digits_split(d.num_test, d.split_seed, **common)
+    elif d.dataset in ("mnist", "fashion_mnist"):
+        if not d.root:
+            raise ConfigError(f"data.dataset={d.dataset}: set data.root to a folder of MNIST-format IDX files "
+                              "or a .npz (x_train, y_train, x_test, y_test); nothing is downloaded")
+        train, test = (mnist_dataset(d.root, split, **common) for split in ("train", "test"))
+    elif d.dataset == "lfw":
+        train, test = lfw_subset_dataset(**common).split(d.num_test, d.split_seed)
+    elif d.dataset == "dsprites":
+        if d.binarize == "dynamic":
+            raise ConfigError("data.binarize=dynamic: dsprites images are already binary; use none or static")
+        from audiolvm.data.images import split_indices
+
+        pool = DSpritesStyle.subset(d.subset, seed=d.split_seed).indices
+        tr, te = split_indices(len(pool), d.num_test, d.split_seed)
+        train, test = DSpritesStyle(pool[tr], cache=True), DSpritesStyle(pool[te], cache=True)
+    else:
+        raise ConfigError(f"data.dataset={d.dataset!r} is unknown; use one of {IMAGE_DATASETS}")
+    if cfg.model.kind == "m2":
+        train = PartlyLabelled(train, labelled_mask(_image_labels(train), cfg.loss.labelled, d.split_seed))
+    return train, test
+
+
+def _image_labels(ds):  # noqa: ANN001, ANN202 - class ids int64 [N] (-1 when unknown)
+    import numpy as np
+
+    if getattr(ds, "labels", None) is not None:
+        return ds.labels
+    if hasattr(ds, "factor_sizes"):  # dsprites: the shape class
+        from audiolvm.data.sprites import index_to_factors
+
+        return index_to_factors(ds.indices)[:, 0]
+    return np.full(len(ds), -1, dtype=np.int64)
+
+
+def resolve_image_config(cfg, train_ds):  # noqa: ANN001, ANN201 - ImageExperimentConfig filled from the data
+    """Fill ``model.image_shape`` and (cvae / m2) ``model.num_classes`` from the training set."""
+    base = getattr(train_ds, "dataset", train_ds)
+    shape = [int(s) for s in train_ds[0]["image"].shape]
+    num_classes = cfg.model.num_classes
+    if cfg.model.kind in ("cvae", "m2"):
+        labels = _image_labels(base)
+        if (labels < 0).all():
+            raise ConfigError(f"model.kind={cfg.model.kind}: data.dataset={cfg.data.dataset} has no labels")
+        num_classes = int(labels.max()) + 1
+    model = dataclasses.replace(cfg.model, image_shape=shape, num_classes=num_classes)
+    return dataclasses.replace(cfg, model=model)
+
+
+def _image_likelihood(cfg):  # noqa: ANN001, ANN202
+    from audiolvm.losses.likelihoods import make_likelihood
+
+    args = dict(cfg.likelihood_args)
+    if cfg.likelihood == "gaussian" and args.get("scale") == "pixel":
+        args.setdefault("shape", tuple(cfg.image_shape))
+    try:
+        return make_likelihood(cfg.likelihood, channels=cfg.image_shape[0], **args)
+    except TypeError as exc:
+        raise ConfigError(f"model.likelihood_args={args} do not fit likelihood {cfg.likelihood!r}: {exc}") from exc
+
+
+def _image_nets(cfg, in_features: int, out_channels: int, cond_dim: int):  # noqa: ANN001, ANN202
+    """(encoder -> ``in_features`` vector, decoder vector -> ``out_channels x H x W``), MLP or conv."""
+    from audiolvm.nn.conv2d import ConvDecoder2d, ConvEncoder2d
+    from audiolvm.nn.mlp import MLPDecoder, MLPEncoder
+
+    c, h, w = cfg.image_shape
+    d = cfg.latent_dim
+    if cfg.encoder == "mlp":
+        enc = MLPEncoder((c, h, w), in_features, cfg.hidden, cond_dim=cond_dim, activation=cfg.activation)
+        dec = MLPDecoder(d, (out_channels, h, w), list(reversed(cfg.hidden)), cond_dim=cond_dim,
+                         activation=cfg.activation)
+        return enc, dec
+    if cfg.encoder == "conv":
+        common = {"width": cfg.width, "factors": cfg.factors, "depth": cfg.depth, "cond_dim": cond_dim}
+        return (ConvEncoder2d(c, in_features, input_size=(h, w), **common),
+                ConvDecoder2d(d, out_channels, output_size=(h, w), **common))
+    raise ConfigError(f"model.encoder={cfg.encoder!r} is unknown; use 'mlp' or 'conv'")
+
+
+def build_image_model(cfg):  # noqa: ANN001, ANN201 - ImageModelConfig -> VAE | ConditionalVAE | M2 | Autoencoder
+    """The image model of a resolved config (``image_shape`` and ``num_classes`` filled by training)."""
+    from audiolvm.bottleneck.gaussian import GaussianBottleneck
+    from audiolvm.models.image_vqvae import image_vqvae
+    from audiolvm.models.m2 import M2
+    from audiolvm.models.pixelcnn_decoder import PixelCNNDecoder
+    from audiolvm.models.vae import VAE, ConditionalVAE
+
+    if cfg.kind not in IMAGE_KINDS:
+        raise ConfigError(f"model.kind={cfg.kind!r} is unknown; use one of {IMAGE_KINDS}")
+    if len(cfg.image_shape) != 3:
+        raise ConfigError(f"model.image_shape={cfg.image_shape}: expected [C, H, W]; 'audiolvm train-image' fills "
+                          "it from the data")
+    if cfg.kind == "vqvae":
+        vq = cfg.vq
+        bottleneck = VectorQuantizerEMA(num_codes=vq.num_codes, dim=vq.dim, beta=vq.beta, decay=vq.decay,
+                                        dead_threshold=vq.dead_threshold, init=vq.init)
+        return image_vqvae(bottleneck, cfg.image_shape[0], cfg.width, cfg.factors, cfg.depth)
+    cond_dim = cfg.num_classes if cfg.kind in ("cvae", "m2") else 0
+    if cond_dim < 1 and cfg.kind != "vae":
+        raise ConfigError(f"model.kind={cfg.kind} needs model.num_classes >= 1 (filled from the data)")
+    likelihood = _image_likelihood(cfg)
+    if cfg.decoder not in ("default", "pixelcnn"):
+        raise ConfigError(f"model.decoder={cfg.decoder!r} is unknown; use 'default' or 'pixelcnn'")
+    pixel = cfg.decoder == "pixelcnn"
+    out_channels = cfg.pixelcnn_cond_channels if pixel else likelihood.param_channels
+    encoder, decoder = _image_nets(cfg, 2 * cfg.latent_dim, out_channels, cond_dim)
+    if pixel:
+        decoder = PixelCNNDecoder(decoder, out_channels, cfg.image_shape[0], likelihood.param_channels,
+                                  channels=cfg.pixelcnn_channels, layers=cfg.pixelcnn_layers)
+    parts = (encoder, GaussianBottleneck(samples=cfg.samples), decoder, likelihood, (cfg.latent_dim,))
+    if cfg.kind == "vae":
+        return VAE(*parts)
+    if cfg.kind == "cvae":
+        return ConditionalVAE(*parts, num_classes=cfg.num_classes)
+    classifier, _ = _image_nets(cfg, cfg.num_classes, 1, 0)
+    return M2(*parts, num_classes=cfg.num_classes, classifier=classifier)
+
+
+def _image_schedule(cfg, name: str):  # noqa: ANN001, ANN202 - ScheduleConfig -> Schedule | None
+    from audiolvm.losses.bounds import SCHEDULES, make_schedule
+
+    if cfg.kind == "none":
+        return None
+    if cfg.kind not in SCHEDULES:
+        raise ConfigError(f"loss.{name}.kind={cfg.kind!r} is unknown; use none or one of {sorted(SCHEDULES)}")
+    fields = {f.name for f in dataclasses.fields(SCHEDULES[cfg.kind])}
+    return make_schedule(cfg.kind, **{k: v for k, v in dataclasses.asdict(cfg).items() if k in fields})
+
+
+def build_image_objective(cfg):  # noqa: ANN001, ANN201 - ImageExperimentConfig -> step function
+    """``VAEObjective`` (vae, cvae), ``M2Objective`` (m2) or ``ImageReconstructionObjective`` (vqvae)."""
+    from audiolvm.models.image_vqvae import ImageReconstructionObjective
+    from audiolvm.models.m2 import M2Objective
+    from audiolvm.models.vae_objective import VAEObjective
+
+    loss, kind = cfg.loss, cfg.model.kind
+    if kind == "vqvae":
+        return ImageReconstructionObjective(loss.weights, loss.recon)
+    if kind == "m2":
+        return M2Objective(loss.alpha)
+    if kind not in IMAGE_KINDS:
+        raise ConfigError(f"model.kind={kind!r} is unknown; use one of {IMAGE_KINDS}")
+    try:
+        return VAEObjective(loss.beta, loss.estimator, loss.analytic_kl, loss.free_bits,
+                            _image_schedule(loss.warmup, "warmup"), _image_schedule(loss.capacity, "capacity"),
+                            conditional=kind == "cvae")
+    except ValueError as exc:
+        raise ConfigError(f"loss: {exc}") from exc
+
+
+def load_image_model(path: str | Path):  # noqa: ANN201 - (model, ImageExperimentConfig)
+    """Rebuild a trained image model from its run folder (config.json + model.safetensors), eval mode."""
+    from audiolvm.config import ImageExperimentConfig
+
+    weights, config_path = resolve_checkpoint(path)
+    cfg = config_from_dict(json.loads(config_path.read_text()), str(config_path), schema=ImageExperimentConfig)
+    model = build_image_model(cfg.model)
+    missing, unexpected = model.load_state_dict(load_weights(weights), strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{weights}: weights do not match the image model in {config_path} "
+                         f"(missing {missing[:5]}, unexpected {unexpected[:5]}); is this a train-image run?")
+    return model.eval(), cfg

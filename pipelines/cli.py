@@ -12,6 +12,7 @@ from pipelines import (
     demo,
     encode,
     evaluate,
+    evaluate_image,
     evaluate_prior,
     evaluate_vc,
     info,
@@ -21,6 +22,7 @@ from pipelines import (
     sample,
     train,
     train_classifier,
+    train_image,
     train_prior,
 )
 
@@ -28,7 +30,8 @@ COMMANDS = {
     "train": train, "reconstruct": reconstruct, "encode": encode, "decode": decode, "evaluate": evaluate,
     "train-prior": train_prior, "sample": sample, "evaluate-prior": evaluate_prior,
     "convert": convert, "train-classifier": train_classifier, "evaluate-vc": evaluate_vc,
-    "probe": probe, "lab": lab, "info": info, "demo": demo,
+    "probe": probe, "train-image": train_image, "evaluate-image": evaluate_image, "lab": lab,
+    "info": info, "demo": demo,
 }
 
 

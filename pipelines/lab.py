@@ -4,12 +4,16 @@
   mog        exact maximum likelihood of a 3-component Gaussian mixture (full or diagonal covariance)
   is         log p(x) by prior sampling vs importance sampling, bias and std against K
   gradients  score-function vs pathwise gradient estimators: SGD trajectories and variance against S
+  iwae-k     the IWAE bound L_k against k (1 .. 5000) on a VAE trained on the digits, beside log p(x)
+  collapse   posterior collapse with a PixelCNN decoder: no remedy vs KL warm-up vs free bits
 
 Examples:
   audiolvm lab mog
   audiolvm lab mog --covariance diag --steps 300 --out outputs/lab
   audiolvm lab is --reps 1000 --max-k 100000 --steps 100
   audiolvm lab gradients --samples 1 10 100 --lr 0.01 --start -2 0
+  audiolvm lab iwae-k --steps 2000
+  audiolvm lab collapse --free-bits 0.25
   audiolvm lab gradients --help          (every option of one experiment)
 """
 
@@ -21,7 +25,7 @@ import logging
 
 from audiolvm.lab import EXPERIMENTS, run_experiment
 
-HELP = "estimator lab: mixture-of-Gaussians MLE, importance sampling, gradient estimators"
+HELP = "estimator lab: mixture MLE, importance sampling, gradient estimators, IWAE bound, posterior collapse"
 log = logging.getLogger("audiolvm.lab")
 
 

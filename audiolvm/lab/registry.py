@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from audiolvm.core.files import atomic_write_json
-from audiolvm.lab import gradients, importance, mog
+from audiolvm.lab import collapse, gradients, importance, iwae_bound, mog
 
 
 class LabResult(Protocol):
@@ -70,3 +70,11 @@ register(Experiment(
     "gradients", "score-function (REINFORCE, with and without a leave-one-out baseline) vs pathwise "
                  "gradients of E|x - (5,5)|^2, x ~ N(mu, I): SGD trajectories and variance against S",
     gradients.GradientsConfig, gradients.run_gradients, gradients.plot))
+register(Experiment(
+    "iwae-k", "the importance-weighted bound L_k against k = 1 .. 5000 on a small VAE trained on binarized digits, "
+              "with an independent K = 5000 importance-sampled log p(x) as the reference",
+    iwae_bound.IWAEConfig, iwae_bound.run_iwae_k, iwae_bound.plot))
+register(Experiment(
+    "collapse", "posterior collapse of a VAE with a PixelCNN decoder on binarized digits under no remedy, linear "
+                "KL warm-up and free bits: KL during training, active units, I(x; z), ELBO, IS NLL",
+    collapse.CollapseConfig, collapse.run_collapse, collapse.plot))

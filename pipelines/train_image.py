@@ -1,0 +1,57 @@
+"""Train an image latent-variable model (VAE, beta-VAE, IWAE, conditional VAE, M2, VQ-VAE) from a YAML
+config, with ``key=value`` overrides. The run folder gets model.safetensors + config.json (read by
+``audiolvm evaluate-image``), checkpoints, metrics.csv and curves.png.
+
+Examples:
+  audiolvm train-image configs/image/vae_digits.yaml
+  audiolvm train-image configs/image/iwae_digits.yaml model.samples=50 train.out_dir=runs/iwae50
+  audiolvm train-image configs/image/vae_digits.yaml loss.warmup.kind=linear loss.warmup.steps=1000
+  audiolvm train-image configs/image/beta_vae_dsprites.yaml loss.beta=8
+  audiolvm train-image configs/image/vae_digits.yaml --resume      # continue the run in train.out_dir
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from audiolvm.builders import build_image_datasets, build_image_model, build_image_objective, resolve_image_config
+from audiolvm.config import ImageExperimentConfig, config_to_dict, load_config
+from audiolvm.core.seed import seed_everything
+from audiolvm.engine import Trainer
+
+HELP = "train an image VAE / IWAE / conditional VAE / M2 / VQ-VAE from a config"
+log = logging.getLogger("audiolvm.train_image")
+PROGRESS = {"vqvae": ("loss", "vq/perplexity"), "m2": ("loss", "accuracy")}
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="YAML config (may name a 'base:' it overrides), e.g. configs/image/vae_digits.yaml")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100 model.samples=5")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in train.out_dir")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="stop (with a checkpoint) after N steps of this call; --resume continues")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config, args.overrides, schema=ImageExperimentConfig)
+    train_ds, test_ds = build_image_datasets(cfg)
+    cfg = resolve_image_config(cfg, train_ds)
+    saved = Path(cfg.train.out_dir) / "config.json"
+    if args.resume and saved.is_file() and json.loads(saved.read_text()) != config_to_dict(cfg):
+        log.warning("%s differs from the config given now; resuming with the one given now", saved)
+    seed_everything(cfg.train.seed)  # the initial weights depend on the seed only
+    model = build_image_model(cfg.model)
+    trainer = Trainer(model, build_image_objective(cfg), train_ds, cfg.train, batch_size=cfg.data.batch_size,
+                      valid_data=test_ds, num_workers=cfg.data.num_workers, run_config=config_to_dict(cfg),
+                      progress_keys=PROGRESS.get(cfg.model.kind, ("loss", "elbo", "kl")))
+    if trainer.is_main:
+        log.info("%s (%s): %d train / %d test images of %s, %.3fM parameters, out %s", cfg.name, cfg.model.kind,
+                 len(train_ds), len(test_ds), cfg.model.image_shape,
+                 sum(p.numel() for p in model.parameters()) / 1e6, cfg.train.out_dir)
+    result = trainer.fit(resume=args.resume, stop_after=getattr(args, "stop_after", None))
+    if trainer.is_main:
+        log.info("done at step %d; test %s", result.state.step, {k: round(v, 3) for k, v in result.last_valid.items()})
+    return 0
