@@ -17,6 +17,7 @@ from pathlib import Path
 
 from audiolvm.builders import build_datasets, build_model, build_objective
 from audiolvm.config import ConfigError, ExperimentConfig, config_to_dict, load_config
+from audiolvm.core.seed import seed_everything
 from audiolvm.data import CropDataset
 from audiolvm.engine import Trainer
 
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     saved = Path(cfg.train.out_dir) / "config.json"
     if args.resume and saved.is_file() and json.loads(saved.read_text()) != config_to_dict(cfg):
         log.warning("%s differs from the config given now; resuming with the one given now", saved)
+    seed_everything(cfg.train.seed)  # the initial weights depend on the seed only
     model = build_model(cfg.model, cfg.data.sample_rate)
     trainer = Trainer(
         model, build_objective(cfg), train_ds, cfg.train, batch_size=cfg.data.batch_size,

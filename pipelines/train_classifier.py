@@ -21,6 +21,7 @@ from pathlib import Path
 from audiolvm.builders import build_classifier, build_datasets
 from audiolvm.config import ClassifierExperimentConfig, ConfigError, config_to_dict, load_config
 from audiolvm.core.files import atomic_write_json
+from audiolvm.core.seed import seed_everything
 from audiolvm.data import CropDataset
 from audiolvm.engine import Trainer
 from audiolvm.eval.speaker import utterance_accuracy
@@ -60,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     saved = Path(cfg.train.out_dir) / "config.json"
     if args.resume and saved.is_file() and json.loads(saved.read_text()) != config_to_dict(cfg):
         log.warning("%s differs from the config given now; resuming with the one given now", saved)
+    seed_everything(cfg.train.seed)  # the initial weights depend on the seed only
     model = build_classifier(cfg.model, cfg.data.sample_rate)
     trainer = Trainer(model, ClassificationObjective(), train_ds, cfg.train, batch_size=cfg.data.batch_size,
                       valid_data=valid_ds, num_workers=cfg.data.num_workers, run_config=config_to_dict(cfg),

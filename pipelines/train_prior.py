@@ -12,6 +12,7 @@ import logging
 
 from audiolvm.builders import build_prior, resolve_prior_config
 from audiolvm.config import PriorExperimentConfig, config_to_dict, load_config
+from audiolvm.core.seed import seed_everything
 from audiolvm.data.codes import CodeStore, CodeWindowDataset
 from audiolvm.engine import Trainer
 from audiolvm.models.priors.objective import PriorObjective
@@ -33,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     c = cfg.codes
     datasets = [CodeWindowDataset(store, c.level, c.window, split, cfg.train.seed, c.upper_level,
                                   cfg.prior.labels or None) for split in (c.train_split, c.valid_split)]
+    seed_everything(cfg.train.seed)  # the initial weights depend on the seed only
     prior = build_prior(cfg.prior)
     trainer = Trainer(prior, PriorObjective(bool(cfg.prior.labels), c.upper_level is not None), datasets[0],
                       cfg.train, batch_size=c.batch_size, valid_data=datasets[1], num_workers=c.num_workers,
