@@ -57,14 +57,15 @@ def normalized_weights(log_w: torch.Tensor) -> torch.Tensor:
     return torch.softmax(log_w.detach(), dim=0)
 
 
-def iwae_surrogate(log_px_z: torch.Tensor, log_pz: torch.Tensor, log_q: torch.Tensor, log_q_stop: torch.Tensor,
+def iwae_surrogate(log_px_z: torch.Tensor, log_pz: torch.Tensor, log_q: torch.Tensor, log_q_stop: torch.Tensor | None,
                    z: torch.Tensor, k: int, estimator: str = "standard") -> torch.Tensor:
     """``Tensor[B]`` equal in value to ``L_k``, whose gradient is the chosen estimator's.
 
     Args:
         log_px_z, log_pz: ``Tensor[k*B]``.
         log_q: ``log q(z|x)`` with gradients to the variational parameters, ``Tensor[k*B]``.
-        log_q_stop: the same with the parameters detached (gradient through ``z`` only), ``Tensor[k*B]``.
+        log_q_stop: the same with the parameters detached (gradient through ``z`` only), ``Tensor[k*B]``;
+            needed by ``stl`` and ``dreg`` only (None is fine for ``standard``).
         z: the reparameterised samples ``Tensor[(k*B) x ...]`` that every term above was computed from;
             ``dreg`` registers a gradient hook on it, so call this once per forward pass.
         k: samples per item.
@@ -74,6 +75,9 @@ def iwae_surrogate(log_px_z: torch.Tensor, log_pz: torch.Tensor, log_q: torch.Te
         raise ValueError(f"unknown gradient estimator {estimator!r}; choose one of {ESTIMATORS}")
     if estimator == "standard":
         return iwae_bound(log_weights(log_px_z, log_pz, log_q, k))
+    if log_q_stop is None:
+        raise ValueError(f"iwae_surrogate: the {estimator!r} estimator needs log_q_stop (log q with detached "
+                         "parameters)")
     log_w = log_weights(log_px_z, log_pz, log_q_stop, k)  # (k, B): encoder gradient only through z
     if estimator == "dreg" and z.requires_grad:
         _scale_rows_in_backward(z, normalized_weights(log_w).reshape(-1))  # path gradient * w~ -> w~^2

@@ -24,13 +24,14 @@ from audiolvm.losses.bounds import (
 from audiolvm.models.vae import VAEOutput
 
 
-def sample_log_densities(out: VAEOutput) -> dict[str, torch.Tensor]:
-    """``log p(z_k)``, ``log q(z_k|x)`` and ``log q`` with stopped parameters, each float32 ``Tensor[k*B]``."""
+def sample_log_densities(out: VAEOutput, stopped: bool = True) -> dict[str, torch.Tensor | None]:
+    """``log p(z_k)``, ``log q(z_k|x)`` and (if ``stopped``, which STL / DReG need) ``log q`` with stopped
+    parameters, each float32 ``Tensor[k*B]``."""
     z, mean, logvar = out.z.float(), out.mean.float(), out.logvar.float()  # no copies unless under autocast
     return {
         "log_pz": GaussianBottleneck.log_prior(z),
         "log_q": GaussianBottleneck.log_q(z, mean, logvar),
-        "log_q_stop": GaussianBottleneck.log_q(z, mean, logvar, stop_grad_params=True),
+        "log_q_stop": GaussianBottleneck.log_q(z, mean, logvar, stop_grad_params=True) if stopped else None,
     }
 
 
@@ -39,7 +40,7 @@ def item_bound(out: VAEOutput, estimator: str = "standard", analytic_kl: bool = 
     or ``L_k`` with full densities and the chosen estimator's gradient (IWAE; STL / DReG at any k)."""
     if out.samples == 1 and estimator == "standard" and analytic_kl:
         return elbo_analytic(out.log_px_z, GaussianBottleneck.kl(out.mean.float(), out.logvar.float()))
-    dens = sample_log_densities(out)
+    dens = sample_log_densities(out, stopped=estimator != "standard")
     return iwae_surrogate(out.log_px_z, dens["log_pz"], dens["log_q"], dens["log_q_stop"], out.z, out.samples,
                           "stl" if estimator == "dreg" and out.samples == 1 else estimator)
 
@@ -89,13 +90,14 @@ class VAEObjective:
         kl = kl_elements.flatten(1).sum(dim=1)  # (B,)
         k = out.samples
         log_px_z = out.log_px_z.view(k, -1)  # (k, B)
-        logged = {
-            "elbo": elbo_analytic(log_px_z.mean(dim=0), kl).mean().detach(),
-            "recon": -log_px_z.mean().detach(),
-            "kl": kl.mean().detach(),
-            "kl/per_dim": kl_elements.detach().mean(),
-            "kl/active": active_dims(kl_elements, self.active_threshold),
-        }
+        with torch.no_grad():  # logged only: no graph for these
+            logged = {
+                "elbo": elbo_analytic(log_px_z.mean(dim=0), kl).mean(),
+                "recon": -log_px_z.mean(),
+                "kl": kl.mean(),
+                "kl/per_dim": kl_elements.mean(),
+                "kl/active": active_dims(kl_elements, self.active_threshold),
+            }
         if k > 1:
             return {"loss": self._iwae_loss(out, logged), **logged}
         return {"loss": self._elbo_loss(out, kl_elements, logged), **logged}
@@ -113,7 +115,7 @@ class VAEObjective:
         if self.estimator == "standard" and self.analytic_kl:
             kl_items = kl_elements.flatten(1).sum(dim=1)  # (B,)
         else:
-            dens = sample_log_densities(out)
+            dens = sample_log_densities(out, stopped=self.estimator != "standard")
             log_q = dens["log_q"] if self.estimator == "standard" else dens["log_q_stop"]
             kl_items = log_q - dens["log_pz"]  # (B,): single-sample KL estimate
         kl_value = free_bits_kl(kl_elements, self.free_bits) if self.free_bits else kl_items.mean()
