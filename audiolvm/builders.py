@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from torch import nn
 
 from audiolvm.bottleneck import Bottleneck, IdentityBottleneck, VectorQuantizerEMA
 from audiolvm.config import (
@@ -133,18 +137,23 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
     return weights, config
 
 
-def load_model(path: str | Path) -> tuple[MultiLevelAutoencoder, ExperimentConfig]:
-    """Rebuild a trained model from its saved config and safetensors weights (eval mode)."""
+def load_run(path: str | Path, schema: type, build: Callable[[Any], nn.Module], what: str) -> tuple[Any, Any]:
+    """``(module in eval mode, config)`` of a run folder (or checkpoint, or .safetensors file): the saved
+    ``config.json`` read with ``schema``, the module built from it by ``build(cfg)``, and the safetensors
+    weights loaded strictly (never unpickled). A mismatch names both files and the ``what`` expected."""
     weights, config_path = resolve_checkpoint(path)
-    cfg = config_from_dict(json.loads(config_path.read_text()), source=str(config_path))
-    model = build_model(cfg.model, cfg.data.sample_rate)
-    missing, unexpected = model.load_state_dict(load_weights(weights), strict=False)
+    cfg = config_from_dict(json.loads(config_path.read_text()), str(config_path), schema=schema)
+    module = build(cfg)
+    missing, unexpected = module.load_state_dict(load_weights(weights), strict=False)
     if missing or unexpected:
-        raise ValueError(
-            f"{weights}: weights do not match the model in {config_path} "
-            f"(missing {missing[:5]}, unexpected {unexpected[:5]})"
-        )
-    return model.eval(), cfg
+        raise ValueError(f"{weights}: weights do not match the {what} in {config_path} (missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}); is this a {what} run?")
+    return module.eval(), cfg
+
+
+def load_model(path: str | Path) -> tuple[MultiLevelAutoencoder, ExperimentConfig]:
+    """Rebuild a trained audio VQ-VAE from its saved config and safetensors weights (eval mode)."""
+    return load_run(path, ExperimentConfig, lambda cfg: build_model(cfg.model, cfg.data.sample_rate), "audio model")
 
 
 # ----------------------------------------------------------------------------------------- priors
@@ -193,11 +202,7 @@ def build_prior(cfg: PriorConfig) -> Prior:
 
 def load_prior(path: str | Path) -> tuple[Prior, PriorExperimentConfig]:
     """Rebuild a trained prior from its run folder (config.json + model.safetensors), eval mode."""
-    weights, config_path = resolve_checkpoint(path)
-    cfg = config_from_dict(json.loads(config_path.read_text()), str(config_path), schema=PriorExperimentConfig)
-    prior = build_prior(cfg.prior)
-    prior.load_state_dict(load_weights(weights))
-    return prior.eval(), cfg
+    return load_run(path, PriorExperimentConfig, lambda cfg: build_prior(cfg.prior), "prior")
 
 
 # ---- speaker classifier
@@ -216,14 +221,8 @@ def load_classifier(path: str | Path):  # noqa: ANN201 - (SpeakerClassifier, Cla
     """Rebuild a trained speaker classifier from its run folder (config.json + model.safetensors), eval mode."""
     from audiolvm.config import ClassifierExperimentConfig
 
-    weights, config_path = resolve_checkpoint(path)
-    cfg = config_from_dict(json.loads(config_path.read_text()), str(config_path), schema=ClassifierExperimentConfig)
-    model = build_classifier(cfg.model, cfg.data.sample_rate)
-    missing, unexpected = model.load_state_dict(load_weights(weights), strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{weights}: weights do not match the speaker classifier in {config_path} "
-                         f"(missing {missing[:5]}, unexpected {unexpected[:5]}); is this a classifier run?")
-    return model.eval(), cfg
+    return load_run(path, ClassifierExperimentConfig, lambda cfg: build_classifier(cfg.model, cfg.data.sample_rate),
+                    "speaker classifier")
 
 
 # ---- image family
@@ -396,11 +395,4 @@ def load_image_model(path: str | Path):  # noqa: ANN201 - (model, ImageExperimen
     """Rebuild a trained image model from its run folder (config.json + model.safetensors), eval mode."""
     from audiolvm.config import ImageExperimentConfig
 
-    weights, config_path = resolve_checkpoint(path)
-    cfg = config_from_dict(json.loads(config_path.read_text()), str(config_path), schema=ImageExperimentConfig)
-    model = build_image_model(cfg.model)
-    missing, unexpected = model.load_state_dict(load_weights(weights), strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{weights}: weights do not match the image model in {config_path} "
-                         f"(missing {missing[:5]}, unexpected {unexpected[:5]}); is this a train-image run?")
-    return model.eval(), cfg
+    return load_run(path, ImageExperimentConfig, lambda cfg: build_image_model(cfg.model), "image model")
