@@ -11,6 +11,7 @@ import numpy as np
 
 from audiolvm.core.files import atomic_write_text
 from audiolvm.data.phones import PHONES
+from audiolvm.eval.plots import pyplot, save_figure
 
 SYSTEMS = {"model": "model", "kmeans_mfcc": "k-means MFCC", "random_encoder": "random encoder"}
 METRICS = {"code_phone_acc": "code→phone acc", "majority_acc": "majority", "purity": "purity", "nmi": "NMI",
@@ -107,10 +108,7 @@ class ProbeReport:
 
 def plot_confusion(counts: np.ndarray, png: str | Path, title: str = "") -> Path:
     """Row-normalised confusion matrix (true phone rows, predicted columns) of the phones that occur."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     keep = np.flatnonzero(counts.sum(1) + counts.sum(0))
     sub = counts[np.ix_(keep, keep)].astype(np.float64)
@@ -126,12 +124,7 @@ def plot_confusion(counts: np.ndarray, png: str | Path, title: str = "") -> Path
     if title:
         ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
-    png = Path(png)
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
-    return png
+    return save_figure(fig, png)
 
 
 # ----------------------------------------------------------------------------- entry point

@@ -32,6 +32,7 @@ from audiolvm.core.files import atomic_write_json, atomic_write_text
 from audiolvm.core.seed import derived_rng
 from audiolvm.data.manifest import Entry
 from audiolvm.data.readers import CorpusReader
+from audiolvm.eval.plots import pyplot, save_figure
 from audiolvm.eval.speaker import classify_wave
 from audiolvm.models.classifier import SpeakerClassifier
 
@@ -162,10 +163,7 @@ class VCResults:
 
     def plot(self, png: str | Path, title: str = "") -> Path:
         """Bar plot of the four accuracies, with the chance level as a dashed line."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
 
         acc = self.accuracies()
         keys = [k for k in BARS if acc[k] is not None]
@@ -183,12 +181,7 @@ class VCResults:
         ax.tick_params(labelsize=8)
         ax.set_title(title or f"{len(self.utterances)} held-out utterances, {len(self.conversions)} conversions",
                      fontsize=9)
-        fig.tight_layout()
-        png = Path(png)
-        png.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(png, dpi=100)
-        plt.close(fig)
-        return png
+        return save_figure(fig, png)
 
 
 def resemblyzer_encoder(device: str = "cpu") -> SpeakerEncoder | None:
