@@ -25,12 +25,18 @@ HELP = "train a model from a config"
 log = logging.getLogger("audiolvm.train")
 
 
-def add_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="YAML config (may name a 'base:' it overrides)")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100")
+def add_training_arguments(p: argparse.ArgumentParser, config_help: str = "YAML config (may name a 'base:' it "
+                           "overrides)", overrides_help: str = "key=value overrides, e.g. train.max_steps=100") -> None:
+    """The arguments every training command takes: the config, overrides, --resume and --stop-after."""
+    p.add_argument("config", help=config_help)
+    p.add_argument("overrides", nargs="*", help=overrides_help)
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in train.out_dir")
     p.add_argument("--stop-after", type=int, default=None, metavar="N",
                    help="stop (with a checkpoint) after N steps of this call; --resume continues")
+
+
+def add_parser(p: argparse.ArgumentParser) -> None:
+    add_training_arguments(p)
 
 
 def progress_keys(num_levels: int) -> tuple[str, ...]:

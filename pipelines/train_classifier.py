@@ -26,17 +26,14 @@ from audiolvm.data import CropDataset
 from audiolvm.engine import Trainer
 from audiolvm.eval.speaker import utterance_accuracy
 from audiolvm.models.classifier import ClassificationObjective
+from pipelines.train import add_training_arguments
 
 HELP = "train the speaker classifier used by evaluate-vc (real audio only)"
 log = logging.getLogger("audiolvm.train_classifier")
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="classifier YAML config, e.g. configs/demo/speaker_classifier.yaml")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in train.out_dir")
-    p.add_argument("--stop-after", type=int, default=None, metavar="N",
-                   help="stop (with a checkpoint) after N steps of this call; --resume continues")
+    add_training_arguments(p, "classifier YAML config, e.g. configs/demo/speaker_classifier.yaml")
 
 
 def with_speakers(cfg: ClassifierExperimentConfig, train_ds: CropDataset,

@@ -21,6 +21,7 @@ from audiolvm.builders import build_image_datasets, build_image_model, build_ima
 from audiolvm.config import ImageExperimentConfig, config_to_dict, load_config
 from audiolvm.core.seed import seed_everything
 from audiolvm.engine import Trainer
+from pipelines.train import add_training_arguments
 
 HELP = "train an image VAE / IWAE / conditional VAE / M2 / VQ-VAE from a config"
 log = logging.getLogger("audiolvm.train_image")
@@ -28,11 +29,8 @@ PROGRESS = {"vqvae": ("loss", "vq/perplexity"), "m2": ("loss", "accuracy")}
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="YAML config (may name a 'base:' it overrides), e.g. configs/image/vae_digits.yaml")
-    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.max_steps=100 model.samples=5")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in train.out_dir")
-    p.add_argument("--stop-after", type=int, default=None, metavar="N",
-                   help="stop (with a checkpoint) after N steps of this call; --resume continues")
+    add_training_arguments(p, "YAML config (may name a 'base:' it overrides), e.g. configs/image/vae_digits.yaml",
+                           "key=value overrides, e.g. train.max_steps=100 model.samples=5")
 
 
 def run(args: argparse.Namespace) -> int:
