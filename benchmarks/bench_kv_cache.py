@@ -24,22 +24,16 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from machine import cpu_seconds, peak_rss_mib  # noqa: E402
+from machine import peak_rss_mib, timed  # noqa: E402
 
 NUM_CODES, DIM, LAYERS, HEADS = 2048, 256, 4, 4
 
 
 def _timed(fn) -> tuple[float, float]:
     """Run ``fn()``; return (wall seconds, CPU cores kept busy by other processes meanwhile)."""
-    busy0, own0 = cpu_seconds()
-    t0 = time.perf_counter()
-    fn()
-    wall = time.perf_counter() - t0
-    busy1, own1 = cpu_seconds()
-    return wall, max(0.0, ((busy1 - busy0) - (own1 - own0)) / wall)
+    return timed(fn)[1:]
 
 
 def _time_cached(model, prefix, tokens: int, warmup: int) -> tuple[float, float]:

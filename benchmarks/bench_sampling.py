@@ -23,32 +23,18 @@ import argparse
 import dataclasses
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from machine import cpu_seconds, peak_rss_mib  # noqa: E402
+from machine import peak_rss_mib, timed  # noqa: E402
 
 from audiolvm.builders import build_model, build_prior  # noqa: E402
 from audiolvm.config import ExperimentConfig, PriorExperimentConfig, load_config  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ["brass", "organ", "strings", "winds"]  # stands in for the corpus's ensemble labels
-
-
-def timed(fn, device: torch.device):  # noqa: ANN001, ANN201 - returns (fn(), wall s, other load)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    busy0, own0 = cpu_seconds()
-    t0 = time.perf_counter()
-    out = fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    wall = time.perf_counter() - t0
-    busy1, own1 = cpu_seconds()
-    return out, wall, max(0.0, ((busy1 - busy0) - (own1 - own0)) / wall)
 
 
 def build(args: argparse.Namespace, device: torch.device):  # noqa: ANN201 - (vqvae, top prior, upsampler)
@@ -77,6 +63,7 @@ def chain(vqvae, priors, args: argparse.Namespace, device: torch.device, use_cac
     label = torch.full((args.n,), LABELS.index("organ"), dtype=torch.long, device=device)
     codes: list[torch.Tensor | None] = [None] * vqvae.num_levels
     rows = []
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
     with torch.no_grad():
         for level, prior in priors:
             length = -(-int(args.seconds * rate) // vqvae.hops[level])
@@ -84,11 +71,11 @@ def chain(vqvae, priors, args: argparse.Namespace, device: torch.device, use_cac
             if level + 1 < vqvae.num_levels and codes[level + 1] is not None:
                 cond["upper"] = codes[level + 1]
             codes[level], wall, load = timed(lambda p=prior, n=length, c=cond: p.sample(
-                args.n, n, c, args.temperature, None, None, gen, progress=False, use_cache=use_cache), device)
+                args.n, n, c, args.temperature, None, None, gen, progress=False, use_cache=use_cache), sync)
             rows.append({"stage": f"level {level} {type(prior).__name__}", "tokens": args.n * length,
                          "wall": wall, "load": load})
         lowest = min(i for i, c in enumerate(codes) if c is not None)
-        _, wall, load = timed(lambda: vqvae.decode(codes, level=lowest, length=int(args.seconds * rate)), device)
+        _, wall, load = timed(lambda: vqvae.decode(codes, level=lowest, length=int(args.seconds * rate)), sync)
         rows.append({"stage": f"decode level {lowest}", "tokens": 0, "wall": wall, "load": load})
     return rows
 

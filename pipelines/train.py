@@ -14,9 +14,10 @@ import dataclasses
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from audiolvm.builders import build_datasets, build_model, build_objective
-from audiolvm.config import ConfigError, ExperimentConfig, config_to_dict, load_config
+from audiolvm.config import ConfigError, DataConfig, ExperimentConfig, config_to_dict, load_config
 from audiolvm.core.seed import seed_everything
 from audiolvm.data import CropDataset
 from audiolvm.engine import Trainer
@@ -45,32 +46,45 @@ def progress_keys(num_levels: int) -> tuple[str, ...]:
     return ("loss", *(f"l{i}/vq/perplexity" for i in range(num_levels)))
 
 
-def with_speakers(cfg: ExperimentConfig, train_ds: CropDataset, valid_ds: CropDataset | None) -> ExperimentConfig:
-    """Fill ``model.speaker.names`` from the training set (a speaker-conditioned model's lookup table);
-    names given in the config must match the corpus, and validation speakers must be training speakers."""
-    spk, speakers = cfg.model.speaker, list(train_ds.speakers)
-    if not spk.levels:
-        return cfg
-    if spk.names and list(spk.names) != speakers:
-        raise ConfigError(f"model.speaker.names lists {len(spk.names)} speakers but the training set of "
-                          f"data.root={cfg.data.root!r} has {len(speakers)} different ones; remove "
-                          "model.speaker.names so that training fills it in")
+def training_speakers(given: list[str], field: str, train_ds: CropDataset, valid_ds: CropDataset | None,
+                      data: DataConfig, why: str) -> list[str]:
+    """The training set's speakers, for a config ``field`` that lists them (a speaker table, a classifier's
+    classes). Names already in the config must match the corpus, and every held-out speaker must be a
+    training speaker (``why`` says what cannot handle an unseen one)."""
+    speakers = list(train_ds.speakers)
+    if given and list(given) != speakers:
+        raise ConfigError(f"{field} lists {len(given)} speakers but the training set of data.root={data.root!r} "
+                          f"has {len(speakers)} different ones; remove {field} so that training fills it in")
     unseen = sorted({e.speaker for e in valid_ds.entries} - set(speakers)) if valid_ds is not None else []
     if unseen:
-        raise ConfigError(f"data.split_by={cfg.data.split_by!r} holds out speakers {unseen[:3]} that the "
-                          "speaker-conditioned decoder (model.speaker.levels) has no table entry for; use "
+        raise ConfigError(f"data.split_by={data.split_by!r} holds out speakers {unseen[:3]} that {why}; use "
                           "data.split_by: utterance")
+    return speakers
+
+
+def warn_if_resumed_config_differs(cfg: Any, resume: bool) -> None:
+    """On --resume, say so when the run folder's config.json is not the config given now."""
+    saved = Path(cfg.train.out_dir) / "config.json"
+    if resume and saved.is_file() and json.loads(saved.read_text()) != config_to_dict(cfg):
+        log.warning("%s differs from the config given now; resuming with the one given now", saved)
+
+
+def with_speakers(cfg: ExperimentConfig, train_ds: CropDataset, valid_ds: CropDataset | None) -> ExperimentConfig:
+    """Fill ``model.speaker.names`` (a speaker-conditioned model's lookup table) from the training set."""
+    spk = cfg.model.speaker
+    if not spk.levels:
+        return cfg
+    names = training_speakers(spk.names, "model.speaker.names", train_ds, valid_ds, cfg.data,
+                              "the speaker-conditioned decoder (model.speaker.levels) has no table entry for")
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, speaker=dataclasses.replace(
-        spk, names=speakers)))
+        spk, names=names)))
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     train_ds, valid_ds = build_datasets(cfg)
     cfg = with_speakers(cfg, train_ds, valid_ds)
-    saved = Path(cfg.train.out_dir) / "config.json"
-    if args.resume and saved.is_file() and json.loads(saved.read_text()) != config_to_dict(cfg):
-        log.warning("%s differs from the config given now; resuming with the one given now", saved)
+    warn_if_resumed_config_differs(cfg, args.resume)
     seed_everything(cfg.train.seed)  # the initial weights depend on the seed only
     model = build_model(cfg.model, cfg.data.sample_rate)
     trainer = Trainer(

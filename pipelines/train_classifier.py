@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
-from pathlib import Path
 
 from audiolvm.builders import build_classifier, build_datasets
-from audiolvm.config import ClassifierExperimentConfig, ConfigError, config_to_dict, load_config
+from audiolvm.config import ClassifierExperimentConfig, config_to_dict, load_config
 from audiolvm.core.files import atomic_write_json
 from audiolvm.core.seed import seed_everything
 from audiolvm.data import CropDataset
 from audiolvm.engine import Trainer
 from audiolvm.eval.speaker import utterance_accuracy
 from audiolvm.models.classifier import ClassificationObjective
-from pipelines.train import add_training_arguments
+from pipelines.train import add_training_arguments, training_speakers, warn_if_resumed_config_differs
 
 HELP = "train the speaker classifier used by evaluate-vc (real audio only)"
 log = logging.getLogger("audiolvm.train_classifier")
@@ -38,16 +36,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 def with_speakers(cfg: ClassifierExperimentConfig, train_ds: CropDataset,
                   valid_ds: CropDataset | None) -> ClassifierExperimentConfig:
-    """Fill ``model.speakers`` from the training set; the held-out items must be of those speakers."""
-    speakers = list(train_ds.speakers)
-    if cfg.model.speakers and list(cfg.model.speakers) != speakers:
-        raise ConfigError(f"model.speakers lists {len(cfg.model.speakers)} speakers but the training set of "
-                          f"data.root={cfg.data.root!r} has {len(speakers)} different ones; remove "
-                          "model.speakers so that training fills it in")
-    unseen = sorted({e.speaker for e in valid_ds.entries} - set(speakers)) if valid_ds is not None else []
-    if unseen:
-        raise ConfigError(f"data.split_by={cfg.data.split_by!r} holds out speakers {unseen[:3]} that a closed-set "
-                          "classifier cannot name; use data.split_by: utterance")
+    """Fill ``model.speakers`` (the classes) from the training set."""
+    speakers = training_speakers(cfg.model.speakers, "model.speakers", train_ds, valid_ds, cfg.data,
+                                 "a closed-set classifier cannot name")
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, speakers=speakers))
 
 
@@ -55,9 +46,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides, schema=ClassifierExperimentConfig)
     train_ds, valid_ds = build_datasets(cfg)
     cfg = with_speakers(cfg, train_ds, valid_ds)
-    saved = Path(cfg.train.out_dir) / "config.json"
-    if args.resume and saved.is_file() and json.loads(saved.read_text()) != config_to_dict(cfg):
-        log.warning("%s differs from the config given now; resuming with the one given now", saved)
+    warn_if_resumed_config_differs(cfg, args.resume)
     seed_everything(cfg.train.seed)  # the initial weights depend on the seed only
     model = build_classifier(cfg.model, cfg.data.sample_rate)
     trainer = Trainer(model, ClassificationObjective(), train_ds, cfg.train, batch_size=cfg.data.batch_size,

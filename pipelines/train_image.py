@@ -13,15 +13,13 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-from pathlib import Path
 
 from audiolvm.builders import build_image_datasets, build_image_model, build_image_objective, resolve_image_config
 from audiolvm.config import ImageExperimentConfig, config_to_dict, load_config
 from audiolvm.core.seed import seed_everything
 from audiolvm.engine import Trainer
-from pipelines.train import add_training_arguments
+from pipelines.train import add_training_arguments, warn_if_resumed_config_differs
 
 HELP = "train an image VAE / IWAE / conditional VAE / M2 / VQ-VAE from a config"
 log = logging.getLogger("audiolvm.train_image")
@@ -37,9 +35,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides, schema=ImageExperimentConfig)
     train_ds, test_ds = build_image_datasets(cfg)
     cfg = resolve_image_config(cfg, train_ds)
-    saved = Path(cfg.train.out_dir) / "config.json"
-    if args.resume and saved.is_file() and json.loads(saved.read_text()) != config_to_dict(cfg):
-        log.warning("%s differs from the config given now; resuming with the one given now", saved)
+    warn_if_resumed_config_differs(cfg, args.resume)
     seed_everything(cfg.train.seed)  # the initial weights depend on the seed only
     model = build_image_model(cfg.model)
     trainer = Trainer(model, build_image_objective(cfg), train_ds, cfg.train, batch_size=cfg.data.batch_size,

@@ -79,8 +79,6 @@ def test_swapping_the_speaker_changes_the_output_and_keeping_it_reproduces_the_r
     swapped = model.convert(x, other)
     change = (swapped - recon).abs().mean() / recon.abs().mean()
     assert change > 0.01, f"the speaker embedding barely changes the output ({float(change):.4f})"
-    # the codes are the same either way: only the decoder's speaker differs
-    assert torch.equal(model.encode(x)[0], model.encode(x)[0])
     with pytest.raises(ValueError, match="speaker-conditioned"):
         model.reconstruct(x, level=0)
     with pytest.raises(KeyError, match="e03"):

@@ -132,6 +132,12 @@ def phone_ids(tier: Tier, num_frames: int, hop_seconds: float) -> np.ndarray:
     return np.array([PHONE_INDEX[p] for p in frame_labels_majority(tier, num_frames, hop_seconds)], np.int64)
 
 
+def _level_codes(model: MultiLevelAutoencoder, wave: np.ndarray, level: int) -> np.ndarray:
+    """One level's codes ``int64[N]`` of ``wave`` (only that level's encoder runs)."""
+    x = torch.from_numpy(np.ascontiguousarray(wave, np.float32))[None, None]  # (1, 1, T)
+    return model.level_features(x, level)[2][0].numpy()
+
+
 @dataclass
 class CodePhoneReader:
     """What a level's codes say, as phones: the 2017 mapping (each code -> its most frequent phone on
@@ -150,7 +156,7 @@ class CodePhoneReader:
         codes, phones = [], []
         hop = model.hops[level]
         for entry, wave in iter_audio(reader, entries, sample_rate, "code->phone map", progress=False):
-            c = model.encode(torch.from_numpy(wave)[None, None])[level][0].numpy()  # (N,)
+            c = _level_codes(model, wave, level)  # (N,)
             codes.append(c)
             phones.append(phone_ids(tiers[entry.path], len(c), hop / sample_rate))
         if not codes:
@@ -162,9 +168,9 @@ class CodePhoneReader:
     @torch.no_grad()
     def accuracy(self, model: MultiLevelAutoencoder, wave: np.ndarray, tier: Tier) -> float:
         """Fraction of ``wave``'s code frames whose mapped phone is the majority phone of ``tier`` there."""
-        codes = model.encode(torch.from_numpy(np.ascontiguousarray(wave, np.float32))[None, None])[self.level][0]
+        codes = _level_codes(model, wave, self.level)  # (N,)
         labels = phone_ids(tier, len(codes), self.hop / self.sample_rate)
-        return float(np.mean(self.mapping[codes.numpy()] == labels))
+        return float(np.mean(self.mapping[codes] == labels))
 
 
 @torch.no_grad()
