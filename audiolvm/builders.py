@@ -157,7 +157,7 @@ def load_model(path: str | Path) -> tuple[MultiLevelAutoencoder, ExperimentConfi
 
 
 # ----------------------------------------------------------------------------------------- priors
-PRIOR_KINDS = ("transformer", "upsampler", "pixelcnn1d")
+PRIOR_KINDS = ("transformer", "upsampler", "pixelcnn1d", "pixelcnn2d")
 
 
 def resolve_prior_config(cfg: PriorExperimentConfig, store: CodeStore) -> PriorExperimentConfig:
@@ -168,6 +168,9 @@ def resolve_prior_config(cfg: PriorExperimentConfig, store: CodeStore) -> PriorE
         raise ConfigError(f"codes.level={codes.level}: {store.root} has levels 0..{levels - 1}")
     if prior.kind not in PRIOR_KINDS:
         raise ConfigError(f"prior.kind={prior.kind!r} is unknown; use one of {PRIOR_KINDS}")
+    if prior.kind == "pixelcnn2d":
+        raise ConfigError("prior.kind=pixelcnn2d models 2-D code maps of an image VQ-VAE; audio codes are 1-D "
+                          "(use transformer or pixelcnn1d), and image priors train with 'audiolvm train-image-prior'")
     if (prior.kind == "upsampler") != (codes.upper_level is not None):
         raise ConfigError("prior.kind=upsampler needs codes.upper_level (the level above), and only it does")
     upsample, upper_k = 1, 0
@@ -184,7 +187,7 @@ def resolve_prior_config(cfg: PriorExperimentConfig, store: CodeStore) -> PriorE
 
 def build_prior(cfg: PriorConfig) -> Prior:
     """A prior from a resolved config (``num_codes`` etc. filled by :func:`resolve_prior_config`)."""
-    from audiolvm.models.priors import CausalTransformerPrior, GatedPixelCNN1d, UpsamplerPrior
+    from audiolvm.models.priors import CausalTransformerPrior, GatedPixelCNN1d, GatedPixelCNN2d, UpsamplerPrior
 
     common = {"num_codes": cfg.num_codes, "num_labels": len(cfg.labels)}
     if cfg.num_codes < 1:
@@ -197,6 +200,8 @@ def build_prior(cfg: PriorConfig) -> Prior:
                               dim=cfg.dim, layers=cfg.layers, heads=cfg.heads, dropout=cfg.dropout, **common)
     if cfg.kind == "pixelcnn1d":
         return GatedPixelCNN1d(channels=cfg.dim, layers=cfg.layers, kernel_size=cfg.kernel_size, **common)
+    if cfg.kind == "pixelcnn2d":
+        return GatedPixelCNN2d(channels=cfg.dim, layers=cfg.layers, kernel_size=cfg.kernel_size, **common)
     raise ConfigError(f"prior.kind={cfg.kind!r} is unknown; use one of {PRIOR_KINDS}")
 
 
@@ -396,3 +401,37 @@ def load_image_model(path: str | Path):  # noqa: ANN201 - (model, ImageExperimen
     from audiolvm.config import ImageExperimentConfig
 
     return load_run(path, ImageExperimentConfig, lambda cfg: build_image_model(cfg.model), "image model")
+
+
+# ---- priors over image code maps
+def build_image_code_data(cfg):  # noqa: ANN001, ANN201 - ImagePriorExperimentConfig -> (cfg, train, test, vqvae, vq_cfg)
+    """Load the VQ-VAE run ``cfg.vqvae``, encode its own train and test splits to code maps
+    (:class:`~audiolvm.data.codes.CodeMapDataset`) and fill the prior's codebook size and class names
+    (unconditional when the images carry no labels or ``prior.use_labels`` is off).
+
+    Returns ``(resolved cfg, train codes, test codes, VQ-VAE in eval mode, its ImageExperimentConfig)``.
+    """
+    from torch.utils.data import DataLoader
+
+    from audiolvm.data.codes import CodeMapDataset
+    from audiolvm.models.image_vqvae import encode_images
+
+    if cfg.prior.kind != "pixelcnn2d":
+        raise ConfigError(f"prior.kind={cfg.prior.kind!r}: image code maps are modelled by 'pixelcnn2d'")
+    vqvae, vq_cfg = load_image_model(cfg.vqvae)
+    if vq_cfg.model.kind != "vqvae":
+        raise ConfigError(f"vqvae={cfg.vqvae}: that run is a {vq_cfg.model.kind!r} model; an image prior needs an "
+                          "image VQ-VAE run ('audiolvm train-image configs/image/vqvae_digits.yaml')")
+    train, test = (CodeMapDataset(*encode_images(vqvae, DataLoader(ds, batch_size=256, shuffle=False)))
+                   for ds in build_image_datasets(vq_cfg))
+    labels = train.labels
+    names = [str(c) for c in range(int(labels.max()) + 1)] if cfg.prior.use_labels and bool((labels >= 0).any()) else []
+    prior = dataclasses.replace(cfg.prior, num_codes=vq_cfg.model.vq.num_codes, labels=names)
+    return dataclasses.replace(cfg, prior=prior), train, test, vqvae, vq_cfg
+
+
+def load_image_prior(path: str | Path):  # noqa: ANN201 - (GatedPixelCNN2d, ImagePriorExperimentConfig)
+    """Rebuild a trained image prior from its run folder (config.json + model.safetensors), eval mode."""
+    from audiolvm.config import ImagePriorExperimentConfig
+
+    return load_run(path, ImagePriorExperimentConfig, lambda cfg: build_prior(cfg.prior), "image prior")

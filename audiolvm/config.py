@@ -189,14 +189,14 @@ class CodesDataConfig:
 
 @dataclass
 class PriorConfig:
-    kind: str = "transformer"  # transformer | upsampler | pixelcnn1d
+    kind: str = "transformer"  # transformer | upsampler | pixelcnn1d | pixelcnn2d (image code maps)
     dim: int = 256  # transformer width / PixelCNN channels
     layers: int = 4
     heads: int = 4
     context: int = 1024  # transformer context in codes (longer sequences are sampled in windows)
     dropout: float = 0.0
     kernel_size: int = 3  # PixelCNN
-    use_labels: bool = True  # condition on the items' speaker / track group
+    use_labels: bool = True  # condition on the items' speaker / track group (images: their class)
     # filled in from the codes at training time and saved with the checkpoint:
     num_codes: int = 0
     labels: list[str] = field(default_factory=list)
@@ -301,6 +301,20 @@ class ImageExperimentConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         out_dir="runs/vae_digits", max_steps=5000, lr=1e-3, warmup_steps=0, schedule="constant", grad_clip=0.0,
         valid_every=500, ckpt_every=1000))
+
+
+@dataclass
+class ImagePriorExperimentConfig:
+    """A prior over the code maps of a trained image VQ-VAE (``audiolvm train-image-prior``)."""
+
+    name: str = "pixelcnn_vqvae_digits"
+    vqvae: str = "runs/vqvae_digits"  # run folder of an image VQ-VAE ('audiolvm train-image', model.kind=vqvae)
+    batch_size: int = 64
+    num_workers: int = 0
+    prior: PriorConfig = field(default_factory=lambda: PriorConfig(kind="pixelcnn2d", dim=32, layers=3))
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        out_dir="runs/pixelcnn_vqvae_digits", max_steps=600, lr=1e-3, warmup_steps=0, schedule="cosine",
+        valid_every=100, ckpt_every=600))
 
 
 def _check_keys(user: Any, schema: Any, source: str, prefix: str = "") -> None:

@@ -23,6 +23,7 @@ from pipelines import (
     train,
     train_classifier,
     train_image,
+    train_image_prior,
     train_prior,
 )
 
@@ -30,7 +31,8 @@ COMMANDS = {
     "train": train, "reconstruct": reconstruct, "encode": encode, "decode": decode, "evaluate": evaluate,
     "train-prior": train_prior, "sample": sample, "evaluate-prior": evaluate_prior,
     "convert": convert, "train-classifier": train_classifier, "evaluate-vc": evaluate_vc,
-    "probe": probe, "train-image": train_image, "evaluate-image": evaluate_image, "lab": lab,
+    "probe": probe, "train-image": train_image, "train-image-prior": train_image_prior,
+    "evaluate-image": evaluate_image, "lab": lab,
     "info": info, "demo": demo,
 }
 

@@ -3,7 +3,7 @@
 reconstructions per level, and write examples; then train priors on those codes and sample music and
 speech; convert held-out speech to other voices and score it with an independent speaker classifier;
 probe the speech codes for phones; train a VAE and an IWAE on the digits (samples, traversal grid,
-importance-sampled NLL); and write a report.
+importance-sampled NLL) and an image VQ-VAE with a PixelCNN prior over its codes; and write a report.
 
 Outputs (under --out, default outputs/demo), for each of speech and music:
   <corpus>_vqvae/             run folder: checkpoints, model.safetensors, config.json, curves.png, eval/
@@ -12,7 +12,8 @@ Outputs (under --out, default outputs/demo), for each of speech and music:
   prior runs, <corpus>_samples/  priors over the codes and sampled audio
   speaker_classifier/, vc/    the classifier and the conversion scores, bar plot, converted WAVs
   probe/                      phone-probe tables, JSON, confusion matrix
-  images/                     VAE / IWAE runs on the digits, sample and traversal grids, NLL table
+  images/                     VAE / IWAE runs on the digits, sample and traversal grids, NLL table;
+                              the image VQ-VAE and its PixelCNN prior (class-conditional samples)
   report.md, report.json      all of the above in one place
 """
 

@@ -1,9 +1,12 @@
 """Demo stage for the image family: train a VAE and an IWAE (k = 5) on the binarized 8x8 digits (the
 reference setting of ``configs/image/vae_digits.yaml``), score both on the 500 held-out digits with the
-importance-sampled NLL, and draw sample and traversal grids (see ``pipelines/demo.py``).
+importance-sampled NLL, and draw sample and traversal grids; then train the 2-D VQ-VAE on the 17-level
+digits and a class-conditional gated PixelCNN over its 4x4 code maps, and decode prior samples (see
+``pipelines/demo.py``).
 
 Outputs under ``<out>/images/``: ``vae_digits/`` and ``iwae_digits/`` run folders (their ``eval/`` holds
-eval.json, samples.png, traversal.png, interpolation.png) and ``nll.md``, the table of the report.
+eval.json, samples.png, traversal.png, interpolation.png), ``nll.md``, the table of the report, and
+``vqvae_digits/`` + ``pixelcnn_vqvae_digits/`` (its ``eval/samples.png``: a row of samples per class).
 """
 
 from __future__ import annotations
@@ -16,18 +19,19 @@ import time
 from pathlib import Path
 
 from audiolvm.core.files import atomic_write_text
-from pipelines import evaluate_image, train_image
+from pipelines import evaluate_image, train_image, train_image_prior
 
 log = logging.getLogger("audiolvm.demo")
 MODELS = {"vae_digits": "configs/image/vae_digits.yaml", "iwae_digits": "configs/image/iwae_digits.yaml"}
 STEPS = 2500  # about 30 s per model on one CPU thread
 SAMPLES = 1000  # importance samples per test digit
+VQ_STEPS = 1500  # the VQ-VAE; its PixelCNN prior trains for its config's 600 steps
+QUIET = ["train.tensorboard=false", "train.progress=false"]
 
 
 def train_and_score(name: str, out: Path, steps: int, samples: int) -> dict:
     run_dir = out / name
-    overrides = [f"train.out_dir={run_dir}", f"train.max_steps={steps}", f"train.valid_every={steps}",
-                 f"train.ckpt_every={steps}", "train.tensorboard=false", "train.progress=false"]
+    overrides = [f"train.out_dir={run_dir}", *_schedule(steps)]
     t0 = time.time()
     train_image.run(argparse.Namespace(config=MODELS[name], overrides=overrides, resume=False, stop_after=None))
     seconds = time.time() - t0
@@ -40,13 +44,37 @@ def train_and_score(name: str, out: Path, steps: int, samples: int) -> dict:
             "train_seconds": seconds, "eval_seconds": time.time() - t0, **scores}
 
 
-def run_images(out: Path, steps: int | None = None, samples: int = SAMPLES) -> dict:
-    """Train, score and draw both models; returns the stage's results (and writes ``images/nll.md``)."""
+def _schedule(steps: int) -> list[str]:
+    return [f"train.max_steps={steps}", f"train.valid_every={steps}", f"train.ckpt_every={steps}", *QUIET]
+
+
+def vqvae_and_prior(root: Path, steps: int, prior_steps: int | None = None) -> dict:
+    """Train the digits VQ-VAE, then the PixelCNN over its codes; score the prior and decode its samples."""
+    vq_dir, prior_dir = root / "vqvae_digits", root / "pixelcnn_vqvae_digits"
+    t0 = time.time()
+    train_image.run(argparse.Namespace(config="configs/image/vqvae_digits.yaml", resume=False, stop_after=None,
+                                       overrides=[f"train.out_dir={vq_dir}", *_schedule(steps)]))
+    train_image_prior.run(argparse.Namespace(
+        config="configs/image/pixelcnn_vqvae_digits.yaml", resume=False, stop_after=None,
+        overrides=[f"vqvae={vq_dir}", f"train.out_dir={prior_dir}",
+                   *(_schedule(prior_steps) if prior_steps else QUIET)]))
+    evaluate_image.run(argparse.Namespace(checkpoint=str(prior_dir), batch_size=100, seed=0, temperature=1.0,
+                                          out=str(prior_dir / "eval")))
+    scores = json.loads((prior_dir / "eval" / "eval.json").read_text())
+    prior_cfg = json.loads((prior_dir / "config.json").read_text())
+    return {"steps": steps, "prior_steps": prior_cfg["train"]["max_steps"], "seconds": time.time() - t0, **scores}
+
+
+def run_images(out: Path, steps: int | None = None, samples: int = SAMPLES, vq_steps: int | None = None) -> dict:
+    """Train, score and draw the models; returns the stage's results (and writes ``images/nll.md``)."""
     root = Path(out) / "images"
     log.info("[images] VAE and IWAE (k=5) on binarized digits, %d steps each", steps or STEPS)
     models = [train_and_score(name, root, steps or STEPS, samples) for name in MODELS]
+    log.info("[images] VQ-VAE on 17-level digits and a class-conditional PixelCNN over its codes, %d steps each",
+             vq_steps or VQ_STEPS)
     stage = {"models": models, "samples": samples, "binary_anchor": 64 * math.log(2.0),
-             "levels17_anchor": 64 * math.log(17.0)}
+             "levels17_anchor": 64 * math.log(17.0),
+             "vq": vqvae_and_prior(root, vq_steps or VQ_STEPS, vq_steps and min(vq_steps, 600))}
     atomic_write_text(root / "nll.md", "\n".join(table(stage)) + "\n")
     return stage
 
@@ -70,4 +98,17 @@ def report_lines(stage: dict) -> list[str]:
         f"(64 ln 17 = {stage['levels17_anchor']:.1f} is the anchor of the 17-level data, not of these).", "",
         "Grids: `images/<model>/eval/samples.png` (prior samples, Bernoulli means) and `traversal.png` "
         "(each row sweeps one latent over [-3, 3] around a test digit's posterior mean).", "",
+        *vq_lines(stage["vq"]),
+    ]
+
+
+def vq_lines(vq: dict) -> list[str]:
+    return [
+        "### Image VQ-VAE with a PixelCNN prior", "",
+        f"A 2-D VQ-VAE maps the 17-level digits to {vq['code_map']} maps of {vq['num_codes']} codes (test MSE "
+        f"{vq['vqvae_mse']:.4f}, {vq['steps']} steps); a class-conditional gated PixelCNN over the codes "
+        f"({vq['prior_steps']} steps; {vq['seconds']:.0f} s for both) scores the test codes at "
+        f"{vq['code_nll']:.2f} nats per map, "
+        f"{vq['bits_per_code']:.2f} bits per code, against {vq['uniform_code_nll']:.2f} nats for uniform codes.", "",
+        "Samples (a row per class, decoded by the VQ-VAE): `images/pixelcnn_vqvae_digits/eval/samples.png`.", "",
     ]

@@ -3,19 +3,26 @@
 For VAE-family runs (vae / IWAE / beta-VAE, cvae, m2): the importance-sampled NLL (K draws from q(z|x),
 in chunks, float64 logsumexp), the ELBO at beta = 1, bits/dim (= NLL / (D ln 2)), the uniform-model
 anchor of the data (D ln 2 for binarized data, D ln L for L levels), active units, the mutual information
-I(x; z), and PNG grids of prior samples, a latent traversal and interpolations; conditional models
-(cvae, m2) also get class analogies, their NLL is -log p(x|y), and m2 reports its classifier's accuracy.
+I(x; z), and PNG grids of prior samples, a latent traversal and interpolations. Conditional models
+(cvae, m2) report -log p(x) marginalised over a uniform p(y) (every class enumerated, so K times the
+cost), the conditional -log p(x|y), the accuracy of the Bayes classifier argmax_y p(y|x) of that
+enumeration, and class analogies; m2 also reports its classifier q(y|x)'s accuracy.
 dSprites runs add MIG and the FactorVAE score. VQ-VAE runs get the test reconstruction error and a
-reconstruction grid. Writes eval.json and eval.md (a markdown table) under --out (default <run>/eval).
+reconstruction grid. Runs of 'audiolvm train-image-prior' (a PixelCNN over a VQ-VAE's code maps) get the
+test NLL of the codes (nats per map, bits per code, against the uniform ln K per code), the VQ-VAE's
+reconstruction error, and samples.png: prior samples decoded by the VQ-VAE, one row per class when the
+prior is class-conditional. Writes eval.json and eval.md (a markdown table) under --out (default <run>/eval).
 
 Examples:
   audiolvm evaluate-image --checkpoint runs/vae_digits
   audiolvm evaluate-image --checkpoint runs/iwae_digits --samples 1000 --out runs/iwae_digits/eval_k1000
+  audiolvm evaluate-image --checkpoint runs/pixelcnn_vqvae_digits --temperature 0.9
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 from pathlib import Path
@@ -23,7 +30,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from audiolvm.builders import build_image_datasets, load_image_model, resolve_checkpoint
+from audiolvm.builders import (
+    build_image_code_data,
+    build_image_datasets,
+    load_image_model,
+    load_image_prior,
+    resolve_checkpoint,
+)
 from audiolvm.core.files import atomic_write_json, atomic_write_text
 from audiolvm.eval.image_grids import (
     analogy_images,
@@ -48,6 +61,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                    help="dsprites: factor tuples for MIG and the FactorVAE variance estimate (0 = skip both)")
     p.add_argument("--factor-votes", type=int, default=1000,
                    help="dsprites: FactorVAE training votes of 64 images each (half as many held out)")
+    p.add_argument("--temperature", type=float, default=1.0, help="image priors: sampling temperature")
     p.add_argument("--out", default=None, help="output folder (default: <run>/eval)")
 
 
@@ -64,18 +78,24 @@ def _loader(ds, batch_size: int) -> DataLoader:  # noqa: ANN001
 
 
 def likelihood_metrics(model, cfg, test_ds, args: argparse.Namespace) -> dict:  # noqa: ANN001
-    label_key = "label" if cfg.model.kind in ("cvae", "m2") else None
+    conditional = cfg.model.kind in ("cvae", "m2")
+    label_key = "label" if conditional else None
     loader = _loader(test_ds, args.batch_size)
-    report = estimate_nll(model, loader, samples=args.samples, chunk_size=args.chunk, seed=args.seed,
-                          label_key=label_key)
+    estimate = dict(samples=args.samples, chunk_size=args.chunk, seed=args.seed)
+    # conditional models: -log p(x) with y enumerated under a uniform p(y), comparable to the unconditional ones
+    report = estimate_nll(model, loader, enumerate_classes=model.num_classes if conditional else 0, **estimate)
     dims = math.prod(cfg.model.image_shape)
     units, variances = active_units(model, loader, label_key=label_key)
     result = {"kind": cfg.model.kind, "items": report.items, "samples": report.samples, "dims": dims,
               "nll": report.nll, "elbo": report.elbo, "neg_elbo": -report.elbo, "bpd": report.bpd,
               "elbo_bpd": report.elbo_bpd, "uniform_nll": uniform_nll(cfg, dims),
               "active_units": units, "latent_dim": int(variances.numel()),
-              "mutual_information": mutual_information(model, loader, seed=args.seed, label_key=label_key),
-              "nll_is_conditional": label_key is not None}
+              "mutual_information": mutual_information(model, loader, seed=args.seed, label_key=label_key)}
+    if conditional:
+        labels = torch.cat([b["label"] for b in loader])
+        given = estimate_nll(model, loader, label_key=label_key, **estimate)
+        result.update({"nll_given_label": given.nll, "neg_elbo_given_label": -given.elbo,
+                       "bayes_accuracy": (report.predicted == labels).float().mean().item()})
     if cfg.model.kind == "m2":
         with torch.no_grad():
             hits = [(model.classify(b["image"]).argmax(1) == b["label"]).float() for b in loader]
@@ -166,6 +186,36 @@ def vqvae_metrics(model, test_ds, out: Path, batch_size: int) -> dict:  # noqa: 
             "grids": ["reconstructions.png"]}
 
 
+@torch.no_grad()
+def image_prior_metrics(path: str, out: Path, args: argparse.Namespace) -> dict:
+    """Test NLL of the codes under a trained image prior, and its samples decoded by the VQ-VAE."""
+    prior, cfg = load_image_prior(path)
+    cfg, _, test_codes, vqvae, vq_cfg = build_image_code_data(cfg)
+    conditional = bool(cfg.prior.labels)
+    loader = _loader(test_codes, args.batch_size)
+    log_p = torch.cat([prior.log_prob(b["codes"], {"label": b["label"]} if conditional else None) for b in loader])
+    shape = tuple(test_codes.codes.shape[1:])
+    per_map, codes_per_map = -log_p.double().mean().item(), math.prod(shape)
+    rows = len(cfg.prior.labels) if conditional else 8
+    cond = {"label": torch.arange(rows).repeat_interleave(8)} if conditional else None
+    gen = torch.Generator().manual_seed(args.seed)
+    sampled = prior.sample(rows * 8, shape, cond, temperature=args.temperature, generator=gen)  # (R*8, h, w)
+    images = vqvae.decode_codes(sampled).clamp(0, 1)  # (R*8, C, H, W)
+    save_grid(images.reshape(rows, 8, *images.shape[1:]), out / "samples.png", upscale=4)
+    recon = vqvae_metrics(vqvae, build_image_datasets(vq_cfg)[1], out, args.batch_size)
+    return {"kind": "pixelcnn2d", "vqvae": cfg.vqvae, "items": len(test_codes), "code_map": "x".join(map(str, shape)),
+            "num_codes": cfg.prior.num_codes, "conditional": conditional, "code_nll": per_map,
+            "bits_per_code": per_map / (codes_per_map * math.log(2.0)),
+            "uniform_code_nll": codes_per_map * math.log(cfg.prior.num_codes), "vqvae_mse": recon["mse"],
+            "temperature": args.temperature, "grids": ["samples.png", *recon["grids"]]}
+
+
+def is_image_prior_run(path: str) -> bool:
+    """Whether ``path`` is a run of 'audiolvm train-image-prior' (its config names a VQ-VAE and a prior)."""
+    raw = json.loads(resolve_checkpoint(path)[1].read_text())
+    return isinstance(raw, dict) and "vqvae" in raw and "prior" in raw
+
+
 def markdown(result: dict) -> str:
     rows = [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in result.items()
             if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
@@ -174,10 +224,12 @@ def markdown(result: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
-    model, cfg = load_image_model(args.checkpoint)
-    _, test_ds = build_image_datasets(cfg)
     out = Path(args.out) if args.out else resolve_checkpoint(args.checkpoint)[0].parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
+    if is_image_prior_run(args.checkpoint):
+        return write_results(image_prior_metrics(args.checkpoint, out, args), out)
+    model, cfg = load_image_model(args.checkpoint)
+    _, test_ds = build_image_datasets(cfg)
     if cfg.model.kind == "vqvae":
         result = vqvae_metrics(model, test_ds, out, args.batch_size)
     else:
@@ -186,6 +238,10 @@ def run(args: argparse.Namespace) -> int:
         if cfg.data.dataset == "dsprites" and args.disentangle_samples > 0:
             result.update(disentanglement(model, test_ds, args.disentangle_samples,
                                           getattr(args, "factor_votes", 1000), args.seed))
+    return write_results(result, out)
+
+
+def write_results(result: dict, out: Path) -> int:
     atomic_write_json(out / "eval.json", result)
     atomic_write_text(out / "eval.md", markdown(result))
     print(markdown(result))

@@ -13,20 +13,29 @@ import pytest
 import torch
 
 from audiolvm.builders import (
+    build_image_code_data,
     build_image_datasets,
     build_image_model,
     build_image_objective,
     load_image_model,
     resolve_image_config,
 )
-from audiolvm.config import ConfigError, ImageExperimentConfig, config_from_dict, config_to_dict, load_config
+from audiolvm.config import (
+    ConfigError,
+    ImageExperimentConfig,
+    ImagePriorExperimentConfig,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+)
+from audiolvm.data.codes import CodeMapDataset
 from audiolvm.engine import Trainer
-from pipelines import demo_images, evaluate_image, train_image
+from pipelines import demo_images, evaluate_image, train_image, train_image_prior
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "tiny" / "vae_digits.yaml"
-IMAGE_CONFIGS = sorted((ROOT / "configs" / "image").glob("*.yaml"))
+IMAGE_CONFIGS = sorted(p for p in (ROOT / "configs" / "image").glob("*.yaml") if not p.stem.startswith("pixelcnn"))
 
 
 def cli(module, argv: list[str]) -> int:  # noqa: ANN001 - a pipelines module
@@ -160,11 +169,64 @@ def test_conditional_evaluation_draws_analogies(tmp_path: Path) -> None:
                       "train.max_steps=10", "train.tensorboard=false", "train.progress=false"])
     cli(evaluate_image, ["--checkpoint", str(run), "--samples", "20"])
     result = json.loads((run / "eval" / "eval.json").read_text())
-    assert result["nll_is_conditional"] and "analogy.png" in result["grids"]
+    assert "analogy.png" in result["grids"]
+    # the marginal -log p(x) (y enumerated) and the conditional -log p(x|y) are both reported, and differ
+    assert result["nll"] != result["nll_given_label"] and 0.0 <= result["bayes_accuracy"] <= 1.0
     from matplotlib.image import imread
 
     # 8 rows (test digits) x (original + 10 classes)
     assert imread(run / "eval" / "analogy.png").shape[:2] == ((8 * 9 + 1) * 4, (11 * 9 + 1) * 4)
+
+
+# ------------------------------------------------------------------------------------------ image VQ-VAE + prior
+PRIOR_CONFIG = ROOT / "configs" / "image" / "pixelcnn_vqvae_digits.yaml"
+QUIET = ["train.tensorboard=false", "train.progress=false"]
+
+
+@pytest.fixture(scope="module")
+def vqvae_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("vq") / "vqvae"
+    cli(train_image, [str(ROOT / "configs" / "image" / "vqvae_digits.yaml"), f"train.out_dir={run}",
+                      "train.max_steps=100", "train.valid_every=100", "train.ckpt_every=100", *QUIET])
+    return run
+
+
+def test_image_prior_trains_on_the_vqvae_codes_and_beats_the_uniform_code_model(vqvae_run: Path,
+                                                                                tmp_path: Path) -> None:
+    run = tmp_path / "prior"
+    assert cli(train_image_prior, [str(PRIOR_CONFIG), f"vqvae={vqvae_run}", f"train.out_dir={run}",
+                                   "train.max_steps=150", "train.valid_every=150", "prior.dim=32", "prior.layers=3",
+                                   *QUIET]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["prior"]["num_codes"] == 32 and saved["prior"]["labels"] == [str(c) for c in range(10)]
+    assert cli(evaluate_image, ["--checkpoint", str(run), "--seed", "3"]) == 0
+    result = json.loads((run / "eval" / "eval.json").read_text())
+    assert result["items"] == 500 and result["code_map"] == "4x4" and result["conditional"]
+    assert result["bits_per_code"] < 0.8 * math.log2(32), result  # well below the uniform 5 bits per code
+    # the reported NLL is the prior's log-probability of the VQ-VAE's own codes of the test images
+    from audiolvm.builders import load_image_prior
+
+    prior, cfg = load_image_prior(run)
+    vqvae, vq_cfg = load_image_model(vqvae_run)
+    test = build_image_datasets(vq_cfg)[1]
+    x = torch.stack([test[i]["image"] for i in range(len(test))])
+    y = torch.tensor([int(test[i]["label"]) for i in range(len(test))])
+    with torch.no_grad():
+        nll = -prior.log_prob(vqvae.encode(x), {"label": y}).double().mean().item()
+    assert result["code_nll"] == pytest.approx(nll, rel=1e-5)
+    from matplotlib.image import imread
+
+    assert imread(run / "eval" / "samples.png").shape[:2] == ((10 * 9 + 1) * 4, (8 * 9 + 1) * 4)  # a row per class
+
+
+def test_image_prior_refuses_a_run_that_is_not_a_vqvae(tmp_path: Path) -> None:
+    vae = tmp_path / "vae"
+    cli(train_image, [str(TINY), f"train.out_dir={vae}", "train.max_steps=2"])
+    cfg = load_config(PRIOR_CONFIG, [f"vqvae={vae}"], schema=ImagePriorExperimentConfig)
+    with pytest.raises(ConfigError, match="'vae' model; an image prior needs an image VQ-VAE run"):
+        build_image_code_data(cfg)
+    with pytest.raises(ValueError, match="integer code maps"):
+        CodeMapDataset(torch.zeros(2, 4, 4))
 
 
 # ------------------------------------------------------------------------------------------ resume
@@ -188,7 +250,7 @@ def test_resume_reproduces_uninterrupted_training(tmp_path: Path, warmup: bool) 
 # ------------------------------------------------------------------------------------------ demo stage
 def test_demo_image_stage_writes_grids_and_the_nll_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
-    stage = demo_images.run_images(tmp_path, steps=5, samples=10)
+    stage = demo_images.run_images(tmp_path, steps=5, samples=10, vq_steps=5)
     assert [m["k"] for m in stage["models"]] == [1, 5]
     for name in ("vae_digits", "iwae_digits"):
         for grid in ("samples.png", "traversal.png"):
@@ -198,6 +260,8 @@ def test_demo_image_stage_writes_grids_and_the_nll_table(tmp_path: Path, monkeyp
     report = "\n".join(demo_images.report_lines(stage))
     assert "64 ln 2 = 44.4 nats" in report and "181.3" in report
     assert all(m["nll"] <= m["neg_elbo"] for m in stage["models"])
+    assert (tmp_path / "images" / "pixelcnn_vqvae_digits" / "eval" / "samples.png").is_file()
+    assert "bits per code" in report and stage["vq"]["code_map"] == "4x4"
 
 
 def test_dsprites_evaluation_adds_mig_and_factor_vae(tmp_path: Path) -> None:

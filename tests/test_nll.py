@@ -17,10 +17,11 @@ from audiolvm.eval.likelihood import (
     bits_per_dim,
     estimate_nll,
     log_marginal,
+    log_marginal_over_labels,
     mutual_information,
 )
 from audiolvm.losses.likelihoods import GaussianLikelihood
-from audiolvm.models.vae import VAE
+from audiolvm.models.vae import VAE, ConditionalVAE
 
 X_DIM, Z_DIM, SIGMA = 6, 2, 0.4
 
@@ -102,6 +103,55 @@ def test_estimates_are_reproducible_and_accept_loaders_of_dict_batches() -> None
     assert torch.equal(a.per_item_nll, c.per_item_nll)
     assert estimate_nll(model, x, samples=30, batch_size=4, seed=8).nll != a.nll
     assert estimate_nll(model, x, samples=30, batch_size=4, seed=7, max_items=5).items == 5
+
+
+class CatLinear(nn.Linear):
+    """``Linear([input | one-hot class])``: the conditional encoder / decoder of a ConditionalVAE."""
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(torch.cat([x, cond], dim=1))
+
+
+def class_conditional_linear_gaussian(classes: int = 3) -> tuple[ConditionalVAE, torch.Tensor, torch.Tensor,
+                                                                   torch.Tensor]:
+    """x = W z + b_y + sigma eps with y uniform over ``classes``: p(x) is a mixture of K Gaussians. The
+    encoder is the exact posterior of every class, so each log p(x|y) estimate is exact."""
+    base, w, _ = linear_gaussian()
+    offsets = 3.0 * torch.randn(classes, X_DIM, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    gain = base.encoder.weight[:Z_DIM].double()  # (D, X)
+    encoder, decoder = CatLinear(X_DIM + classes, 2 * Z_DIM), CatLinear(Z_DIM + classes, X_DIM)
+    with torch.no_grad():
+        encoder.weight.zero_()
+        encoder.weight[:Z_DIM, :X_DIM] = gain.float()
+        encoder.weight[:Z_DIM, X_DIM:] = (-offsets @ gain.t()).t().float()  # mean = gain (x - b_y)
+        encoder.bias.copy_(base.encoder.bias)
+        encoder.bias[:Z_DIM] = 0.0
+        decoder.weight[:, :Z_DIM] = w.float()
+        decoder.weight[:, Z_DIM:] = offsets.t().float()
+        decoder.bias.zero_()
+    model = ConditionalVAE(encoder, GaussianBottleneck(), decoder, base.likelihood, (Z_DIM,), classes).eval()
+    return model, w, offsets, torch.arange(classes)
+
+
+def test_enumerating_classes_gives_the_exact_mixture_marginal_and_class_posterior() -> None:
+    model, w, offsets, classes = class_conditional_linear_gaussian()
+    g = torch.Generator().manual_seed(4)
+    y = torch.randint(0, len(classes), (24,), generator=g)
+    x = (sample_data(24, w, torch.zeros(X_DIM, dtype=torch.float64), seed=5).double() + offsets[y]).float()
+    per_class = torch.stack([exact_log_px(x, w, offsets[c]) for c in classes], dim=1)  # (N, K): log p(x|y)
+    exact = torch.logsumexp(per_class, dim=1) - math.log(len(classes))
+    log_px, elbo, log_post = log_marginal_over_labels(model, x, len(classes), samples=50, chunk_size=20,
+                                                      generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(log_px, exact, atol=2e-3), (log_px - exact).abs().max()
+    assert torch.allclose(log_post.exp(), torch.softmax(per_class, dim=1), atol=2e-3)
+    assert elbo.mean().item() == pytest.approx(exact.mean().item(), abs=0.1)  # exact posteriors: tight (MC noise)
+    report = estimate_nll(model, [{"image": x, "label": y}], samples=50, enumerate_classes=len(classes))
+    assert report.nll == pytest.approx(-exact.mean().item(), abs=2e-3)
+    assert torch.equal(report.predicted, per_class.argmax(dim=1))
+    given = estimate_nll(model, [{"image": x, "label": y}], samples=50, label_key="label")
+    exact_given = -per_class.gather(1, y[:, None]).squeeze(1)
+    assert given.nll == pytest.approx(exact_given.mean().item(), abs=2e-3)  # the labels were read
+    assert report.nll > given.nll  # log p(x) < log p(x|y) here: the true class explains x best
 
 
 def test_bits_per_dim_conversion() -> None:

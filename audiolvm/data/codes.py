@@ -216,3 +216,28 @@ class CodeWindowDataset:
             upper, _ = self._window(item, self.upper_level, start // self.ratio, self.window // self.ratio)
             out["upper"] = torch.from_numpy(upper)
         return out
+
+
+class CodeMapDataset:
+    """Whole code maps held in memory (an image VQ-VAE's codes of a small image set), for 2-D priors.
+
+    Item ``i`` is ``{"codes": Long[H x W], "mask": Bool[H x W] (all True), "label": Long[]}``, the same
+    keys as :class:`CodeWindowDataset` so :class:`~audiolvm.models.priors.objective.PriorObjective` reads
+    both. ``labels`` are class ids (-1 = unknown).
+    """
+
+    def __init__(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        if codes.dim() != 3 or codes.is_floating_point():
+            raise ValueError(f"CodeMapDataset needs integer code maps LongTensor[N x H x W], got {codes.dtype} "
+                             f"of shape {tuple(codes.shape)}")
+        self.codes = codes.long()
+        self.labels = torch.full((len(codes),), -1, dtype=torch.long) if labels is None else labels.long()
+        if self.labels.shape != (len(codes),):
+            raise ValueError(f"CodeMapDataset: {len(codes)} code maps but labels of shape {tuple(self.labels.shape)}")
+        self._mask = torch.ones(codes.shape[1:], dtype=torch.bool)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"codes": self.codes[i], "mask": self._mask, "label": self.labels[i]}

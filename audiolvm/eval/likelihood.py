@@ -37,6 +37,7 @@ class LikelihoodReport:
     samples: int
     items: int
     per_item_nll: torch.Tensor  # float64 [N]
+    predicted: torch.Tensor | None = None  # Long[N], argmax_y p(y|x) when classes were enumerated
 
     def as_dict(self) -> dict[str, float]:
         return {"nll": self.nll, "elbo": self.elbo, "bpd": self.bpd, "elbo_bpd": self.elbo_bpd,
@@ -83,6 +84,29 @@ def log_marginal(model: nn.Module, x: torch.Tensor, label: torch.Tensor | None =
     return lse - math.log(samples), recon / samples - kl
 
 
+@torch.no_grad()
+def log_marginal_over_labels(model: nn.Module, x: torch.Tensor, num_classes: int, samples: int = 5000,
+                             chunk_size: int = 500, generator: torch.Generator | None = None
+                             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``log p(x) = logsumexp_y [log p(y) + log p(x|y)]`` of a class-conditional model, uniform ``p(y)``.
+
+    Every class is enumerated and ``log p(x|y)`` estimated by :func:`log_marginal` (``samples`` draws from
+    ``q(z|x, y)`` per class). Since ``sum_y p(y) p^(x|y)`` is unbiased for ``p(x)``, the log is again a
+    stochastic lower bound. Returns float64 ``(log_px [B], elbo [B], log_post [B x K])``: ``elbo`` is
+    ``logsumexp_y [log p(y) + ELBO(x, y)]``, the tightest bound that enumerates y over the per-class ELBOs,
+    and ``log_post`` the estimated ``log p(y|x)`` (Bayes' rule over the classes).
+    """
+    if num_classes < 1:
+        raise ValueError(f"log_marginal_over_labels: num_classes must be >= 1, got {num_classes}")
+    per_class = [log_marginal(model, x, torch.full((x.shape[0],), y, dtype=torch.long, device=x.device),
+                              samples, chunk_size, generator) for y in range(num_classes)]
+    log_prior = -math.log(num_classes)
+    log_joint = torch.stack([log_px for log_px, _ in per_class], dim=1) + log_prior  # (B, K)
+    log_px = torch.logsumexp(log_joint, dim=1)  # (B,)
+    elbo = torch.logsumexp(torch.stack([elbo for _, elbo in per_class], dim=1) + log_prior, dim=1)  # (B,)
+    return log_px, elbo, log_joint - log_px[:, None]
+
+
 def iter_batches(data: Data, batch_size: int = 64, image_key: str = "image", label_key: str | None = None
                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """``(x, label)`` batches from a tensor ``[N x C x *S]`` or an iterable of batches (dicts, tensors or
@@ -118,19 +142,27 @@ class _EvalMode:
 def estimate_nll(model: nn.Module, data: Data, samples: int = 5000, chunk_size: int = 500, batch_size: int = 64,
                  seed: int = 0, generator: torch.Generator | None = None, image_key: str = "image",
                  label_key: str | None = None, bin_width: float | None = None,
-                 max_items: int | None = None) -> LikelihoodReport:
+                 max_items: int | None = None, enumerate_classes: int = 0) -> LikelihoodReport:
     """Importance-sampled NLL (and beta = 1 ELBO) over ``data``; see :func:`log_marginal`.
 
-    ``label_key`` names the labels of a class-conditional model; ``bin_width`` as in :func:`bits_per_dim`;
-    ``max_items`` stops after that many items. Draws come from ``generator`` or a fresh one seeded ``seed``.
+    ``label_key`` names the labels of a class-conditional model, giving ``-log p(x|y)``;
+    ``enumerate_classes = K > 0`` instead marginalises such a model over a uniform ``p(y)`` on K classes
+    (:func:`log_marginal_over_labels`, K times the cost; labels are not read) and fills ``predicted``.
+    ``bin_width`` as in :func:`bits_per_dim`; ``max_items`` stops after that many items. Draws come
+    from ``generator`` or a fresh one seeded ``seed``.
     """
-    nlls, elbos, dims = [], [], 0
+    nlls, elbos, predicted, dims = [], [], [], 0
     with _EvalMode(model):
-        for x, label in iter_batches(data, batch_size, image_key, label_key):
+        for x, label in iter_batches(data, batch_size, image_key, None if enumerate_classes else label_key):
             if max_items is not None and sum(n.numel() for n in nlls) >= max_items:
                 break
             generator = _generator(generator, seed, x.device)
-            log_px, elbo = log_marginal(model, x, label, samples, chunk_size, generator)
+            if enumerate_classes:
+                log_px, elbo, log_post = log_marginal_over_labels(model, x, enumerate_classes, samples, chunk_size,
+                                                                  generator)
+                predicted.append(log_post.argmax(dim=1).cpu())
+            else:
+                log_px, elbo = log_marginal(model, x, label, samples, chunk_size, generator)
             nlls.append(-log_px.cpu())
             elbos.append(elbo.cpu())
             dims = x[0].numel()
@@ -140,7 +172,8 @@ def estimate_nll(model: nn.Module, data: Data, samples: int = 5000, chunk_size: 
     return LikelihoodReport(nll=nll.mean().item(), elbo=elbo.mean().item(),
                             bpd=float(bits_per_dim(nll.mean().item(), dims, bin_width)),
                             elbo_bpd=float(bits_per_dim(-elbo.mean().item(), dims, bin_width)),
-                            samples=samples, items=nll.numel(), per_item_nll=nll)
+                            samples=samples, items=nll.numel(), per_item_nll=nll,
+                            predicted=torch.cat(predicted)[:max_items] if predicted else None)
 
 
 @torch.no_grad()

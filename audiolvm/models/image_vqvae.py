@@ -3,7 +3,7 @@ audio models. Its codes form a map ``LongTensor[B x H/f x W/f]`` that :class:`Ga
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,21 @@ def image_vqvae(bottleneck: VectorQuantizerEMA, in_channels: int = 1, width: int
     encoder = ConvEncoder2d(in_channels, bottleneck.dim, width=width, factors=factors, depth=depth)
     decoder = ConvDecoder2d(bottleneck.dim, in_channels, width=width, factors=factors, depth=depth)
     return Autoencoder(encoder, bottleneck, decoder, hop=1)
+
+
+@torch.no_grad()
+def encode_images(model: Autoencoder, batches: Iterable[Mapping[str, torch.Tensor]], image_key: str = "image",
+                  label_key: str = "label") -> tuple[torch.Tensor, torch.Tensor]:
+    """Code maps and labels of every item: ``(LongTensor[N x H/f x W/f], LongTensor[N])`` (labels -1 when
+    the batches carry none). Runs the model in eval mode (no EMA or restart updates)."""
+    codes, labels = [], []
+    for batch in batches:
+        x = batch[image_key]
+        codes.append(model.encode(x).cpu())
+        labels.append(batch[label_key].cpu() if label_key in batch else torch.full((x.shape[0],), -1))
+    if not codes:
+        raise ValueError("encode_images: no batches")
+    return torch.cat(codes), torch.cat(labels).long()
 
 
 class ImageReconstructionObjective:
