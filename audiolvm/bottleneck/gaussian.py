@@ -46,15 +46,23 @@ class GaussianBottleneck(Bottleneck):
         ``losses["kl"]`` is the analytic KL(q(z|x) || N(0, I)) summed over latent dims and
         averaged over the batch; ``metrics["kl_per_dim"]`` is the same per latent element.
         """
-        mean, logvar = self.posterior(x)  # (B, D, *S) each
+        return self.from_posterior(*self.posterior(x))
+
+    def draw(self, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """``k`` samples in training (or with ``sample_in_eval``), else the mean repeated k times:
+        ``Tensor[(k*B) x D x *S]``."""
         k = self.samples
         if self.training or self.sample_in_eval:
-            z = self.sample(mean, logvar, k)  # (k*B, D, *S)
-        else:
-            z = mean.expand(k, *mean.shape).reshape(-1, *mean.shape[1:])  # (k*B, D, *S)
-        kl = self.kl(mean, logvar)  # (B,)
-        latent_dims = mean[0].numel()
-        metrics = {"kl_per_dim": kl.detach().mean() / latent_dims}
+            return self.sample(mean, logvar, k)  # (k*B, D, *S)
+        return mean.expand(k, *mean.shape).reshape(-1, *mean.shape[1:])  # (k*B, D, *S)
+
+    def from_posterior(self, mean: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor | None = None,
+                       kl: torch.Tensor | None = None) -> BottleneckResult:
+        """The result of :meth:`forward` from an already split posterior (and, when given, its draws ``z``
+        and per-item ``kl : Tensor[B]``, so a caller that has them does not compute them twice)."""
+        z = self.draw(mean, logvar) if z is None else z
+        kl = self.kl(mean, logvar) if kl is None else kl  # (B,)
+        metrics = {"kl_per_dim": kl.detach().mean() / mean[0].numel()}
         return BottleneckResult(z=z, losses={"kl": kl.mean()}, metrics=metrics)
 
     @staticmethod

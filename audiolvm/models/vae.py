@@ -37,6 +37,7 @@ class VAEOutput(AutoencoderOutput):
         params: decoder output for every sample, ``Tensor[(k*B) x P x *S]``.
         mean, logvar: the posterior ``q(z|x)``, ``Tensor[B x D x *L]`` each.
         log_px_z: ``log p(x|z_k)`` per sample, ``Tensor[k*B]``.
+        kl_elements: the analytic KL of every latent element (float32), ``Tensor[B x D x *L]``.
         samples: k.
         step: the model's training-step count before this pass (drives KL schedules).
     """
@@ -45,6 +46,7 @@ class VAEOutput(AutoencoderOutput):
     mean: torch.Tensor
     logvar: torch.Tensor
     log_px_z: torch.Tensor
+    kl_elements: torch.Tensor
     samples: int
     step: int
 
@@ -138,15 +140,16 @@ class VAE(Autoencoder):
         cond = self.condition(label)
         features = self.encoder(x) if cond is None else self.encoder(x, cond)  # (B, 2D, *L)
         mean, logvar = self.bottleneck.posterior(features)
-        result = self.bottleneck(features)  # z: (k*B, D, *L), losses["kl"]
         k = self.bottleneck.samples
-        if sample and not (self.training or self.bottleneck.sample_in_eval):
-            result.z = GaussianBottleneck.sample(mean, logvar, k)
-        params = self.decode(result.z, cond, x)  # (k*B, P, *S)
+        sampled = sample and not (self.training or self.bottleneck.sample_in_eval)
+        z = GaussianBottleneck.sample(mean, logvar, k) if sampled else self.bottleneck.draw(mean, logvar)
+        kl_elements = GaussianBottleneck.kl_elements(mean.float(), logvar.float())  # (B, D, *L)
+        result = self.bottleneck.from_posterior(mean, logvar, z, kl_elements.flatten(1).sum(dim=1))
+        params = self.decode(z, cond, x)  # (k*B, P, *S)
         log_px_z = self.likelihood.log_prob(repeat_rows(x, k), params)  # (k*B,)
         recon = self.likelihood.mean(params[: x.shape[0]])  # (B, C, *S)
         return VAEOutput(recon=recon, bottleneck=result, params=params, mean=mean, logvar=logvar,
-                         log_px_z=log_px_z, samples=k, step=step)
+                         log_px_z=log_px_z, kl_elements=kl_elements, samples=k, step=step)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:

@@ -39,7 +39,7 @@ def item_bound(out: VAEOutput, estimator: str = "standard", analytic_kl: bool = 
     """Per-item bound surrogate ``Tensor[B]``: the analytic-KL ELBO (k = 1, standard, ``analytic_kl``)
     or ``L_k`` with full densities and the chosen estimator's gradient (IWAE; STL / DReG at any k)."""
     if out.samples == 1 and estimator == "standard" and analytic_kl:
-        return elbo_analytic(out.log_px_z, GaussianBottleneck.kl(out.mean.float(), out.logvar.float()))
+        return elbo_analytic(out.log_px_z, out.kl_elements.flatten(1).sum(dim=1))
     dens = sample_log_densities(out, stopped=estimator != "standard")
     return iwae_surrogate(out.log_px_z, dens["log_pz"], dens["log_q"], dens["log_q_stop"], out.z, out.samples,
                           "stl" if estimator == "dreg" and out.samples == 1 else estimator)
@@ -86,7 +86,7 @@ class VAEObjective:
     def __call__(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x = batch[self.image_key]
         out = model(x, batch[self.label_key], sample=True) if self.conditional else model(x, sample=True)
-        kl_elements = GaussianBottleneck.kl_elements(out.mean.float(), out.logvar.float())  # (B, D, *L)
+        kl_elements = out.kl_elements  # (B, D, *L)
         kl = kl_elements.flatten(1).sum(dim=1)  # (B,)
         k = out.samples
         log_px_z = out.log_px_z.view(k, -1)  # (k, B)
