@@ -2,12 +2,14 @@
 
 Same setup on both sides: scikit-learn digits binarized as ``x / 16 > 0.5`` (``digits_split(binarize="static")``,
 the seeded 1297 / 500 split), MLP encoder 64-200-200-(2 x 8), Bernoulli decoder 8-200-200-64, batch 100,
-Adam 1e-3, for VAE, IWAE k=5 and IWAE k=50. Both models start from the *same* weights (ours are copied
-into pythae's networks) and see the same batches in the same order. Training is a plain Adam loop on
-both sides: ours calls ``VAEObjective()(model, batch)["loss"]``, pythae calls ``model({"data": x}).loss``
-(its trainer is not used). Every step (zero_grad + forward + backward + Adam step) of each library is
-timed separately, the two libraries alternating step by step (the order flips every step) so that both
-see the same CPU contention.
+Adam 1e-3, for VAE, IWAE k=5 and IWAE k=50. All models start from the *same* weights (ours are copied
+into pythae's networks) and see the same batches in the same order. Training is an Adam loop: ours calls
+``VAEObjective()(model, batch)["loss"]``, pythae calls ``model({"data": x}).loss`` (its trainer is not
+used). Three setups of ours train beside pythae (``VARIANTS``): plain Adam as in the pythae loop, the
+fused Adam kernel that ``audiolvm train-image`` uses, and that plus ``train.mixed_precision=bf16`` (bf16
+autocast on the model's forward; the bound stays float32). Every step (zero_grad + forward + backward +
+Adam step) is timed separately, all setups alternating step by step (the order flips every step) so
+that all see the same CPU contention.
 
 The test NLL uses *our* importance-sampled estimator (``audiolvm.eval.likelihood.estimate_nll``, K = 5000,
 same seed) on both models through the same adapter (encoder -> mean / logvar, decoder -> Bernoulli logits),

@@ -81,7 +81,7 @@ def likelihood_metrics(model, cfg, test_ds, args: argparse.Namespace) -> dict:  
     conditional = cfg.model.kind in ("cvae", "m2")
     label_key = "label" if conditional else None
     loader = _loader(test_ds, args.batch_size)
-    estimate = dict(samples=args.samples, chunk_size=args.chunk, seed=args.seed)
+    estimate = dict(samples=args.samples, chunk_size=args.chunk, seed=args.seed, progress=True)
     # conditional models: -log p(x) with y enumerated under a uniform p(y), comparable to the unconditional ones
     report = estimate_nll(model, loader, enumerate_classes=model.num_classes if conditional else 0, **estimate)
     dims = math.prod(cfg.model.image_shape)

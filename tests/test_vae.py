@@ -189,6 +189,24 @@ def test_validation_samples_from_the_posterior_but_reconstruction_uses_its_mean(
     assert not torch.equal(sampled.z, sampled.mean)
 
 
+@pytest.mark.parametrize("samples", [1, 5])
+def test_bf16_autocast_keeps_the_bound_in_float32_and_close_to_the_float32_bound(samples: int) -> None:
+    """Under ``train.mixed_precision=bf16`` the model's forward runs in bf16 autocast; the bound's terms
+    (log p(x|z), the KL, the IWAE weights) must stay float32, so the loss matches float32 to bf16 accuracy."""
+    torch.manual_seed(0)
+    model, x = mlp_vae(samples=samples), images(16)
+    torch.manual_seed(1)
+    exact = VAEObjective()(model, {"image": x})["loss"]
+    torch.manual_seed(1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, sample=True)
+        assert out.params.dtype == torch.bfloat16  # the decoder did run in bf16
+        torch.manual_seed(1)
+        mixed = VAEObjective()(model, {"image": x})["loss"]
+    assert out.log_px_z.dtype == out.kl_elements.dtype == mixed.dtype == torch.float32
+    assert mixed.item() == pytest.approx(exact.item(), rel=0.02) and mixed.item() != exact.item()
+
+
 def test_training_improves_the_elbo_of_a_small_data_set() -> None:
     torch.manual_seed(0)
     model, x = mlp_vae(latent=4), images(16, seed=3)

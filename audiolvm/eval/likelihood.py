@@ -14,11 +14,12 @@ A model needs ``posterior(x, label) -> (mean, logvar)`` and ``log_likelihood(x, 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from audiolvm.bottleneck.gaussian import GaussianBottleneck
 from audiolvm.losses.bounds import log_weights
@@ -142,18 +143,21 @@ class _EvalMode:
 def estimate_nll(model: nn.Module, data: Data, samples: int = 5000, chunk_size: int = 500, batch_size: int = 64,
                  seed: int = 0, generator: torch.Generator | None = None, image_key: str = "image",
                  label_key: str | None = None, bin_width: float | None = None,
-                 max_items: int | None = None, enumerate_classes: int = 0) -> LikelihoodReport:
+                 max_items: int | None = None, enumerate_classes: int = 0, progress: bool = False) -> LikelihoodReport:
     """Importance-sampled NLL (and beta = 1 ELBO) over ``data``; see :func:`log_marginal`.
 
     ``label_key`` names the labels of a class-conditional model, giving ``-log p(x|y)``;
     ``enumerate_classes = K > 0`` instead marginalises such a model over a uniform ``p(y)`` on K classes
     (:func:`log_marginal_over_labels`, K times the cost; labels are not read) and fills ``predicted``.
     ``bin_width`` as in :func:`bits_per_dim`; ``max_items`` stops after that many items. Draws come
-    from ``generator`` or a fresh one seeded ``seed``.
+    from ``generator`` or a fresh one seeded ``seed``. ``progress`` shows a bar over the batches.
     """
     nlls, elbos, predicted, dims = [], [], [], 0
+    batches = iter_batches(data, batch_size, image_key, None if enumerate_classes else label_key)
+    total = len(data) if isinstance(data, Sized) and not isinstance(data, torch.Tensor) else None
+    desc = f"NLL, K={samples}" + (f" x {enumerate_classes} classes" if enumerate_classes else "")
     with _EvalMode(model):
-        for x, label in iter_batches(data, batch_size, image_key, None if enumerate_classes else label_key):
+        for x, label in tqdm(batches, desc=desc, total=total, disable=not progress, dynamic_ncols=True):
             if max_items is not None and sum(n.numel() for n in nlls) >= max_items:
                 break
             generator = _generator(generator, seed, x.device)
