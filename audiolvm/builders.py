@@ -137,6 +137,29 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
     return weights, config
 
 
+RUN_KINDS = ("audio", "prior", "classifier", "image", "image_prior")
+
+
+def run_kind(path: str | Path) -> str:
+    """Which command wrote a run folder, from the sections of its ``config.json``: ``audio`` (train),
+    ``prior`` (train-prior), ``classifier`` (train-classifier), ``image`` (train-image) or
+    ``image_prior`` (train-image-prior)."""
+    _, config_path = resolve_checkpoint(path)
+    raw = json.loads(config_path.read_text())
+    if not isinstance(raw, dict):
+        raise ValueError(f"{config_path}: expected a mapping of config sections")
+    if "vqvae" in raw and "prior" in raw:
+        return "image_prior"
+    if "codes" in raw and "prior" in raw:
+        return "prior"
+    model = raw.get("model", {})
+    if "image_shape" in model:
+        return "image"
+    if "speakers" in model and "embed_dim" in model:
+        return "classifier"
+    return "audio"
+
+
 def load_run(path: str | Path, schema: type, build: Callable[[Any], nn.Module], what: str) -> tuple[Any, Any]:
     """``(module in eval mode, config)`` of a run folder (or checkpoint, or .safetensors file): the saved
     ``config.json`` read with ``schema``, the module built from it by ``build(cfg)``, and the safetensors

@@ -22,7 +22,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 from pathlib import Path
@@ -36,6 +35,7 @@ from audiolvm.builders import (
     load_image_model,
     load_image_prior,
     resolve_checkpoint,
+    run_kind,
 )
 from audiolvm.core.files import atomic_write_json, atomic_write_text
 from audiolvm.eval.image_grids import (
@@ -210,12 +210,6 @@ def image_prior_metrics(path: str, out: Path, args: argparse.Namespace) -> dict:
             "temperature": args.temperature, "grids": ["samples.png", *recon["grids"]]}
 
 
-def is_image_prior_run(path: str) -> bool:
-    """Whether ``path`` is a run of 'audiolvm train-image-prior' (its config names a VQ-VAE and a prior)."""
-    raw = json.loads(resolve_checkpoint(path)[1].read_text())
-    return isinstance(raw, dict) and "vqvae" in raw and "prior" in raw
-
-
 def markdown(result: dict) -> str:
     rows = [(k, f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in result.items()
             if isinstance(v, (int, float, str)) and not isinstance(v, bool)]
@@ -226,7 +220,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     out = Path(args.out) if args.out else resolve_checkpoint(args.checkpoint)[0].parent / "eval"
     out.mkdir(parents=True, exist_ok=True)
-    if is_image_prior_run(args.checkpoint):
+    if run_kind(args.checkpoint) == "image_prior":
         return write_results(image_prior_metrics(args.checkpoint, out, args), out)
     model, cfg = load_image_model(args.checkpoint)
     _, test_ds = build_image_datasets(cfg)

@@ -3,6 +3,7 @@
 Examples:
   audiolvm info                                  # versions, threads, devices
   audiolvm info --checkpoint runs/speech_vqvae   # config, size, hop, codebook usage
+  audiolvm info --checkpoint runs/vae_digits     # any run: audio or image model, prior, classifier
   audiolvm info --data data/speech               # layout, speakers, utterances, hours, skipped files
 """
 
@@ -38,11 +39,30 @@ def environment() -> dict:
 
 
 def checkpoint_info(path: str) -> dict:
-    from audiolvm.builders import load_model, resolve_checkpoint
+    from audiolvm import builders
 
-    model, cfg = load_model(path)
-    weights, _ = resolve_checkpoint(path)
-    info = {"weights": str(weights), "name": cfg.name, "parameters": sum(p.numel() for p in model.parameters()),
+    kind = builders.run_kind(path)
+    weights, _ = builders.resolve_checkpoint(path)
+    if kind != "audio":
+        loader = {"prior": builders.load_prior, "classifier": builders.load_classifier,
+                  "image": builders.load_image_model, "image_prior": builders.load_image_prior}[kind]
+        module, cfg = loader(path)
+        info = {"weights": str(weights), "run": kind, "name": cfg.name,
+                "parameters": sum(p.numel() for p in module.parameters())}
+        if kind == "image":
+            info.update({"model": cfg.model.kind, "image_shape": cfg.model.image_shape, "data": cfg.data.dataset})
+            info.update({"codes": cfg.model.vq.num_codes} if cfg.model.kind == "vqvae" else
+                        {"latent_dim": cfg.model.latent_dim, "samples_k": cfg.model.samples,
+                         "likelihood": cfg.model.likelihood, "classes": cfg.model.num_classes})
+        elif kind in ("prior", "image_prior"):
+            info.update({"prior": cfg.prior.kind, "codes": cfg.prior.num_codes, "labels": len(cfg.prior.labels),
+                         "source": cfg.vqvae if kind == "image_prior" else cfg.codes.root})
+        else:
+            info["speakers"] = len(cfg.model.speakers)
+        return info
+    model, cfg = builders.load_model(path)
+    info = {"weights": str(weights), "run": kind, "name": cfg.name,
+            "parameters": sum(p.numel() for p in model.parameters()),
             "levels": model.num_levels, "mode": model.mode, "hops": model.hops,
             "frame_rates_hz": [cfg.data.sample_rate / h for h in model.hops],
             "sample_rate": cfg.data.sample_rate, "bottleneck": cfg.model.bottleneck}

@@ -91,6 +91,9 @@ def test_train_classifier_writes_speakers_weights_and_eval(tmp_path: Path, one_t
     assert (out / "model.safetensors").is_file()
     model, cfg = load_classifier(out)
     assert model.speakers == SPEAKERS and cfg.name == "demo_speaker_classifier"
+    from pipelines.info import checkpoint_info
+
+    assert (checkpoint_info(str(out))["run"], checkpoint_info(str(out))["speakers"]) == ("classifier", len(SPEAKERS))
     _, valid = split_entries_for(cfg, "valid")
     report = json.loads((out / "eval.json").read_text())["held_out_utterances"]
     assert report["n"] == len(valid) > 0 and set(report["per_speaker"]) <= set(SPEAKERS)

@@ -55,6 +55,7 @@ def test_info_reports_checkpoint_and_data(run_dir: Path, capsys: pytest.CaptureF
     assert main(["info", "--json", "--checkpoint", str(run_dir), "--data", str(ROOT / "data" / "speech")]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["checkpoint"]["hops"] == [8] and info["checkpoint"]["codes"] == [64]
+    assert info["checkpoint"]["run"] == "audio"
     assert info["data"]["speakers"] == 12 and info["data"]["utterances"] == 216
 
 

@@ -217,6 +217,12 @@ def test_image_prior_trains_on_the_vqvae_codes_and_beats_the_uniform_code_model(
     from matplotlib.image import imread
 
     assert imread(run / "eval" / "samples.png").shape[:2] == ((10 * 9 + 1) * 4, (8 * 9 + 1) * 4)  # a row per class
+    from pipelines.info import checkpoint_info
+
+    prior_info, vq_info = checkpoint_info(str(run)), checkpoint_info(str(vqvae_run))
+    assert (prior_info["run"], prior_info["prior"], prior_info["labels"], prior_info["source"]) == (
+        "image_prior", "pixelcnn2d", 10, str(vqvae_run))
+    assert (vq_info["run"], vq_info["model"], vq_info["codes"]) == ("image", "vqvae", 32)
 
 
 def test_image_prior_refuses_a_run_that_is_not_a_vqvae(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from audiolvm.config import ConfigError, PriorExperimentConfig, load_config
 from audiolvm.core.audio import load_audio, save_audio
 from audiolvm.data.codes import CodeItem, CodeStore, CodeWindowDataset, CodeWriter, LevelInfo
 from pipelines.cli import main
+from pipelines.info import checkpoint_info
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,6 +68,8 @@ def test_train_prior_command_then_reload_and_sample(store_dir: Path, tmp_path: P
     assert main(["train-prior", str(ROOT / "configs" / "demo" / "prior_top.yaml"), *overrides]) == 0
     prior, cfg = load_prior(tmp_path)
     assert cfg.prior.num_codes == 16 and cfg.prior.labels == ["s0", "s1"]
+    info = checkpoint_info(str(tmp_path))
+    assert (info["run"], info["prior"], info["codes"], info["labels"]) == ("prior", kind, 16, 2)
     cond = {"label": torch.tensor([0, 1])}
     if kind == "upsampler":
         cond["upper"] = torch.randint(0, 8, (2, 10))
