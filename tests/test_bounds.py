@@ -5,7 +5,6 @@ warm-up schedules."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -29,12 +28,7 @@ from audiolvm.models.vae_objective import item_bound, sample_log_densities
 X_DIM, Z_DIM = 5, 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_vae(samples: int = 1, seed: int = 0) -> VAE:

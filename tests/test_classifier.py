@@ -30,12 +30,6 @@ def train_cli(*argv: str) -> int:
     return train_classifier.run(parser.parse_args(list(argv)))
 
 
-@pytest.fixture()
-def one_thread():  # noqa: ANN201 - the machine is shared; keep the heavy tests on one core
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_masked_pooling_ignores_frames_past_the_length() -> None:

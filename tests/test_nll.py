@@ -5,7 +5,6 @@ the VAE's own encoder. Also: bits per dim, active units and the mutual-informati
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -26,12 +25,7 @@ from audiolvm.models.vae import VAE, ConditionalVAE
 X_DIM, Z_DIM, SIGMA = 6, 2, 0.4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def linear_gaussian(mean_shift: float = 0.0, logvar_shift: float = 0.0) -> tuple[VAE, torch.Tensor, torch.Tensor]:

@@ -4,7 +4,7 @@ sampling, and learning synthetic code languages whose exact entropy is known."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -16,13 +16,7 @@ from audiolvm.nn.masked import CausalConv1d, HorizontalStackConv2d, VerticalStac
 K = 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """These models are tiny: intra-op threads only add overhead (and stall on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def input_gradient_support(model: Prior, codes: torch.Tensor, position: tuple[int, ...]) -> torch.Tensor:

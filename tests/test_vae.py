@@ -5,7 +5,6 @@ warm-up from the model's step count, free bits, IWAE), conditional VAEs, M2, the
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -25,13 +24,7 @@ from audiolvm.models.vae_objective import VAEObjective
 from audiolvm.nn import ConvDecoder2d, ConvEncoder2d, MLPDecoder, MLPEncoder
 from tests.contracts import AutoencoderContract
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def images(batch: int, size: int = 8, channels: int = 1, seed: int = 0, binary: bool = True) -> torch.Tensor:
