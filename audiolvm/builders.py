@@ -6,7 +6,7 @@ import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from torch import nn
 
@@ -135,9 +135,6 @@ def resolve_checkpoint(path: str | Path) -> tuple[Path, Path]:
     if not config.is_file():
         raise FileNotFoundError(f"{config}: the config.json that built {weights.name} is missing")
     return weights, config
-
-
-RUN_KINDS = ("audio", "prior", "classifier", "image", "image_prior")
 
 
 def run_kind(path: str | Path) -> str:
@@ -427,12 +424,22 @@ def load_image_model(path: str | Path):  # noqa: ANN201 - (model, ImageExperimen
 
 
 # ---- priors over image code maps
-def build_image_code_data(cfg):  # noqa: ANN001, ANN201 - ImagePriorExperimentConfig -> (cfg, train, test, vqvae, vq_cfg)
-    """Load the VQ-VAE run ``cfg.vqvae``, encode its own train and test splits to code maps
-    (:class:`~audiolvm.data.codes.CodeMapDataset`) and fill the prior's codebook size and class names
-    (unconditional when the images carry no labels or ``prior.use_labels`` is off).
+class ImageCodeData(NamedTuple):
+    """What :func:`build_image_code_data` returns: the resolved prior config, the VQ-VAE (eval mode) and its
+    config, and per split the images and their code maps."""
 
-    Returns ``(resolved cfg, train codes, test codes, VQ-VAE in eval mode, its ImageExperimentConfig)``.
+    cfg: Any  # ImagePriorExperimentConfig
+    vqvae: nn.Module
+    vqvae_cfg: Any  # ImageExperimentConfig
+    images: dict[str, Any]  # split -> image dataset
+    codes: dict[str, Any]  # split -> CodeMapDataset
+
+
+def build_image_code_data(cfg, splits: tuple[str, ...] = ("train", "test")) -> ImageCodeData:  # noqa: ANN001
+    """Load the VQ-VAE run ``cfg.vqvae`` and encode its own ``splits`` to code maps
+    (:class:`~audiolvm.data.codes.CodeMapDataset`). When the training split is encoded, the prior's codebook
+    size and class names are filled from it (unconditional when the images carry no labels or
+    ``prior.use_labels`` is off); otherwise ``cfg`` must already be resolved (a saved run's config).
     """
     from torch.utils.data import DataLoader
 
@@ -445,12 +452,16 @@ def build_image_code_data(cfg):  # noqa: ANN001, ANN201 - ImagePriorExperimentCo
     if vq_cfg.model.kind != "vqvae":
         raise ConfigError(f"vqvae={cfg.vqvae}: that run is a {vq_cfg.model.kind!r} model; an image prior needs an "
                           "image VQ-VAE run ('audiolvm train-image configs/image/vqvae_digits.yaml')")
-    train, test = (CodeMapDataset(*encode_images(vqvae, DataLoader(ds, batch_size=256, shuffle=False)))
-                   for ds in build_image_datasets(vq_cfg))
-    labels = train.labels
-    names = [str(c) for c in range(int(labels.max()) + 1)] if cfg.prior.use_labels and bool((labels >= 0).any()) else []
-    prior = dataclasses.replace(cfg.prior, num_codes=vq_cfg.model.vq.num_codes, labels=names)
-    return dataclasses.replace(cfg, prior=prior), train, test, vqvae, vq_cfg
+    images = dict(zip(("train", "test"), build_image_datasets(vq_cfg), strict=True))
+    codes = {split: CodeMapDataset(*encode_images(vqvae, DataLoader(images[split], batch_size=256, shuffle=False)))
+             for split in splits}
+    if "train" in codes:
+        labels = codes["train"].labels
+        use = cfg.prior.use_labels and bool((labels >= 0).any())
+        names = [str(c) for c in range(int(labels.max()) + 1)] if use else []
+        cfg = dataclasses.replace(cfg, prior=dataclasses.replace(cfg.prior, num_codes=vq_cfg.model.vq.num_codes,
+                                                                 labels=names))
+    return ImageCodeData(cfg, vqvae, vq_cfg, {split: images[split] for split in splits}, codes)
 
 
 def load_image_prior(path: str | Path):  # noqa: ANN201 - (GatedPixelCNN2d, ImagePriorExperimentConfig)
@@ -458,3 +469,13 @@ def load_image_prior(path: str | Path):  # noqa: ANN201 - (GatedPixelCNN2d, Imag
     from audiolvm.config import ImagePriorExperimentConfig
 
     return load_run(path, ImagePriorExperimentConfig, lambda cfg: build_prior(cfg.prior), "image prior")
+
+
+def load_any_run(path: str | Path) -> tuple[str, nn.Module, Any]:
+    """``(run kind, module in eval mode, config)`` of any run folder, loaded by the loader of its kind
+    (:func:`run_kind`)."""
+    kind = run_kind(path)
+    loaders = {"audio": load_model, "prior": load_prior, "classifier": load_classifier, "image": load_image_model,
+               "image_prior": load_image_prior}
+    module, cfg = loaders[kind](path)
+    return kind, module, cfg

@@ -49,7 +49,8 @@ def _schedule(steps: int) -> list[str]:
 
 
 def vqvae_and_prior(root: Path, steps: int, prior_steps: int | None = None) -> dict:
-    """Train the digits VQ-VAE, then the PixelCNN over its codes; score the prior and decode its samples."""
+    """Train the digits VQ-VAE for ``steps``, then the PixelCNN over its codes (``prior_steps``, default:
+    its config's); score the prior and decode its samples."""
     vq_dir, prior_dir = root / "vqvae_digits", root / "pixelcnn_vqvae_digits"
     t0 = time.time()
     train_image.run(argparse.Namespace(config="configs/image/vqvae_digits.yaml", resume=False, stop_after=None,
@@ -74,7 +75,7 @@ def run_images(out: Path, steps: int | None = None, samples: int = SAMPLES, vq_s
              vq_steps or VQ_STEPS)
     stage = {"models": models, "samples": samples, "binary_anchor": 64 * math.log(2.0),
              "levels17_anchor": 64 * math.log(17.0),
-             "vq": vqvae_and_prior(root, vq_steps or VQ_STEPS, vq_steps and min(vq_steps, 600))}
+             "vq": vqvae_and_prior(root, vq_steps or VQ_STEPS, prior_steps=vq_steps)}
     atomic_write_text(root / "nll.md", "\n".join(table(stage)) + "\n")
     return stage
 

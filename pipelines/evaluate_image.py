@@ -190,7 +190,8 @@ def vqvae_metrics(model, test_ds, out: Path, batch_size: int) -> dict:  # noqa: 
 def image_prior_metrics(path: str, out: Path, args: argparse.Namespace) -> dict:
     """Test NLL of the codes under a trained image prior, and its samples decoded by the VQ-VAE."""
     prior, cfg = load_image_prior(path)
-    cfg, _, test_codes, vqvae, vq_cfg = build_image_code_data(cfg)
+    data = build_image_code_data(cfg, splits=("test",))  # the saved config is already resolved
+    test_codes, vqvae = data.codes["test"], data.vqvae
     conditional = bool(cfg.prior.labels)
     loader = _loader(test_codes, args.batch_size)
     log_p = torch.cat([prior.log_prob(b["codes"], {"label": b["label"]} if conditional else None) for b in loader])
@@ -202,7 +203,7 @@ def image_prior_metrics(path: str, out: Path, args: argparse.Namespace) -> dict:
     sampled = prior.sample(rows * 8, shape, cond, temperature=args.temperature, generator=gen)  # (R*8, h, w)
     images = vqvae.decode_codes(sampled).clamp(0, 1)  # (R*8, C, H, W)
     save_grid(images.reshape(rows, 8, *images.shape[1:]), out / "samples.png", upscale=4)
-    recon = vqvae_metrics(vqvae, build_image_datasets(vq_cfg)[1], out, args.batch_size)
+    recon = vqvae_metrics(vqvae, data.images["test"], out, args.batch_size)
     return {"kind": "pixelcnn2d", "vqvae": cfg.vqvae, "items": len(test_codes), "code_map": "x".join(map(str, shape)),
             "num_codes": cfg.prior.num_codes, "conditional": conditional, "code_nll": per_map,
             "bits_per_code": per_map / (codes_per_map * math.log(2.0)),

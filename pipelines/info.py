@@ -38,32 +38,8 @@ def environment() -> dict:
     }
 
 
-def checkpoint_info(path: str) -> dict:
-    from audiolvm import builders
-
-    kind = builders.run_kind(path)
-    weights, _ = builders.resolve_checkpoint(path)
-    if kind != "audio":
-        loader = {"prior": builders.load_prior, "classifier": builders.load_classifier,
-                  "image": builders.load_image_model, "image_prior": builders.load_image_prior}[kind]
-        module, cfg = loader(path)
-        info = {"weights": str(weights), "run": kind, "name": cfg.name,
-                "parameters": sum(p.numel() for p in module.parameters())}
-        if kind == "image":
-            info.update({"model": cfg.model.kind, "image_shape": cfg.model.image_shape, "data": cfg.data.dataset})
-            info.update({"codes": cfg.model.vq.num_codes} if cfg.model.kind == "vqvae" else
-                        {"latent_dim": cfg.model.latent_dim, "samples_k": cfg.model.samples,
-                         "likelihood": cfg.model.likelihood, "classes": cfg.model.num_classes})
-        elif kind in ("prior", "image_prior"):
-            info.update({"prior": cfg.prior.kind, "codes": cfg.prior.num_codes, "labels": len(cfg.prior.labels),
-                         "source": cfg.vqvae if kind == "image_prior" else cfg.codes.root})
-        else:
-            info["speakers"] = len(cfg.model.speakers)
-        return info
-    model, cfg = builders.load_model(path)
-    info = {"weights": str(weights), "run": kind, "name": cfg.name,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "levels": model.num_levels, "mode": model.mode, "hops": model.hops,
+def _audio_details(model, cfg) -> dict:  # noqa: ANN001
+    info = {"levels": model.num_levels, "mode": model.mode, "hops": model.hops,
             "frame_rates_hz": [cfg.data.sample_rate / h for h in model.hops],
             "sample_rate": cfg.data.sample_rate, "bottleneck": cfg.model.bottleneck}
     if model.discrete:
@@ -71,6 +47,30 @@ def checkpoint_info(path: str) -> dict:
         info["codes"] = [int(vq.num_codes) for vq in vqs]
         info["codes_alive"] = [int((vq.ema_count >= vq.dead_threshold).sum()) for vq in vqs]
     return info
+
+
+def _image_details(model, cfg) -> dict:  # noqa: ANN001
+    m = cfg.model
+    extra = ({"codes": m.vq.num_codes} if m.kind == "vqvae" else
+             {"latent_dim": m.latent_dim, "samples_k": m.samples, "likelihood": m.likelihood, "classes": m.num_classes})
+    return {"model": m.kind, "image_shape": m.image_shape, "data": cfg.data.dataset, **extra}
+
+
+def _prior_details(prior, cfg) -> dict:  # noqa: ANN001
+    source = cfg.vqvae if hasattr(cfg, "vqvae") else cfg.codes.root
+    return {"prior": cfg.prior.kind, "codes": cfg.prior.num_codes, "labels": len(cfg.prior.labels), "source": source}
+
+
+DETAILS = {"audio": _audio_details, "image": _image_details, "prior": _prior_details, "image_prior": _prior_details,
+           "classifier": lambda model, cfg: {"speakers": len(cfg.model.speakers)}}
+
+
+def checkpoint_info(path: str) -> dict:
+    from audiolvm.builders import load_any_run, resolve_checkpoint
+
+    kind, module, cfg = load_any_run(path)
+    return {"weights": str(resolve_checkpoint(path)[0]), "run": kind, "name": cfg.name,
+            "parameters": sum(p.numel() for p in module.parameters()), **DETAILS[kind](module, cfg)}
 
 
 def data_info(root: str) -> dict:

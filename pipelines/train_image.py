@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("%s (%s): %d train / %d test images of %s, %.3fM parameters, out %s", cfg.name, cfg.model.kind,
                  len(train_ds), len(test_ds), cfg.model.image_shape,
                  sum(p.numel() for p in model.parameters()) / 1e6, cfg.train.out_dir)
-    result = trainer.fit(resume=args.resume, stop_after=getattr(args, "stop_after", None))
+    result = trainer.fit(resume=args.resume, stop_after=args.stop_after)
     if trainer.is_main:
         log.info("done at step %d; test %s", result.state.step, {k: round(v, 3) for k, v in result.last_valid.items()})
     return 0

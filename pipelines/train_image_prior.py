@@ -35,7 +35,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides, schema=ImagePriorExperimentConfig)
-    cfg, train_ds, test_ds, _, _ = build_image_code_data(cfg)
+    data = build_image_code_data(cfg)
+    cfg, train_ds, test_ds = data.cfg, data.codes["train"], data.codes["test"]
     warn_if_resumed_config_differs(cfg, args.resume)
     seed_everything(cfg.train.seed)  # the initial weights depend on the seed only
     prior = build_prior(cfg.prior)
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                  "parameters", cfg.name, "x".join(map(str, shape)), cfg.prior.num_codes, cfg.vqvae,
                  f"{len(cfg.prior.labels)} classes" if cfg.prior.labels else "unconditional", len(train_ds),
                  len(test_ds), sum(p.numel() for p in prior.parameters()) / 1e6)
-    result = trainer.fit(resume=args.resume, stop_after=getattr(args, "stop_after", None))
+    result = trainer.fit(resume=args.resume, stop_after=args.stop_after)
     if trainer.is_main:
         log.info("done at step %d; test %s", result.state.step, {k: round(v, 4) for k, v in result.last_valid.items()})
     return 0

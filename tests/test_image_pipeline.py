@@ -171,7 +171,9 @@ def test_conditional_evaluation_draws_analogies(tmp_path: Path) -> None:
     result = json.loads((run / "eval" / "eval.json").read_text())
     assert "analogy.png" in result["grids"]
     # the marginal -log p(x) (y enumerated) and the conditional -log p(x|y) are both reported, and differ
-    assert result["nll"] != result["nll_given_label"] and 0.0 <= result["bayes_accuracy"] <= 1.0
+    assert result["nll"] != result["nll_given_label"]
+    # log p(x|y) - log p(x) = log p(y|x) + log 10 <= log 10 (up to estimator noise): the uniform p(y) is counted
+    assert result["nll"] - result["nll_given_label"] <= math.log(10) + 0.5
     from matplotlib.image import imread
 
     # 8 rows (test digits) x (original + 10 classes)

@@ -48,11 +48,11 @@ class GaussianBottleneck(Bottleneck):
         """
         return self.from_posterior(*self.posterior(x))
 
-    def draw(self, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """``k`` samples in training (or with ``sample_in_eval``), else the mean repeated k times:
-        ``Tensor[(k*B) x D x *S]``."""
+    def draw(self, mean: torch.Tensor, logvar: torch.Tensor, sample: bool = False) -> torch.Tensor:
+        """``k`` samples in training (or with ``sample_in_eval``, or when ``sample``), else the mean repeated
+        k times: ``Tensor[(k*B) x D x *S]``."""
         k = self.samples
-        if self.training or self.sample_in_eval:
+        if sample or self.training or self.sample_in_eval:
             return self.sample(mean, logvar, k)  # (k*B, D, *S)
         return mean.expand(k, *mean.shape).reshape(-1, *mean.shape[1:])  # (k*B, D, *S)
 

@@ -141,8 +141,7 @@ class VAE(Autoencoder):
         features = self.encoder(x) if cond is None else self.encoder(x, cond)  # (B, 2D, *L)
         mean, logvar = self.bottleneck.posterior(features)
         k = self.bottleneck.samples
-        sampled = sample and not (self.training or self.bottleneck.sample_in_eval)
-        z = GaussianBottleneck.sample(mean, logvar, k) if sampled else self.bottleneck.draw(mean, logvar)
+        z = self.bottleneck.draw(mean, logvar, sample=bool(sample))  # (k*B, D, *L)
         kl_elements = GaussianBottleneck.kl_elements(mean.float(), logvar.float())  # (B, D, *L)
         result = self.bottleneck.from_posterior(mean, logvar, z, kl_elements.flatten(1).sum(dim=1))
         params = self.decode(z, cond, x)  # (k*B, P, *S)
