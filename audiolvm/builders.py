@@ -20,12 +20,17 @@ from audiolvm.config import (
     PriorExperimentConfig,
     config_from_dict,
 )
+from audiolvm.core.pitch import PITCH_METHODS, PitchSettings
 from audiolvm.data import CropDataset, open_corpus, split_entries
 from audiolvm.data.codes import CodeStore
+from audiolvm.data.manifest import Entry
+from audiolvm.data.pitch import PitchTable
+from audiolvm.data.readers import CorpusReader
 from audiolvm.engine.checkpoint import latest_checkpoint, load_weights
-from audiolvm.losses import MultiResolutionSTFTLoss
+from audiolvm.losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
 from audiolvm.models import AudioReconstructionObjective, MultiLevelAutoencoder
 from audiolvm.models.audio_vqvae import audio_autoencoder
+from audiolvm.models.pitch import PitchConditioner
 from audiolvm.models.priors import Prior
 from audiolvm.models.speaker import SpeakerConditioner
 
@@ -57,6 +62,7 @@ def build_model(cfg: ModelConfig, sample_rate: int = 16000) -> MultiLevelAutoenc
     if spk.levels and not spk.names:
         raise ConfigError("model.speaker.names is empty: `audiolvm train` fills it from the training corpus; "
                           "building a speaker-conditioned model by hand needs the list of training speakers")
+    pitch_levels = check_pitch_config(cfg)
     levels, strides = [], []
     for i, level_strides in enumerate(cfg.strides):
         strides = strides + list(level_strides)
@@ -64,13 +70,49 @@ def build_model(cfg: ModelConfig, sample_rate: int = 16000) -> MultiLevelAutoenc
             build_bottleneck(cfg, i), latent_dim=cfg.vq.dim, width=cfg.width, strides=strides,
             depth=cfg.depth, dilation_growth=cfg.dilation_growth, checkpoint_stages=cfg.checkpoint_stages,
             speaker_dim=spk.dim if i in spk.levels else 0, speaker_mode=spk.mode,
+            source_dim=2 if i in pitch_levels else 0,
         ))
     speaker = None
     if spk.levels:
         speaker = SpeakerConditioner(spk.names, spk.dim, encoder=spk.encoder, sample_rate=sample_rate,
                                      n_mels=spk.n_mels, encoder_mix=spk.encoder_mix)
+    pitch = None
+    if pitch_levels:
+        pc = cfg.pitch
+        pitch = PitchConditioner(pitch_settings(cfg, sample_rate), pc.stats, spk.names, cfg.vq.dim,
+                                 spk.dim if pitch_levels[0] in spk.levels else 0, cfg.hops[pitch_levels[0]],
+                                 harmonics=pc.harmonics, width=pc.predictor_width)
     return MultiLevelAutoencoder(levels, mode=cfg.mode, latent_dim=cfg.vq.dim, speaker=speaker,
-                                 speaker_levels=spk.levels)
+                                 speaker_levels=spk.levels, pitch=pitch, pitch_levels=pitch_levels)
+
+
+def pitch_settings(cfg: ModelConfig, sample_rate: int) -> PitchSettings:
+    """The F0 extractor settings of ``model.pitch`` at the data's rate."""
+    p = cfg.pitch
+    return PitchSettings(method=p.method, sample_rate=sample_rate, hop=p.hop, fmin=p.fmin, fmax=p.fmax)
+
+
+def check_pitch_config(cfg: ModelConfig, need_stats: bool = True) -> list[int]:
+    """``model.pitch.levels`` (sorted) after checking levels, hops, extractor and (``need_stats``) the speakers'
+    F0 statistics; [] when the pitch path is off."""
+    p = cfg.pitch
+    levels = sorted(set(p.levels))
+    if not levels:
+        return []
+    bad = [i for i in levels if not 0 <= i < cfg.num_levels]
+    if bad:
+        raise ConfigError(f"model.pitch.levels={p.levels}: level {bad[0]} does not exist; the model has levels "
+                          f"0..{cfg.num_levels - 1} (model.strides)")
+    if p.method not in PITCH_METHODS:
+        raise ConfigError(f"model.pitch.method={p.method!r} is unknown; use one of {PITCH_METHODS}")
+    odd = [cfg.hops[i] for i in levels if p.hop < 1 or cfg.hops[i] % p.hop]
+    if odd:
+        raise ConfigError(f"model.pitch.hop={p.hop} must divide the hop of every pitch level (hops {odd}); "
+                          "use e.g. 64 for code hops that are multiples of 64")
+    if need_stats and not p.stats:
+        raise ConfigError("model.pitch.stats is empty: `audiolvm train` fills it from the training corpus's F0; "
+                          "building a pitch-aware model by hand needs {speaker: [mean, std]} of ln F0 and '*'")
+    return levels
 
 
 def build_objective(cfg: ExperimentConfig) -> AudioReconstructionObjective:
@@ -79,9 +121,11 @@ def build_objective(cfg: ExperimentConfig) -> AudioReconstructionObjective:
     weights = dict(cfg.loss.weights)
     if cfg.model.bottleneck != "vq":
         weights = {k: v for k, v in weights.items() if not k.startswith("vq/")}
+    mel = MultiScaleMelLoss(cfg.data.sample_rate, cfg.loss.mel_fft_sizes) if "mel" in weights else None
     return AudioReconstructionObjective(weights, stft, waveform=cfg.loss.waveform,
                                         level_weights=cfg.model.per_level("level_weights"),
-                                        speaker=bool(cfg.model.speaker.levels))
+                                        speaker=bool(cfg.model.speaker.levels), mel=mel,
+                                        pitch=bool(cfg.model.pitch.levels))
 
 
 def build_corpus(cfg: DataConfig):  # noqa: ANN201 - returns (reader, train entries, valid entries)
@@ -107,10 +151,20 @@ def split_entries_for(cfg: ExperimentConfig, split: str, root: str | None = None
     return reader, chosen["train"] + chosen["valid"] if split == "all" else chosen[split]
 
 
+def build_pitch_table(cfg: ExperimentConfig, reader: CorpusReader, entries: list[Entry]) -> PitchTable | None:
+    """The cached F0 tracks of ``entries`` for a pitch-aware model (None when ``model.pitch.levels`` is empty)."""
+    if not check_pitch_config(cfg.model, need_stats=False):
+        return None
+    settings = pitch_settings(cfg.model, cfg.data.sample_rate)
+    return PitchTable.build(reader, entries, settings, root=cfg.data.root, progress=cfg.train.progress)
+
+
 def build_datasets(cfg: ExperimentConfig) -> tuple[CropDataset, CropDataset | None]:
+    """Random training crops and centred validation crops (with their F0 for a pitch-aware model)."""
     reader, train, valid = build_corpus(cfg.data)
     crop = int(round(cfg.data.crop_seconds * cfg.data.sample_rate))
-    common = {"crop_samples": crop, "sample_rate": cfg.data.sample_rate}
+    common = {"crop_samples": crop, "sample_rate": cfg.data.sample_rate,
+              "pitch": build_pitch_table(cfg, reader, train + valid)}
     train_ds = CropDataset(reader, train, seed=cfg.train.seed, **common)
     valid_ds = None
     if valid:

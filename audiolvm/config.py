@@ -61,6 +61,22 @@ class SpeakerConfig:
 
 
 @dataclass
+class PitchConfig:
+    """The pitch path of a speech decoder (off by default): a neural source-filter excitation from frame-rate
+    F0 and voicing, and a jointly trained F0 / voicing predictor from the codes and the speaker vector."""
+
+    levels: list[int] = field(default_factory=list)  # decoder levels that take F0; [] = off (music)
+    method: str = "dio"  # F0 extractor: dio (pyworld DIO + StoneMask) | harvest | pyin (librosa)
+    hop: int = 64  # samples between F0 frames (must divide the hop of every pitch level)
+    fmin: float = 50.0
+    fmax: float = 600.0
+    harmonics: int = 8  # sine harmonics of the excitation (NSF); those above Nyquist are muted
+    predictor_width: int = 64  # F0 / voicing predictor (codes + speaker -> F0), trained on detached codes
+    # per-speaker [mean, std] of ln F0 over voiced frames, filled from the training corpus at train time
+    stats: dict[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass
 class ModelConfig:
     kind: str = "audio_vqvae"
     mode: str = "independent"  # independent (Jukebox) | conditioned (VQ-VAE-2); matters with >1 level
@@ -75,6 +91,7 @@ class ModelConfig:
     level_weights: list[float] = field(default_factory=lambda: [1.0])  # loss multiplier, per level or one
     vq: VQConfig = field(default_factory=VQConfig)
     speaker: SpeakerConfig = field(default_factory=SpeakerConfig)
+    pitch: PitchConfig = field(default_factory=PitchConfig)
 
     @property
     def num_levels(self) -> int:
@@ -121,6 +138,9 @@ class LossConfig:
         default_factory=lambda: {"waveform": 1.0, "stft/sc": 1.0, "stft/logmag": 1.0, "vq/commitment": 1.0}
     )
     stft: STFTLossConfig = field(default_factory=STFTLossConfig)
+    # scales (FFT sizes; hop n_fft / 4, n_fft / 8 mel bands) of the multi-scale log-mel L1 term "mel",
+    # computed when loss.weights names it (DAC uses 7 windows, 32..2048 samples)
+    mel_fft_sizes: list[int] = field(default_factory=lambda: [2048, 1024, 512, 256, 128, 64, 32])
 
 
 @dataclass

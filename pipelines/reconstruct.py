@@ -33,11 +33,16 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 
 def reconstruct_file(model: MultiLevelAutoencoder, rate: int, src: Path, dst: Path, level: int = 0,
-                     speaker: torch.Tensor | None = None) -> Path:
+                     speaker: torch.Tensor | None = None, conversion: dict | None = None) -> Path:
+    """Reconstruct ``src`` (or, with ``conversion``, i.e. :meth:`MultiLevelAutoencoder.convert`'s pitch options,
+    convert it to ``speaker``) and write ``dst``."""
     wave, _ = load_audio(src, sample_rate=rate)
     x = torch.from_numpy(wave)[None, None]  # (1, 1, T)
-    recon = model.reconstruct(x, level=level, speaker=speaker)[0, 0].numpy()  # (T,)
-    return save_audio(dst, recon, rate)
+    if conversion is not None:
+        y = model.convert(x, speaker, level=level, **conversion)
+    else:
+        y = model.reconstruct(x, level=level, speaker=speaker)
+    return save_audio(dst, y[0, 0].numpy(), rate)  # (T,)
 
 
 def speaker_tensor(model: MultiLevelAutoencoder, rate: int, name: str | None = None,
@@ -58,21 +63,21 @@ def speaker_tensor(model: MultiLevelAutoencoder, rate: int, name: str | None = N
 
 
 def process(model: MultiLevelAutoencoder, rate: int, src: Path, dst: Path, level: int,
-            speaker: torch.Tensor | None) -> int:
+            speaker: torch.Tensor | None, conversion: dict | None = None) -> int:
     """Reconstruct one file, or every audio file under a folder (unreadable ones skipped and counted)."""
     if not 0 <= level < model.num_levels:
         raise ValueError(f"--level {level}: this model has levels 0..{model.num_levels - 1}")
     if not src.exists():
         raise FileNotFoundError(f"{src}: no such file or folder")
     if src.is_file():
-        reconstruct_file(model, rate, src, dst, level, speaker)
+        reconstruct_file(model, rate, src, dst, level, speaker, conversion)
         log.info("wrote %s", dst)
         return 0
     files = sorted(p for p in src.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
     failed = 0
     for f in files:
         try:
-            reconstruct_file(model, rate, f, (dst / f.relative_to(src)).with_suffix(".wav"), level, speaker)
+            reconstruct_file(model, rate, f, (dst / f.relative_to(src)).with_suffix(".wav"), level, speaker, conversion)
         except AudioError as exc:
             failed += 1
             log.warning("skipped %s", exc)

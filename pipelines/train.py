@@ -40,10 +40,11 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     add_training_arguments(p)
 
 
-def progress_keys(num_levels: int) -> tuple[str, ...]:
+def progress_keys(num_levels: int, pitch: bool = False) -> tuple[str, ...]:
+    extra = ("pitch/f0",) if pitch else ()
     if num_levels == 1:
-        return ("loss", "vq/perplexity")
-    return ("loss", *(f"l{i}/vq/perplexity" for i in range(num_levels)))
+        return ("loss", "vq/perplexity", *extra)
+    return ("loss", *(f"l{i}/vq/perplexity" for i in range(num_levels)), *extra)
 
 
 def training_speakers(given: list[str], field: str, train_ds: CropDataset, valid_ds: CropDataset | None,
@@ -80,17 +81,26 @@ def with_speakers(cfg: ExperimentConfig, train_ds: CropDataset, valid_ds: CropDa
         spk, names=names)))
 
 
+def with_pitch_stats(cfg: ExperimentConfig, train_ds: CropDataset) -> ExperimentConfig:
+    """Fill ``model.pitch.stats`` (per-speaker ln-F0 mean and std, saved with the model) from the training set."""
+    if train_ds.pitch is None:
+        return cfg
+    stats = train_ds.pitch.speaker_stats(train_ds.entries)
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pitch=dataclasses.replace(
+        cfg.model.pitch, stats=stats)))
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     train_ds, valid_ds = build_datasets(cfg)
-    cfg = with_speakers(cfg, train_ds, valid_ds)
+    cfg = with_pitch_stats(with_speakers(cfg, train_ds, valid_ds), train_ds)
     warn_if_resumed_config_differs(cfg, args.resume)
     seed_everything(cfg.train.seed)  # the initial weights depend on the seed only
     model = build_model(cfg.model, cfg.data.sample_rate)
     trainer = Trainer(
         model, build_objective(cfg), train_ds, cfg.train, batch_size=cfg.data.batch_size,
         valid_data=valid_ds, num_workers=cfg.data.num_workers, run_config=config_to_dict(cfg),
-        progress_keys=progress_keys(cfg.model.num_levels),
+        progress_keys=progress_keys(cfg.model.num_levels, bool(cfg.model.pitch.levels)),
     )
     if trainer.is_main:
         n_params = sum(p.numel() for p in model.parameters())

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from audiolvm.core.audio import AudioError
 from audiolvm.core.seed import derived_rng
 from audiolvm.data.manifest import CorpusError, Entry
+from audiolvm.data.pitch import PitchTable
 from audiolvm.data.readers import CorpusReader
 
 LOG = logging.getLogger("audiolvm.data")
@@ -79,6 +80,9 @@ class CropDataset(_ReaderDataset):
         seed: offsets come from ``derived_rng(seed, epoch, i)``.
         random: False gives the deterministic center crop (validation).
         speakers: fixed speaker list (e.g. the train set's, for a validation set); default sorted.
+        pitch: the entries' cached F0 tracks (:class:`PitchTable`, at ``sample_rate``), for pitch-aware
+            decoders: items then also hold the crop's ``"f0"`` and ``"voiced"``, ``FloatTensor[n]`` with
+            ``n = crop_samples // hop + 1`` (see :meth:`PitchTable.crop`).
 
     Returns of ``ds[i]``: ``{"audio": FloatTensor[1 x crop_samples], "length": valid samples,
     "speaker": speaker index, "index": entry index}``. Shorter files are zero-padded at the end.
@@ -87,7 +91,7 @@ class CropDataset(_ReaderDataset):
 
     def __init__(self, reader: CorpusReader, entries: Sequence[Entry], crop_samples: int, sample_rate: int,
                  seed: int = 0, min_duration: float = 0.0, random: bool = True,
-                 speakers: Sequence[str] | None = None) -> None:
+                 speakers: Sequence[str] | None = None, pitch: PitchTable | None = None) -> None:
         if crop_samples <= 0 or sample_rate <= 0:
             raise ValueError(f"CropDataset: crop_samples={crop_samples} and sample_rate={sample_rate} "
                              "must be positive")
@@ -98,6 +102,7 @@ class CropDataset(_ReaderDataset):
         super().__init__(reader, kept, speakers)
         self.crop_samples, self.sample_rate = int(crop_samples), int(sample_rate)
         self.seed, self.random, self.epoch = seed, random, 0
+        self.pitch = pitch
 
     def set_epoch(self, epoch: int) -> None:
         """Select the crops of ``epoch`` (call in every worker process; DataLoader copies datasets)."""
@@ -114,7 +119,8 @@ class CropDataset(_ReaderDataset):
     def _item(self, j: int) -> dict[str, Any]:
         entry, crop = self.entries[j], self.crop_samples
         if entry.sample_rate == self.sample_rate:
-            wave = self.reader.load_window(entry, self.offset(j, entry.frames), crop)  # (<= crop,)
+            start = self.offset(j, entry.frames)
+            wave = self.reader.load_window(entry, start, crop)  # (<= crop,)
         else:
             full = self.reader.load(entry, self.sample_rate)  # (T,) at self.sample_rate
             start = self.offset(j, len(full))
@@ -122,7 +128,11 @@ class CropDataset(_ReaderDataset):
         length = min(len(wave), crop)
         audio = torch.zeros(1, crop)  # (1, crop)
         audio[0, :length] = torch.from_numpy(np.ascontiguousarray(wave[:length], dtype=np.float32))
-        return {"audio": audio, "length": length, "speaker": self.speaker_index(entry.speaker), "index": j}
+        item = {"audio": audio, "length": length, "speaker": self.speaker_index(entry.speaker), "index": j}
+        if self.pitch is not None:
+            f0, voiced = self.pitch.crop(entry, start, crop)  # (n,) each
+            item |= {"f0": torch.from_numpy(f0), "voiced": torch.from_numpy(voiced)}
+        return item
 
 
 class UtteranceDataset(_ReaderDataset):

@@ -17,12 +17,12 @@ from audiolvm.eval.reconstruction import (
     bitrate,
     codebook_stats,
     default_metrics,
-    mel_scales,
     mrstft_distance,
     multiscale_mel_distance,
     si_sdr,
     spectral_convergence_per_item,
 )
+from audiolvm.losses.spectral import mel_scales
 
 __all__ = [
     "MEL_FFT_SIZES",

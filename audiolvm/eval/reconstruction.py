@@ -27,13 +27,10 @@ from pathlib import Path
 
 import torch
 
-from audiolvm.core.features import LogMel, stft_magnitude
+from audiolvm.core.features import stft_magnitude
 from audiolvm.core.files import atomic_write_text
 from audiolvm.eval.codebook import CodebookUsage
-from audiolvm.losses.spectral import MultiResolutionSTFTLoss, spectral_convergence
-
-#: mel scales (FFT size = window length), as DAC's mel loss: windows 32..2048 samples, hop = n_fft // 4
-MEL_FFT_SIZES: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64, 32)
+from audiolvm.losses.spectral import MEL_FFT_SIZES, MultiResolutionSTFTLoss, MultiScaleMelLoss, spectral_convergence
 
 MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Cell = str | int | float | None
@@ -75,36 +72,19 @@ def si_sdr(
     return 10 * torch.log10((scaled.square().sum(dim=1) + eps) / (noise.square().sum(dim=1) + eps))
 
 
-def mel_scales(fft_sizes: Sequence[int] = MEL_FFT_SIZES) -> list[tuple[int, int, int]]:
-    """``(n_fft, hop, n_mels)`` per scale: hop ``n_fft // 4`` and ``n_mels = n_fft // 8``.
-
-    ``n_fft // 8`` mel bands (4 at 32 .. 256 at 2048, DAC uses 5 .. 320) is the largest simple ratio
-    for which librosa's filterbank has no empty band at any rate from 8 to 48 kHz.
-    """
-    return [(n, max(1, n // 4), max(1, n // 8)) for n in fft_sizes]
-
-
 @functools.lru_cache(maxsize=64)
-def _log_mel(sample_rate: int, n_fft: int, hop: int, n_mels: int, device: torch.device) -> LogMel:
-    """One cached LogMel per (rate, scale, device), so repeated calls reuse the filterbank."""
-    return LogMel(sample_rate, n_fft=n_fft, hop_length=hop, n_mels=n_mels).to(device)
+def _mel_loss(sample_rate: int, fft_sizes: tuple[int, ...], device: torch.device) -> MultiScaleMelLoss:
+    """One cached per-item mel loss per (rate, scales, device), so repeated calls reuse the filterbanks."""
+    return MultiScaleMelLoss(sample_rate, fft_sizes, reduction="none").to(device)
 
 
 def multiscale_mel_distance(
     pred: torch.Tensor, target: torch.Tensor, sample_rate: int, fft_sizes: Sequence[int] = MEL_FFT_SIZES
 ) -> torch.Tensor:
-    """Mean over scales of the L1 distance between natural-log mel power spectrograms, ``Tensor[B]``.
-
-    Per scale (see ``mel_scales``) the absolute log-mel difference is averaged over bands and frames;
-    the result is then averaged over scales. Identical inputs give exactly 0.
-    """
+    """Mean over scales of the L1 distance between natural-log mel power spectrograms, ``Tensor[B]``
+    (the training term ``mel`` of :class:`MultiScaleMelLoss`, per item). Identical inputs give exactly 0."""
     p, t = _as_batch(pred, target)
-    total = p.new_zeros(p.shape[0])  # (B,)
-    for n_fft, hop, n_mels in mel_scales(fft_sizes):
-        mel = _log_mel(int(sample_rate), n_fft, hop, n_mels, p.device)
-        diff = (mel(p) - mel(t)).abs()  # (B, n_mels, frames)
-        total = total + diff.flatten(1).mean(dim=1)  # (B, n_mels * frames) -> (B,)
-    return total / len(fft_sizes)
+    return _mel_loss(int(sample_rate), tuple(fft_sizes), p.device)(p, t)
 
 
 def mrstft_distance(

@@ -25,7 +25,13 @@ from audiolvm.losses.likelihoods import (
     Likelihood,
     make_likelihood,
 )
-from audiolvm.losses.spectral import MultiResolutionSTFTLoss, log_magnitude_distance, spectral_convergence
+from audiolvm.losses.spectral import (
+    MultiResolutionSTFTLoss,
+    MultiScaleMelLoss,
+    log_magnitude_distance,
+    mel_scales,
+    spectral_convergence,
+)
 from audiolvm.losses.waveform import waveform_loss
 
 __all__ = [
@@ -40,6 +46,7 @@ __all__ = [
     "Likelihood",
     "LinearSchedule",
     "MultiResolutionSTFTLoss",
+    "MultiScaleMelLoss",
     "Schedule",
     "active_dims",
     "elbo_analytic",
@@ -51,6 +58,7 @@ __all__ = [
     "log_weights",
     "make_likelihood",
     "make_schedule",
+    "mel_scales",
     "normalized_weights",
     "spectral_convergence",
     "waveform_loss",

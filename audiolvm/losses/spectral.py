@@ -13,9 +13,11 @@ from typing import Literal
 import torch
 from torch import nn
 
-from audiolvm.core.features import stft_magnitude
+from audiolvm.core.features import LogMel, stft_magnitude
 
 Reduction = Literal["mean", "none"]
+#: mel scales (FFT size = window length), as DAC's mel loss: windows 32..2048 samples, hop = n_fft // 4
+MEL_FFT_SIZES: tuple[int, ...] = (2048, 1024, 512, 256, 128, 64, 32)
 
 
 def _reduce(per_item: torch.Tensor, reduction: Reduction) -> torch.Tensor:
@@ -81,3 +83,33 @@ class MultiResolutionSTFTLoss(nn.Module):
             logmag = logmag + log_magnitude_distance(mag_p, mag_t, self.reduction)
         n = len(self.resolutions)
         return {"sc": sc / n, "logmag": logmag / n}
+
+
+def mel_scales(fft_sizes: Sequence[int] = MEL_FFT_SIZES) -> list[tuple[int, int, int]]:
+    """``(n_fft, hop, n_mels)`` per scale: hop ``n_fft // 4`` and ``n_mels = n_fft // 8``.
+
+    ``n_fft // 8`` mel bands (4 at 32 .. 256 at 2048, DAC uses 5 .. 320) is the largest simple ratio
+    for which librosa's filterbank has no empty band at any rate from 8 to 48 kHz.
+    """
+    return [(n, max(1, n // 4), max(1, n // 8)) for n in fft_sizes]
+
+
+class MultiScaleMelLoss(nn.Module):
+    """L1 between natural-log mel power spectrograms, averaged over bands and frames, then over the
+    scales of :func:`mel_scales` (DAC's mel loss). ``forward(pred, target)`` on waveforms
+    ``Tensor[B x T]`` or ``Tensor[B x 1 x T]`` gives the batch mean or ``Tensor[B]`` (``reduction``)."""
+
+    def __init__(self, sample_rate: int, fft_sizes: Sequence[int] = MEL_FFT_SIZES, reduction: Reduction = "mean"):
+        super().__init__()
+        if not fft_sizes:
+            raise ValueError("MultiScaleMelLoss: fft_sizes is empty; give at least one FFT size, e.g. [1024]")
+        _reduce(torch.zeros(1), reduction)  # validate early
+        self.mels = nn.ModuleList(LogMel(sample_rate, n_fft=n, hop_length=h, n_mels=m) for n, h, m in mel_scales(fft_sizes))
+        self.reduction: Reduction = reduction
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        p, t = pred.reshape(-1, pred.shape[-1]).float(), target.reshape(-1, target.shape[-1]).float()  # (B, T)
+        total = p.new_zeros(p.shape[0])  # (B,)
+        for mel in self.mels:
+            total = total + (mel(p) - mel(t)).abs().flatten(1).mean(dim=1)  # (B, n_mels, frames) -> (B,)
+        return _reduce(total / len(self.mels), self.reduction)

@@ -21,6 +21,7 @@ def audio_autoencoder(
     checkpoint_stages: int = 0,
     speaker_dim: int = 0,
     speaker_mode: str = "film",
+    source_dim: int = 0,
 ) -> Autoencoder:
     """Waveform ``Tensor[B x channels x T]`` -> codes at ``T / prod(strides)`` -> waveform.
 
@@ -28,11 +29,12 @@ def audio_autoencoder(
     ``checkpoint_stages``: how many of the highest-rate residual stacks (in both encoder and decoder) to
     recompute in backward instead of storing, trading compute for activation memory.
     ``speaker_dim > 0`` makes the decoder take a global speaker vector in every stage (``speaker_mode``
-    ``film`` or ``concat``, see :class:`ConvDecoder1d`).
+    ``film`` or ``concat``, see :class:`ConvDecoder1d`). ``source_dim > 0`` makes it the filter of a
+    neural source-filter decoder, taking an excitation at the output rate (:class:`HarmonicSource`).
     """
     if not strides or any(s < 1 for s in strides):
         raise ValueError(f"strides must be a non-empty list of positive ints, got {list(strides)}")
     encoder = ConvEncoder1d(channels, latent_dim, width, strides, depth, dilation_growth, checkpoint_stages)
     decoder = ConvDecoder1d(latent_dim, channels, width, strides, depth, dilation_growth, checkpoint_stages,
-                            cond_dim=speaker_dim, cond_mode=speaker_mode)
+                            cond_dim=speaker_dim, cond_mode=speaker_mode, source_dim=source_dim)
     return Autoencoder(encoder, bottleneck, decoder, hop=math.prod(strides))

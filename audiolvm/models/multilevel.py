@@ -14,6 +14,11 @@ Speaker-conditioned decoding (voice conversion): with a :class:`SpeakerCondition
 ``speaker_levels`` take a global speaker vector in every stage. Every method that decodes then takes
 ``speaker``: training-speaker ids ``LongTensor[B]``, reference audio ``Tensor[B x 1 x T]`` (with a speaker
 encoder) or vectors ``Tensor[B x dim]``. :meth:`convert` is reconstruction with another speaker.
+
+Pitch-aware decoding (speech): with a :class:`PitchConditioner` the decoders of ``pitch_levels`` also take
+F0 and voicing (:class:`Pitch`), as an NSF excitation at every stage and a log-F0 feature added to their
+input. Every decoding method takes ``pitch=``; when it is not given, F0 is extracted from the input
+(:meth:`reconstruct`, :meth:`convert`) or predicted from the codes (:meth:`decode`).
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from torch import nn
 
 from audiolvm.bottleneck.base import BottleneckResult
 from audiolvm.models.autoencoder import Autoencoder, AutoencoderOutput
+from audiolvm.models.pitch import Pitch, PitchConditioner, map_pitch, voiced_log_stats
 from audiolvm.models.speaker import SpeakerConditioner
 from audiolvm.nn.conv1d import Upsample1d
 
 MODES = ("independent", "conditioned")
+PITCH_MODES = ("map", "source", "predicted")
 
 
 @dataclass
@@ -64,17 +71,22 @@ class MultiLevelAutoencoder(nn.Module):
         latent_dim: the channel width of the bottleneck outputs (needed for conditioning).
         speaker: the speaker table (and encoder) when some decoders are speaker-conditioned.
         speaker_levels: the levels whose decoders take the speaker vector (built with ``speaker_dim``).
+        pitch: the pitch path when some decoders take F0 (built with ``source_dim=2``).
+        pitch_levels: the levels whose decoders take F0; the predictor reads the finest of them.
     """
 
     def __init__(self, levels: Sequence[Autoencoder], mode: str = "independent", latent_dim: int = 64,
-                 speaker: SpeakerConditioner | None = None, speaker_levels: Sequence[int] = ()) -> None:
+                 speaker: SpeakerConditioner | None = None, speaker_levels: Sequence[int] = (),
+                 pitch: PitchConditioner | None = None, pitch_levels: Sequence[int] = ()) -> None:
         super().__init__()
-        if (speaker is None) != (not speaker_levels):
-            raise ValueError("give both a SpeakerConditioner and the speaker-conditioned levels, or neither")
-        bad = [i for i in speaker_levels if not 0 <= i < len(levels)]
-        if bad:
-            raise ValueError(f"speaker_levels {list(speaker_levels)}: levels must be in [0, {len(levels)})")
+        for what, module, chosen in (("speaker", speaker, speaker_levels), ("pitch", pitch, pitch_levels)):
+            if (module is None) != (not chosen):
+                raise ValueError(f"give both a {what} conditioner and the {what}-conditioned levels, or neither")
+            bad = [i for i in chosen if not 0 <= i < len(levels)]
+            if bad:
+                raise ValueError(f"{what}_levels {list(chosen)}: levels must be in [0, {len(levels)})")
         self.speaker, self.speaker_levels = speaker, sorted(set(speaker_levels))
+        self.pitch, self.pitch_levels = pitch, sorted(set(pitch_levels))
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is unknown; use one of {MODES}")
         hops = [lv.hop for lv in levels]
@@ -131,30 +143,48 @@ class MultiLevelAutoencoder(nn.Module):
         return self.speaker(speaker)
 
     def _decoder_input(self, level: int, z: torch.Tensor, upper: torch.Tensor | None,
-                       c: torch.Tensor | None) -> torch.Tensor:
-        """Level ``level``'s decoder output for quantized ``z`` (+ the level above) and speaker vector ``c``."""
+                       c: torch.Tensor | None, pitch: Pitch | None = None) -> torch.Tensor:
+        """Level ``level``'s decoder output for quantized ``z`` (+ the level above), speaker vector ``c`` and,
+        for a pitch level, F0 ``pitch``."""
         h = self._condition(level, z, upper)
         dec = self.levels[level].decoder
-        return dec(h, c) if level in self.speaker_levels else dec(h)
+        c = c if level in self.speaker_levels else None
+        if level not in self.pitch_levels:
+            return dec(h, c) if c is not None else dec(h)
+        if pitch is None:
+            raise ValueError(f"level {level}'s decoder takes F0: pass pitch= (see MultiLevelAutoencoder.extract_pitch)")
+        h = h + self.pitch.frame_features(pitch, h.shape[-1])  # (B, D, N)
+        return dec(h, c, self.pitch.excitation(pitch, h.shape[-1] * self.levels[level].hop))
 
     def _decode_level(self, i: int, results: dict[int, BottleneckResult], length: int,
-                      c: torch.Tensor | None = None) -> torch.Tensor:
+                      c: torch.Tensor | None = None, pitch: Pitch | None = None) -> torch.Tensor:
         """Level ``i``'s waveform ``Tensor[B x 1 x length]`` (conditioned on level ``i + 1`` if present)."""
         upper = results[i + 1].z if i + 1 in results else None
-        return self._decoder_input(i, results[i].z, upper, c)[..., :length]
+        return self._decoder_input(i, results[i].z, upper, c, pitch)[..., :length]
 
-    def forward(self, x: torch.Tensor, speaker: torch.Tensor | None = None) -> MultiLevelOutput:
+    def extract_pitch(self, x: torch.Tensor) -> Pitch | None:
+        """F0 of ``x : Tensor[B x 1 x T]`` with the model's own extractor settings (None without a pitch path)."""
+        return None if self.pitch is None else self.pitch.extract(x)
+
+    def forward(self, x: torch.Tensor, speaker: torch.Tensor | None = None, pitch: Pitch | None = None) -> MultiLevelOutput:
         """``x : Tensor[B x 1 x T]`` -> every level's reconstruction and bottleneck result. ``speaker`` is
         ignored by an unconditioned model; in training, with a speaker encoder, ids are mixed with the
-        encoder's vectors of ``x`` (see :meth:`SpeakerConditioner.training_vectors`)."""
+        encoder's vectors of ``x`` (see :meth:`SpeakerConditioner.training_vectors`). ``pitch`` (F0 of ``x``;
+        extracted when not given) is used by pitch levels; in training it also teaches the F0 predictor."""
         losses: dict[str, torch.Tensor] = {}
         if self.speaker is not None and self.training and speaker is not None and not speaker.is_floating_point():
             c, losses = self.speaker.training_vectors(speaker, x)
         else:
             c = self.speaker_vector(speaker)
+        given = pitch is not None
+        if self.pitch is not None and pitch is None:
+            pitch = self.extract_pitch(x)
         results = self._encode_levels(x, range(self.num_levels))
-        levels = [AutoencoderOutput(recon=self._decode_level(i, results, x.shape[-1], c), bottleneck=results[i])
+        levels = [AutoencoderOutput(recon=self._decode_level(i, results, x.shape[-1], c, pitch), bottleneck=results[i])
                   for i in range(self.num_levels)]
+        if self.pitch is not None and (self.training or given):  # the F0 predictor's terms (valid: held-out error)
+            stats = self.pitch.speaker_stats(speaker, x.shape[0])
+            losses.update(self.pitch.predictor_losses(results[self.pitch_levels[0]].z, c, pitch, stats))
         return MultiLevelOutput(levels=levels, losses=losses)
 
     @torch.no_grad()
@@ -180,10 +210,11 @@ class MultiLevelAutoencoder(nn.Module):
 
     @torch.no_grad()
     def decode(self, codes: Sequence[torch.Tensor | None], level: int = 0, length: int | None = None,
-               speaker: torch.Tensor | None = None) -> torch.Tensor:
+               speaker: torch.Tensor | None = None, pitch: Pitch | None = None) -> torch.Tensor:
         """Waveform ``Tensor[B x 1 x N_l * hop_l]`` from level ``level``'s codes (and, in conditioned
         mode, level ``level + 1``'s codes too); cropped to ``length`` if given. ``speaker`` as in
-        :meth:`forward` (needed when level ``level``'s decoder is speaker-conditioned)."""
+        :meth:`forward` (needed when level ``level``'s decoder is speaker-conditioned). A pitch level without
+        ``pitch`` takes the F0 that the predictor reads from the codes, in the speaker's range."""
         lv = self.levels[level]
         z = lv.bottleneck.embed(codes[level])  # (B, D, N_l)
         upper = None
@@ -192,31 +223,71 @@ class MultiLevelAutoencoder(nn.Module):
                 raise ValueError(f"conditioned mode: decoding level {level} needs level {level + 1}'s codes too")
             upper = self.levels[level + 1].bottleneck.embed(codes[level + 1])
         c = self.speaker_vector(speaker) if level in self.speaker_levels else None
-        out = self._decoder_input(level, z, upper, c)
+        if level in self.pitch_levels and pitch is None:
+            pitch = self.predict_pitch(codes, speaker, z.shape[-1] * lv.hop)
+        out = self._decoder_input(level, z, upper, c, pitch)
         return out if length is None else out[..., :length]
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, level: int | None = None,
-                    speaker: torch.Tensor | None = None) -> list[torch.Tensor] | torch.Tensor:
+    def predict_pitch(self, codes: Sequence[torch.Tensor | None], speaker: torch.Tensor | None,
+                      length: int) -> Pitch:
+        """F0 of ``length`` samples predicted from the codes of the predictor's level (the finest pitch level),
+        in the range of ``speaker`` (ids or a reference clip; otherwise the training corpus's range)."""
+        if self.pitch is None:
+            raise ValueError("this model has no pitch path (model.pitch.levels is empty)")
+        pl = self.pitch_levels[0]
+        if codes[pl] is None:
+            raise ValueError(f"predicting F0 needs level {pl}'s codes (the F0 predictor reads that level)")
+        z = self.levels[pl].bottleneck.embed(codes[pl])  # (B, D, N)
+        c = self.speaker_vector(speaker) if self.speaker is not None else None
+        stats = self.pitch.speaker_stats(speaker, z.shape[0])
+        return self.pitch.predict(z, c, stats, length // self.pitch.settings.hop + 1)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, level: int | None = None, speaker: torch.Tensor | None = None,
+                    pitch: Pitch | None = None) -> list[torch.Tensor] | torch.Tensor:
         """Eval-mode reconstruction with no state updates: every level's ``[Tensor[B x 1 x T]]``, or
         only ``level``'s tensor (running only the encoders and the decoder that level needs).
-        ``speaker`` as in :meth:`forward`."""
+        ``speaker`` and ``pitch`` as in :meth:`forward`."""
         was_training = self.training
         self.eval()
         try:
             if level is None:
-                return [out.recon for out in self(x, speaker).levels]
+                return [out.recon for out in self(x, speaker, pitch).levels]
             needed = [level] + ([level + 1] if self.mode == "conditioned" and level + 1 < self.num_levels else [])
             c = self.speaker_vector(speaker) if level in self.speaker_levels else None
-            return self._decode_level(level, self._encode_levels(x, needed), x.shape[-1], c)
+            if level in self.pitch_levels and pitch is None:
+                pitch = self.extract_pitch(x)
+            return self._decode_level(level, self._encode_levels(x, needed), x.shape[-1], c, pitch)
         finally:
             self.train(was_training)
 
     @torch.no_grad()
-    def convert(self, x: torch.Tensor, speaker: torch.Tensor, level: int = 0) -> torch.Tensor:
+    def convert(self, x: torch.Tensor, speaker: torch.Tensor, level: int = 0, pitch: str = "map",
+                shift_semitones: float = 0.0) -> torch.Tensor:
         """Voice conversion: encode ``x : Tensor[B x 1 x T]`` and decode level ``level`` with the target
-        ``speaker`` (ids, reference audio or vectors) -> ``Tensor[B x 1 x T]``."""
+        ``speaker`` (ids, reference audio or vectors) -> ``Tensor[B x 1 x T]``.
+
+        On a pitch level, ``pitch`` chooses the F0: ``map`` (default) moves the source's contour from its own
+        ln-F0 mean and std to the target speaker's (from the table, or from a reference clip); ``source``
+        keeps it; ``predicted`` takes the F0 predictor's contour in the target's range. ``shift_semitones``
+        is added to ``map`` and ``source``."""
         if level not in self.speaker_levels:
             raise ValueError(f"level {level}'s decoder is not speaker-conditioned (conditioned levels: "
                              f"{self.speaker_levels}); set model.speaker.levels in the config and retrain")
-        return self.reconstruct(x, level, speaker)
+        if pitch not in PITCH_MODES:
+            raise ValueError(f"pitch={pitch!r} is unknown; use one of {PITCH_MODES}")
+        if level not in self.pitch_levels:
+            return self.reconstruct(x, level, speaker)
+        if pitch == "predicted":
+            codes: list[torch.Tensor | None] = [None] * self.num_levels
+            for i in {level, self.pitch_levels[0], *([level + 1] if self.mode == "conditioned" and
+                                                    level + 1 < self.num_levels else [])}:
+                codes[i] = self.levels[i].encode(x)
+            return self.decode(codes, level, x.shape[-1], speaker)
+        src = self.extract_pitch(x)
+        target = self.pitch.speaker_stats(speaker, x.shape[0]) if pitch == "map" else None
+        source = voiced_log_stats(src, self.pitch.global_stats)
+        keep = target is None and not shift_semitones
+        mapped = src if keep else map_pitch(src, source, source if target is None else target, shift_semitones)
+        return self.reconstruct(x, level, speaker, mapped)

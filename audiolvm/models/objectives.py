@@ -9,10 +9,11 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from audiolvm.losses.spectral import MultiResolutionSTFTLoss
+from audiolvm.losses.spectral import MultiResolutionSTFTLoss, MultiScaleMelLoss
 from audiolvm.losses.waveform import waveform_loss
 from audiolvm.models.autoencoder import AutoencoderOutput
 from audiolvm.models.multilevel import MultiLevelOutput
+from audiolvm.models.pitch import Pitch
 
 
 class AudioReconstructionObjective:
@@ -31,9 +32,12 @@ class AudioReconstructionObjective:
         level_weights: one multiplier per level (default 1 for every level).
         speaker: pass ``batch["speaker"]`` (training-speaker ids) to the model, for speaker-conditioned
             decoders; the model's own terms (``speaker/encoder``) are added with their weight (default 1).
+        mel: a :class:`MultiScaleMelLoss`, giving the per-level term ``mel`` (weight ``weights["mel"]``).
+        pitch: pass the batch's F0 (``batch["f0"]``, ``batch["voiced"]``) to the model, for pitch-aware
+            decoders; the F0 predictor's terms (``pitch/f0``, ``pitch/voicing``) are model terms.
     """
 
-    MODEL_TERMS = frozenset({"speaker/encoder"})  # returned by the model itself, not per level
+    MODEL_TERMS = frozenset({"speaker/encoder", "pitch/f0", "pitch/voicing"})  # from the model, not per level
 
     def __init__(
         self,
@@ -43,8 +47,10 @@ class AudioReconstructionObjective:
         level_weights: Sequence[float] | None = None,
         bottleneck_prefix: str = "vq",
         speaker: bool = False,
+        mel: MultiScaleMelLoss | None = None,
+        pitch: bool = False,
     ) -> None:
-        self.weights, self.speaker = dict(weights), speaker
+        self.weights, self.speaker, self.mel, self.pitch = dict(weights), speaker, mel, pitch
         self.stft, self.waveform, self.prefix = stft, waveform, bottleneck_prefix
         self.level_weights = list(level_weights) if level_weights is not None else None
         waveform_loss(torch.zeros(1), torch.zeros(1), waveform)  # validate the kind early
@@ -54,6 +60,8 @@ class AudioReconstructionObjective:
         spec = self.stft(out.recon, audio)
         terms = {"waveform": waveform_loss(out.recon, audio, self.waveform)}
         terms.update({f"stft/{k}": v for k, v in spec.items()})
+        if self.mel is not None:
+            terms["mel"] = self.mel(out.recon, audio)
         terms.update({f"{self.prefix}/{k}": v for k, v in out.bottleneck.losses.items()})
         missing = sorted(set(self.weights) - set(terms) - self.MODEL_TERMS)
         if missing:
@@ -69,7 +77,10 @@ class AudioReconstructionObjective:
 
     def __call__(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         audio = batch["audio"]
-        out = model(audio, speaker=batch["speaker"]) if self.speaker else model(audio)
+        kwargs = {"speaker": batch["speaker"]} if self.speaker else {}
+        if self.pitch:
+            kwargs["pitch"] = Pitch(batch["f0"], batch["voiced"])
+        out = model(audio, **kwargs)
         levels = out.levels if isinstance(out, MultiLevelOutput) else [out]
         extra = out.losses if isinstance(out, MultiLevelOutput) else {}  # model-wide terms, e.g. speaker/encoder
         result = self._level_loss(levels, audio)

@@ -5,6 +5,7 @@ Shapes follow PyTorch's channels-first convention: ``Tensor[B x C x T]``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -159,6 +160,14 @@ class ConcatCond1d(nn.Module):
 CONDITIONING = {"film": FiLM1d, "concat": ConcatCond1d}
 
 
+def source_projection(source_dim: int, width: int, factor: int) -> nn.Module:
+    """``Tensor[B x source_dim x L]`` -> ``Tensor[B x width x L / factor]``: a strided conv (kernel
+    ``2 * factor``, as :class:`Downsample1d`) that brings a sample-rate excitation to a decoder stage's rate."""
+    if factor == 1:
+        return nn.Conv1d(source_dim, width, 7, padding=3)
+    return Downsample1d(source_dim, width, factor)
+
+
 class ConvDecoder1d(nn.Module):
     """The mirror of :class:`ConvEncoder1d`: ``Tensor[B x in_ch x N]`` -> ``Tensor[B x out_ch x N * hop]``
     (its last ``checkpoint_stages`` stacks, the highest-rate ones, are checkpointed).
@@ -166,6 +175,10 @@ class ConvDecoder1d(nn.Module):
     With ``cond_dim > 0`` the decoder takes a global vector ``c : Tensor[B x cond_dim]`` (e.g. a speaker
     embedding), applied by ``cond_mode`` (``film`` or ``concat``) at the input of every stage and before
     the output conv.
+
+    With ``source_dim > 0`` it is the filter of a neural source-filter decoder (NSF-HiFiGAN style): it
+    also takes an excitation ``source : Tensor[B x source_dim x N * hop]`` at the output rate, brought to
+    each stage's rate by a strided conv (:func:`source_projection`) and added at the same points.
     """
 
     def __init__(
@@ -179,32 +192,47 @@ class ConvDecoder1d(nn.Module):
         checkpoint_stages: int = 0,
         cond_dim: int = 0,
         cond_mode: str = "film",
+        source_dim: int = 0,
     ) -> None:
         super().__init__()
         if cond_dim and cond_mode not in CONDITIONING:
             raise ValueError(f"cond_mode={cond_mode!r} is unknown; use one of {sorted(CONDITIONING)}")
         layers: list[nn.Module] = [nn.Conv1d(in_ch, width, 3, padding=1)]
         self._cond_after: list[int] = [0]  # indices in self.net after which the condition is applied
+        factors = [math.prod(strides)]  # each conditioning point's rate, as a factor below the output rate
         for i, s in reversed(list(enumerate(strides))):
             stack = ResidualStack(width, depth, dilation_growth, reverse=True, checkpoint=i < checkpoint_stages)
             layers += [stack, Upsample1d(width, width, s)]
             self._cond_after.append(len(layers) - 1)
+            factors.append(math.prod(strides[:i]))
         layers.append(nn.Conv1d(width, out_ch, 3, padding=1))
         self.net = nn.Sequential(*layers)
         init_waveform_convs(self.net)
-        self.cond_dim = cond_dim
+        self.cond_dim, self.source_dim = cond_dim, source_dim
         self.cond = nn.ModuleList([CONDITIONING[cond_mode](cond_dim, width) for _ in self._cond_after]
                                   if cond_dim else [])
+        self.source = nn.ModuleList([source_projection(source_dim, width, f) for f in factors] if source_dim else [])
+        init_waveform_convs(self.source)
 
-    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        if not self.cond_dim:
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, source: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.cond_dim and not self.source_dim:
             return self.net(z)
-        if c is None:
+        if self.cond_dim and c is None:
             raise ValueError("this decoder is conditioned: pass c = Tensor[B x cond_dim] (e.g. a speaker embedding)")
+        if self.source_dim and (source is None or source.shape[-1] != z.shape[-1] * self.hop):
+            raise ValueError(f"this decoder takes an excitation Tensor[B x {self.source_dim} x {z.shape[-1] * self.hop}] "
+                             f"(N * hop samples); got {None if source is None else tuple(source.shape)}")
         k = 0
         for i, layer in enumerate(self.net):
             z = layer(z)
             if k < len(self._cond_after) and i == self._cond_after[k]:
-                z = self.cond[k](z, c)
+                if self.cond_dim:
+                    z = self.cond[k](z, c)
+                if self.source_dim:
+                    z = z + self.source[k](source)  # (B, width, N_stage)
                 k += 1
         return z
+
+    @property
+    def hop(self) -> int:
+        return math.prod(m.stride for m in self.net if isinstance(m, Upsample1d))
