@@ -153,8 +153,8 @@ def split_entries_for(cfg: ExperimentConfig, split: str, root: str | None = None
 
 def build_pitch_table(cfg: ExperimentConfig, reader: CorpusReader, entries: list[Entry]) -> PitchTable | None:
     """The cached F0 tracks of ``entries`` for a pitch-aware model (None when ``model.pitch.levels`` is empty)."""
-    if not check_pitch_config(cfg.model, need_stats=False):
-        return None
+    if not isinstance(cfg.model, ModelConfig) or not check_pitch_config(cfg.model, need_stats=False):
+        return None  # e.g. the speaker classifier's config: no pitch path
     settings = pitch_settings(cfg.model, cfg.data.sample_rate)
     return PitchTable.build(reader, entries, settings, root=cfg.data.root, progress=cfg.train.progress)
 

@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import time
 from pathlib import Path
 
-from audiolvm.builders import load_prior
+import numpy as np
+
+from audiolvm.builders import load_model, load_prior
+from audiolvm.core.audio import load_audio
+from audiolvm.core.pitch import extract_pitch
 from audiolvm.data.codes import CodeStore
+from audiolvm.eval.evaluate import speech_pitch_settings
+from audiolvm.eval.plots import plot_pitch_tracks
 from audiolvm.eval.prior import evaluate_prior
 from pipelines import sample, train_prior
 
@@ -43,7 +50,29 @@ def draw(out: Path, corpus: str, priors: list[str], seconds: float, speaker: str
     t0 = time.time()
     sample.run(args)
     wall = time.time() - t0
-    return {"corpus": corpus, "seconds": seconds, "n": 2, "wall_seconds": wall, "rtf": wall / (2 * seconds)}
+    result = {"corpus": corpus, "seconds": seconds, "n": 2, "wall_seconds": wall, "rtf": wall / (2 * seconds)}
+    if corpus == "speech":
+        result["pitch"] = sample_pitch(out / f"{corpus}_vqvae", Path(args.out), speaker)
+    return result
+
+
+def sample_pitch(vqvae: Path, folder: Path, speaker: str) -> dict:
+    """Do sampled speech waves carry pitch? Their voiced fraction and median F0 against the speaker's F0 range
+    (mean +- 1 sd of ln F0 over its training speech), and one pitch-track plot of all samples."""
+    model, cfg = load_model(vqvae)
+    settings = speech_pitch_settings(model, cfg.data.sample_rate)
+    tracks = {p.stem: extract_pitch(load_audio(p, sample_rate=cfg.data.sample_rate)[0], settings)
+              for p in sorted(folder.glob("sample_*.wav"))}
+    stats = cfg.model.pitch.stats.get(speaker)
+    band = (math.exp(stats[0] - stats[1]), math.exp(stats[0] + stats[1])) if stats else None
+    plot_pitch_tracks(tracks, settings.hop / settings.sample_rate, folder / "pitch.png",
+                      title=f"F0 of the speech samples ({speaker}'s range shaded)",
+                      bands={k: band for k in tracks} if band else None)
+    voiced = np.concatenate([f[v] for f, v in tracks.values()])
+    return {"voiced_fraction": float(np.mean([v.mean() for _, v in tracks.values()])),
+            "median_f0_hz": float(np.median(voiced)) if voiced.size else math.nan,
+            "in_range": float(((voiced >= band[0]) & (voiced <= band[1])).mean()) if band and voiced.size else None,
+            "speaker_range_hz": band, "plot": str(folder / "pitch.png")}
 
 
 def run_priors(out: Path, steps: int | None = None) -> dict:
@@ -64,4 +93,11 @@ def report_lines(stage: dict) -> list[str]:
     lines += ["", "Samples (top-p 0.95, 2 each; WAV + spectrogram PNG in `<corpus>_samples/`):", ""]
     lines += [f"- {d['corpus']}: {d['seconds']:.0f} s each in {d['wall_seconds']:.1f} s "
               f"(real-time factor {d['rtf']:.2f} for the whole chain, priors + decoder)" for d in stage["samples"]]
+    for d in stage["samples"]:
+        if p := d.get("pitch"):
+            rng = (f"; {p['in_range']:.0%} of their voiced frames lie in the speaker's range "
+                   f"{p['speaker_range_hz'][0]:.0f}-{p['speaker_range_hz'][1]:.0f} Hz" if p["in_range"] is not None else "")
+            lines += ["", f"Pitch of the {d['corpus']} samples (F0 predicted from the sampled codes): "
+                          f"{p['voiced_fraction']:.0%} of frames voiced, median F0 {p['median_f0_hz']:.0f} Hz{rng}; "
+                          f"pitch tracks in `{d['corpus']}_samples/pitch.png`."]
     return lines + [""]

@@ -31,7 +31,7 @@ def run_vc(out: Path, classifier_steps: int | None = None) -> dict:
     log.info("[vc 2/2] converting held-out utterances to two other speakers")
     evaluate_vc.run(argparse.Namespace(checkpoint=str(out / "speech_vqvae"), classifier=str(out / "speaker_classifier"),
                                        data=None, n_utterances=0, targets=2, level=0, out=str(out / "vc"), seed=0,
-                                       examples=3, references=3))
+                                       examples=3, references=3, pitch="map"))
     classifier = json.loads((out / "speaker_classifier" / "eval.json").read_text())["held_out_utterances"]
     return {"seconds": time.time() - t0, "classifier": classifier,
             "table": (out / "vc" / "vc.md").read_text(),

@@ -1,5 +1,7 @@
 """Reconstruction quality per level on a held-out split: multi-scale mel distance, multi-resolution
-STFT distance, SI-SDR, spectral convergence, codebook perplexity / used / dead codes, and bitrate.
+STFT distance, SI-SDR, spectral convergence, codebook perplexity / used / dead codes, and bitrate; for
+speech also the F0 error in cents (median and 90th percentile, frames voiced in both), the voicing
+decision error, wide-band PESQ and STOI.
 
 Examples:
   audiolvm evaluate --checkpoint outputs/demo/music_vqvae
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from audiolvm.builders import load_model, resolve_checkpoint, split_entries_for
 from audiolvm.eval import evaluate_model
+from audiolvm.eval.evaluate import speech_pitch_settings
 
 HELP = "per-level reconstruction metrics on held-out audio"
 log = logging.getLogger("audiolvm.evaluate")
@@ -25,6 +28,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="valid", choices=["train", "valid", "all"], help="which split to score")
     p.add_argument("--limit", type=int, default=None, help="score at most this many items")
     p.add_argument("--out", default=None, help="folder for metrics.csv / metrics.json (default: <run>/eval)")
+    p.add_argument("--pitch", choices=["auto", "on", "off"], default="auto",
+                   help="F0, voicing, PESQ and STOI columns: auto = on for speech corpora, off for music")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,7 +38,9 @@ def run(args: argparse.Namespace) -> int:
     entries = [e for e, _ in selected][: args.limit]
     if not entries:
         raise ValueError(f"split {args.split!r} of {args.data or cfg.data.root} is empty; try --split all")
-    report = evaluate_model(model, reader, entries, cfg.data.sample_rate)
+    speech = args.pitch == "on" or (args.pitch == "auto" and reader.kind != "music")
+    settings = speech_pitch_settings(model, cfg.data.sample_rate) if speech else None
+    report = evaluate_model(model, reader, entries, cfg.data.sample_rate, pitch=settings)
     out = Path(args.out) if args.out else resolve_checkpoint(args.checkpoint)[0].parent / "eval"
     report.write_csv(out / "metrics.csv")
     report.write_json(out / "metrics.json")

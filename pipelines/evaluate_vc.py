@@ -7,6 +7,8 @@ leakage (conversions still classified as the source speaker). When the corpus ha
 content preservation: the conversions are re-encoded and their codes read as phones (each code's most
 frequent phone on the training utterances) against the source's alignment. With Resemblyzer installed
 (pip install 'audiolvm[speaker]'), also the cosine of conversions to the target's and the source's real voice.
+Pitch: each conversion's median F0 against the target's and the source's median F0 over --references real
+utterances, in cents (a pitch-aware model maps the source contour into the target's range, see --pitch).
 Writes vc.md, vc.json, vc_accuracy.png and a few WAVs (examples/) to --out (default <run>/vc).
 
 Examples:
@@ -30,9 +32,11 @@ from audiolvm.builders import build_corpus, load_classifier, load_model, resolve
 from audiolvm.core.audio import save_audio
 from audiolvm.core.seed import derived_rng
 from audiolvm.data.phones import find_alignment, load_phone_tier
-from audiolvm.eval.evaluate import iter_audio
+from audiolvm.eval.evaluate import iter_audio, speech_pitch_settings
+from audiolvm.eval.pitch import median_f0, speaker_median_f0
 from audiolvm.eval.probe import CodePhoneReader
 from audiolvm.eval.vc import evaluate_vc, pick_targets, resemblyzer_encoder
+from audiolvm.models.multilevel import PITCH_MODES
 
 HELP = "voice-conversion accuracy and leakage with an independent speaker classifier"
 log = logging.getLogger("audiolvm.evaluate_vc")
@@ -49,7 +53,10 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for choosing utterances and targets")
     p.add_argument("--examples", type=int, default=3, help="utterances whose WAVs are written to <out>/examples")
     p.add_argument("--references", type=int, default=5,
-                   help="real training utterances per speaker for the Resemblyzer centroids (0 = no similarity)")
+                   help="real training utterances per speaker for the Resemblyzer centroids and the speakers' median "
+                        "F0 (0 = neither)")
+    p.add_argument("--pitch", choices=PITCH_MODES, default="map",
+                   help="pitch-aware models: the conversions' F0 (see `audiolvm convert --pitch`)")
 
 
 def held_out(cfg, args: argparse.Namespace, names: list[str], classes: list[str]):  # noqa: ANN001, ANN201
@@ -121,16 +128,19 @@ def run(args: argparse.Namespace) -> int:
     index = {n: i for i, n in enumerate(names)}
 
     def convert(x: torch.Tensor, target: str) -> torch.Tensor:
-        return model.convert(x, torch.tensor([index[target]]), level=args.level)
+        return model.convert(x, torch.tensor([index[target]]), level=args.level, pitch=args.pitch)
 
     def reconstruct(x: torch.Tensor, source: str) -> torch.Tensor:
         return model.reconstruct(x, level=args.level, speaker=torch.tensor([index[source]]))
 
     content = content_reader(model, cfg, args, entries)
     encoder = resemblyzer_encoder() if args.references > 0 else None
-    references = reference_waves(cfg, args.data, args.references) if encoder is not None else None
+    references = reference_waves(cfg, args.data, args.references) if args.references > 0 else None
+    settings = speech_pitch_settings(model, cfg.data.sample_rate)
+    speaker_f0 = speaker_median_f0(references, settings) if references else None
     results = evaluate_vc(classifier, reader, entries, targets, convert, reconstruct, cfg.data.sample_rate,
-                          encoder, references, keep_audio=args.examples, content=content)
+                          encoder, references if encoder is not None else None, keep_audio=args.examples,
+                          content=content, median_f0=lambda wave: median_f0(wave, settings), speaker_f0=speaker_f0)
     if encoder is None:
         results.notes.append("speaker similarity not computed: " + (
             "--references 0" if args.references <= 0 else "Resemblyzer is not installed or not importable"))

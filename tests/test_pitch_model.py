@@ -198,3 +198,55 @@ def test_pitch_model_trains_saves_stats_and_resumes_exactly(tmp_path: Path) -> N
     model, _ = load_model(tmp_path / "a")
     assert model.pitch is not None and torch.equal(model.pitch.table[:, 0],
                                                    torch.tensor([saved[n][0] for n in model.speaker_names]))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny pitch-aware speech model trained briefly on the embedded corpus."""
+    out = tmp_path_factory.mktemp("pitch") / "run"
+    assert main(["train", TINY, DATA, *PITCH, f"train.out_dir={out}", "train.max_steps=120", "train.lr=3e-3",
+                 "train.valid_every=1000", "train.ckpt_every=1000"]) == 0
+    return out
+
+
+def test_trained_pitch_model_conversion_moves_f0_toward_the_target(trained: Path) -> None:
+    """The lowest voice converted to the highest: the output's own median F0 (measured by the extractor) rises
+    to within 100 cents of the target's mean, and the predicted-F0 path also speaks in the target's range."""
+    from audiolvm.core.audio import load_audio
+
+    model, cfg = load_model(trained)
+    stats = cfg.model.pitch.stats
+    names = sorted(model.speaker_names, key=lambda n: stats[n][0])
+    low, high = names[0], names[-1]
+    wav = sorted((ROOT / "data" / "speech" / "wav48_silence_trimmed" / low).glob("*.flac"))[0]
+    x = torch.from_numpy(load_audio(wav, sample_rate=16000)[0])[None, None]
+    settings = model.pitch.settings
+
+    def median_cents(y: torch.Tensor, speaker: str) -> float:
+        f0, voiced = pitch_lib.extract_pitch(y[0, 0].numpy(), settings)
+        return float(pitch_lib.hz_to_cents(np.median(f0[voiced]), math.exp(stats[speaker][0])))
+
+    own = model.convert(x, model.speaker.ids([low]))
+    up = model.convert(x, model.speaker.ids([high]))
+    assert abs(median_cents(own, low)) < 100
+    assert abs(median_cents(up, high)) < 100 and median_cents(up, low) > 600
+    predicted = model.convert(x, model.speaker.ids([high]), pitch="predicted")
+    assert abs(median_cents(predicted, high)) < 300
+
+
+def test_evaluate_reports_pitch_columns_and_convert_takes_pitch_options(trained: Path, tmp_path: Path) -> None:
+    assert main(["evaluate", "--checkpoint", str(trained), "--limit", "2", "--out", str(tmp_path / "ev")]) == 0
+    row = json.loads((tmp_path / "ev" / "metrics.json").read_text())[0]
+    assert {"f0_cents_median", "f0_cents_p90", "vde", "pesq_wb", "stoi"} <= set(row)
+    assert 0 <= row["vde"] <= 1 and 0 <= row["stoi"] <= 1
+    assert main(["evaluate", "--checkpoint", str(trained), "--limit", "1", "--pitch", "off",
+                 "--out", str(tmp_path / "off")]) == 0
+    assert "vde" not in (tmp_path / "off" / "metrics.csv").read_text()
+    src = sorted((ROOT / "data" / "speech" / "wav48_silence_trimmed" / "e01").glob("*.flac"))[0]
+    for extra in (["--pitch", "source", "--pitch-shift", "-12"], ["--pitch", "predicted"]):
+        out = tmp_path / f"{extra[1]}.wav"
+        assert main(["convert", "--checkpoint", str(trained), "--source", str(src), "--target-speaker", "e04",
+                     "--output", str(out), *extra]) == 0
+        assert out.is_file()
+    assert main(["convert", "--checkpoint", str(trained), "--source", str(src), "--target-speaker", "e04",
+                 "--output", str(tmp_path / "x.wav"), "--pitch", "predicted", "--pitch-shift", "2"]) == 2

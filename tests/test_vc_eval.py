@@ -248,3 +248,28 @@ def test_evaluate_vc_command_writes_reports_and_wavs(runs: dict[str, Path]) -> N
 def test_evaluate_vc_rejects_a_model_without_speakers(runs: dict[str, Path]) -> None:
     with pytest.raises(ValueError, match=r"not speaker-conditioned \(model.speaker.levels=\[\]"):
         pipeline(evaluate_vc_cli, "--checkpoint", runs["plain"], "--classifier", runs["cls"])
+
+
+def test_conversion_pitch_is_scored_against_the_target_and_source_medians() -> None:
+    """A stub whose conversions speak at the target's median F0 in half the cases and at the source's in the
+    other half: distances are 0 and the octave between the voices, and half are within 100 cents."""
+    speaker_f0 = {"a": 100.0, "b": 200.0, "c": 100.0, "d": 200.0}
+    calls = []
+
+    def convert(x: torch.Tensor, target: str) -> torch.Tensor:
+        calls.append(target)
+        return torch.full((1, 1, 10), speaker_f0[target] if len(calls) % 2 else 0.0)
+
+    def median_f0(wave: np.ndarray) -> float:
+        return float(wave[0]) if wave[0] > 0 else float("nan")  # the stub's wave carries its F0; 0 = unvoiced
+
+    res, targets = run_stub(convert, sources=("a", "b"), k=3, median_f0=median_f0, speaker_f0=speaker_f0)
+    scored = [r for r in res.conversions if r.f0_cents_to_target is not None and np.isfinite(r.f0_cents_to_target)]
+    assert len(scored) == 3  # the unvoiced conversions are left out
+    for r in scored:
+        assert r.f0_cents_to_target == pytest.approx(0.0)
+        expected = 1200 * np.log2(speaker_f0[r.target] / speaker_f0[r.source])
+        assert r.f0_cents_to_source == pytest.approx(expected)
+    pitch = res.pitch()
+    assert pitch["to_target_cents"] == pytest.approx(0.0) and pitch["within_100_cents"] == 1.0
+    assert "median distance to the target's" in res.to_markdown() and res.summary()["pitch"] == pitch

@@ -10,9 +10,11 @@ import torch
 from tqdm.auto import tqdm
 
 from audiolvm.core.audio import AudioError
+from audiolvm.core.pitch import PitchSettings
 from audiolvm.data.manifest import Entry
 from audiolvm.data.readers import CorpusReader
 from audiolvm.eval.codebook import codebook_usage
+from audiolvm.eval.pitch import PitchReport
 from audiolvm.eval.reconstruction import ReconstructionReport, codebook_stats
 from audiolvm.models.multilevel import MultiLevelAutoencoder
 
@@ -39,20 +41,31 @@ def own_speaker(model: MultiLevelAutoencoder, speaker: str) -> torch.Tensor | No
     return model.speaker.ids([speaker]) if model.speaker is not None else None
 
 
+def speech_pitch_settings(model: MultiLevelAutoencoder, sample_rate: int) -> PitchSettings:
+    """The F0 extractor that scores a speech model: the model's own (pitch-aware models), else the default."""
+    return model.pitch.settings if model.pitch is not None else PitchSettings(sample_rate=sample_rate)
+
+
 @torch.no_grad()
 def evaluate_model(model: MultiLevelAutoencoder, reader: CorpusReader, entries: Sequence[Entry],
-                   sample_rate: int, progress: bool = True) -> ReconstructionReport:
-    """Reconstruct every entry at every level; report reconstruction metrics and codebook usage."""
+                   sample_rate: int, progress: bool = True, pitch: PitchSettings | None = None) -> ReconstructionReport:
+    """Reconstruct every entry at every level; report reconstruction metrics and codebook usage, and with
+    ``pitch`` (speech) the F0 errors, voicing error, PESQ and STOI of each level (:class:`PitchReport`)."""
     model.eval()
     report = ReconstructionReport(sample_rate)
+    pitch_report = PitchReport(pitch) if pitch is not None else None
     codes: list[list[torch.Tensor]] = [[] for _ in model.levels]
     for entry, wave in iter_audio(reader, entries, sample_rate, "evaluate", progress):
         x = torch.from_numpy(wave)[None, None]  # (1, 1, T)
         out = model(x, own_speaker(model, entry.speaker))
         for i, level_out in enumerate(out.levels):
             report.add(level_label(i, model.hops[i]), level_out.recon, x)
+            if pitch_report is not None:
+                pitch_report.add(level_label(i, model.hops[i]), wave, level_out.recon[0, 0].numpy())
             if level_out.bottleneck.codes is not None:
                 codes[i].append(level_out.bottleneck.codes)
+    for label, row in (pitch_report.summary() if pitch_report is not None else {}).items():
+        report.set_stats(label, {k: v for k, v in row.items() if k != "items"})
     if model.discrete:
         for i, lv in enumerate(model.levels):
             usage = codebook_usage(codes[i], lv.bottleneck.num_codes)

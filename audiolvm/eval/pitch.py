@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,7 +83,8 @@ def speech_quality(reference: np.ndarray, estimate: np.ndarray, sample_rate: int
     for key, fn in (("pesq_wb", lambda: pesq_lib.pesq(PESQ_RATE, ref, est, "wb")),
                     ("stoi", lambda: stoi_fn(ref, est, PESQ_RATE, extended=False))):
         try:
-            out[key] = float(fn())
+            with np.errstate(divide="ignore", invalid="ignore"):  # pesq divides by the peak, 0 for silence
+                out[key] = float(fn())
         except Exception as exc:  # pesq raises PesqError subclasses, and C-level errors as others
             log.warning("%s not computed for a %.2f s utterance (%s: %s); recorded as NaN",
                         key, len(ref) / PESQ_RATE, type(exc).__name__, exc)
@@ -143,3 +145,13 @@ class PitchReport:
 
 def _format(value: float) -> str:
     return "-" if not math.isfinite(value) else f"{value:.1f}" if abs(value) >= 10 else f"{value:.3f}"
+
+
+def speaker_median_f0(references: Mapping[str, Sequence[np.ndarray]], settings: PitchSettings) -> dict[str, float]:
+    """Median F0 (Hz) of each speaker over the voiced frames of all its reference waves (NaN if none is voiced)."""
+    out = {}
+    for speaker, waves in references.items():
+        tracks = [extract_pitch(np.asarray(w, dtype=np.float64).reshape(-1), settings) for w in waves]
+        voiced = np.concatenate([f[v] for f, v in tracks]) if tracks else np.zeros(0)
+        out[speaker] = float(np.median(voiced)) if voiced.size else math.nan
+    return out

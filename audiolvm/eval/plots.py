@@ -50,3 +50,27 @@ def plot_spectrograms(waves: Mapping[str, np.ndarray], sample_rate: int, png: st
     if title:
         axes[0, 0].set_title(title, fontsize=9)
     return save_figure(fig, png)
+
+
+def plot_pitch_tracks(tracks: Mapping[str, tuple[np.ndarray, np.ndarray]], frame_seconds: float, png: str | Path,
+                      title: str = "", bands: Mapping[str, tuple[float, float]] | None = None) -> Path:
+    """F0 tracks on one log-frequency axis: ``{label: (f0 (N,) Hz, voiced (N,) bool)}``, one frame every
+    ``frame_seconds``; unvoiced frames are gaps. ``bands`` shades a labelled F0 range per voice (e.g. a
+    speaker's median F0 +- one standard deviation)."""
+    plt = pyplot()
+
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    for (label, (f0, voiced)), color in zip(tracks.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"],
+                                            strict=False):
+        y = np.where(np.asarray(voiced, dtype=bool), np.asarray(f0, dtype=np.float64), np.nan)  # gaps where unvoiced
+        ax.plot(np.arange(len(y)) * frame_seconds, y, label=label, linewidth=1.2, color=color)
+        if bands and label in bands:
+            ax.axhspan(*bands[label], color=color, alpha=0.12)
+    ax.set_yscale("log")
+    ax.set_xlabel("time (s)", fontsize=8)
+    ax.set_ylabel("F0 (Hz)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, loc="upper right")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return save_figure(fig, png)

@@ -171,7 +171,7 @@ class ReconstructionReport:
         self.sample_rate = sample_rate
         self.metrics: dict[str, MetricFn] = dict(metrics) if metrics is not None else default_metrics(sample_rate)
         self._values: dict[str, dict[str, list[float]]] = {}  # level -> metric -> per-item values
-        self._codebook: dict[str, dict[str, float]] = {}
+        self._extra: dict[str, dict[str, float]] = {}  # level -> per-level columns
         self._levels: dict[str, None] = {}  # insertion-ordered set
 
     @torch.no_grad()
@@ -187,17 +187,20 @@ class ReconstructionReport:
             store[name].extend(v.detach().float().cpu().tolist())
         return values
 
-    def set_codebook_stats(self, level: str, stats: Mapping[str, float]) -> None:
-        """Attach codebook columns to ``level`` (e.g. ``codebook_stats(usage, rate, hop)``); replaces any earlier."""
+    def set_stats(self, level: str, stats: Mapping[str, float]) -> None:
+        """Attach per-level columns to ``level`` (e.g. ``codebook_stats(usage, rate, hop)`` or the pitch summary
+        of :class:`audiolvm.eval.pitch.PitchReport`); a column set again replaces its earlier value."""
         self._levels.setdefault(level)
-        self._codebook[level] = dict(stats)
+        self._extra.setdefault(level, {}).update(stats)
+
+    set_codebook_stats = set_stats
 
     def values(self, level: str, metric: str) -> list[float]:
         """Per-item values of one metric at one level, in the order added."""
         return list(self._values.get(level, {}).get(metric, []))
 
     def rows(self) -> list[dict[str, Cell]]:
-        """One row per level: ``level``, ``items``, the mean of each metric (None if no items), codebook stats."""
+        """One row per level: ``level``, ``items``, the mean of each metric (None if no items), per-level columns."""
         rows = []
         for level in self._levels:
             per_metric = self._values.get(level, {})
@@ -205,14 +208,14 @@ class ReconstructionReport:
             for name in self.metrics:
                 vals = per_metric.get(name, [])
                 row[name] = math.fsum(vals) / len(vals) if vals else None
-            row.update(self._codebook.get(level, {}))
+            row.update(self._extra.get(level, {}))
             rows.append(row)
         return rows
 
     def columns(self) -> list[str]:
         """Every column of ``rows()``, in first-seen order."""
         cols: dict[str, None] = {"level": None, "items": None, **dict.fromkeys(self.metrics)}
-        for stats in self._codebook.values():
+        for stats in self._extra.values():
             cols.update(dict.fromkeys(stats))
         return list(cols)
 

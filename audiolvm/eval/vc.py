@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from audiolvm.core.audio import AudioError, resample
 from audiolvm.core.files import atomic_write_json, atomic_write_text
+from audiolvm.core.pitch import hz_to_cents
 from audiolvm.core.seed import derived_rng
 from audiolvm.data.manifest import Entry
 from audiolvm.data.readers import CorpusReader
@@ -40,6 +41,7 @@ log = logging.getLogger("audiolvm.eval.vc")
 Convert = Callable[[torch.Tensor, str], torch.Tensor]
 SpeakerEncoder = Callable[[np.ndarray, int], np.ndarray]  # (wave (T,), rate) -> embedding (D,)
 Content = Callable[[Entry, np.ndarray], float]  # (source entry, wave (T,)) -> phone accuracy against its alignment
+MedianF0 = Callable[[np.ndarray], float]  # wave (T,) -> median F0 in Hz over its voiced frames (NaN if none)
 BARS = {"real": "real", "reconstruction": "reconstruction", "converted_target": "converted: target",
         "converted_source": "converted: source (leakage)"}
 
@@ -75,6 +77,8 @@ class ConversionResult:
     sim_target: float | None = None  # cosine to the target's centroid of real utterances
     sim_source: float | None = None
     content: float | None = None  # phone accuracy of the conversion's re-encoded codes vs the source alignment
+    f0_cents_to_target: float | None = None  # the conversion's median F0 above the target speaker's (cents)
+    f0_cents_to_source: float | None = None  # ... above the source speaker's
 
 
 def _mean(flags: Sequence[bool]) -> float | None:
@@ -113,6 +117,18 @@ class VCResults:
             return None
         return {"original": float(np.mean(orig)), "converted": float(np.mean(conv))}
 
+    def pitch(self) -> dict[str, float] | None:
+        """Median absolute distance (cents) of the conversions' median F0 to the target's and the source's
+        median F0, and the fraction within 100 cents of the target (None: not evaluated)."""
+        pairs = [(r.f0_cents_to_target, r.f0_cents_to_source) for r in self.conversions
+                 if r.f0_cents_to_target is not None and r.f0_cents_to_source is not None]
+        pairs = [(t, s) for t, s in pairs if np.isfinite(t) and np.isfinite(s)]
+        if not pairs:
+            return None
+        t, s = np.abs(np.array(pairs, dtype=np.float64)).T
+        return {"to_target_cents": float(np.median(t)), "to_source_cents": float(np.median(s)),
+                "within_100_cents": float((t <= 100).mean()), "n": float(len(t))}
+
     def per_target(self) -> dict[str, float]:
         by: dict[str, list[bool]] = {}
         for r in self.conversions:
@@ -122,7 +138,7 @@ class VCResults:
     def summary(self) -> dict:
         return {"n_utterances": len(self.utterances), "n_conversions": len(self.conversions),
                 "num_speakers": self.num_speakers, "accuracy": self.accuracies(), "similarity": self.similarity(),
-                "content": self.content(),
+                "content": self.content(), "pitch": self.pitch(),
                 "target_accuracy_per_target": self.per_target(), "notes": list(self.notes)}
 
     def to_dict(self) -> dict:
@@ -152,6 +168,12 @@ class VCResults:
             lines += ["", "| content (phones read from re-encoded codes) | accuracy |", "|---|---|",
                       f"| original utterances | {content['original']:.3f} |",
                       f"| conversions | {content['converted']:.3f} |"]
+        pitch = self.pitch()
+        if pitch is not None:
+            lines += ["", "| pitch: the conversion's median F0 vs the speaker's (real utterances) | value |", "|---|---|",
+                      f"| median distance to the target's, cents | {pitch['to_target_cents']:.0f} |",
+                      f"| median distance to the source's, cents | {pitch['to_source_cents']:.0f} |",
+                      f"| fraction within 100 cents of the target's | {pitch['within_100_cents']:.3f} |"]
         lines += [f"\nNote: {note}" for note in self.notes]
         return "\n".join(lines) + "\n"
 
@@ -237,7 +259,8 @@ def evaluate_vc(classifier: SpeakerClassifier, reader: CorpusReader, entries: Se
                 targets: Sequence[Sequence[str]], convert: Convert, reconstruct: Convert | None,
                 sample_rate: int, speaker_encoder: SpeakerEncoder | None = None,
                 references: Mapping[str, Sequence[np.ndarray]] | None = None, keep_audio: int = 0,
-                progress: bool = True, content: Content | None = None) -> VCResults:
+                progress: bool = True, content: Content | None = None, median_f0: MedianF0 | None = None,
+                speaker_f0: Mapping[str, float] | None = None) -> VCResults:
     """Convert each utterance of ``entries`` to each of its ``targets`` and classify everything.
 
     Args:
@@ -250,6 +273,8 @@ def evaluate_vc(classifier: SpeakerClassifier, reader: CorpusReader, entries: Se
         keep_audio: keep the waves of the first ``keep_audio`` utterances (real, reconstruction and
             conversions) in ``results.examples``.
         content: optional content-preservation score of the original and of each conversion.
+        median_f0, speaker_f0: optional pitch check: each conversion's median F0 against the target's and the
+            source's median F0 over real utterances (``speaker_f0``, Hz), in cents.
     """
     _check_speakers(classifier, entries, targets)
     results = VCResults(num_speakers=len(classifier.speakers))
@@ -278,6 +303,10 @@ def evaluate_vc(classifier: SpeakerClassifier, reader: CorpusReader, entries: Se
             y = _to_wave(convert(x, target))
             item = ConversionResult(entry.utterance, entry.speaker, target, classify_wave(classifier, y, sample_rate),
                                     content=content(entry, y) if content is not None else None)
+            if median_f0 is not None and speaker_f0 and target in speaker_f0 and entry.speaker in speaker_f0:
+                f0 = median_f0(y)
+                item.f0_cents_to_target = float(hz_to_cents(f0, speaker_f0[target]))
+                item.f0_cents_to_source = float(hz_to_cents(f0, speaker_f0[entry.speaker]))
             if target in centroids and entry.speaker in centroids:
                 e = speaker_encoder(y, sample_rate)  # type: ignore[misc]
                 item.sim_target, item.sim_source = float(e @ centroids[target]), float(e @ centroids[entry.speaker])
