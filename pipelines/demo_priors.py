@@ -95,8 +95,9 @@ def report_lines(stage: dict) -> list[str]:
               f"(real-time factor {d['rtf']:.2f} for the whole chain, priors + decoder)" for d in stage["samples"]]
     for d in stage["samples"]:
         if p := d.get("pitch"):
-            rng = (f"; {p['in_range']:.0%} of their voiced frames lie in the speaker's range "
-                   f"{p['speaker_range_hz'][0]:.0f}-{p['speaker_range_hz'][1]:.0f} Hz" if p["in_range"] is not None else "")
+            lo, hi = p["speaker_range_hz"] or (0.0, 0.0)
+            rng = (f"; {p['in_range']:.0%} of their voiced frames lie in the speaker's range {lo:.0f}-{hi:.0f} Hz"
+                   if p["in_range"] is not None else "")
             lines += ["", f"Pitch of the {d['corpus']} samples (F0 predicted from the sampled codes): "
                           f"{p['voiced_fraction']:.0%} of frames voiced, median F0 {p['median_f0_hz']:.0f} Hz{rng}; "
                           f"pitch tracks in `{d['corpus']}_samples/pitch.png`."]

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 PITCH_METHODS = ("dio", "harvest", "pyin")
+ALL_SPEAKERS = "*"  # the key of the ln-F0 statistics pooled over every speaker
 _ENERGY_WINDOW_S = 0.025  # RMS and periodicity windows (s)
 _OCTAVE_TOLERANCE = 0.25  # octaves: |log2(f / median) -+ 1| below this is an octave error
 _LAG_TOLERANCE = 0.06  # the periodicity peak is sought within period / 1.06 .. period * 1.06
@@ -89,6 +90,16 @@ def extract_pitch(wave: np.ndarray, settings: PitchSettings) -> tuple[np.ndarray
     f0 = np.where(_periodicity(wave, f0, settings) >= settings.min_periodicity, f0, 0.0)
     voiced = _drop_islands(f0 > 0, settings)
     return np.where(voiced, f0, 0.0).astype(np.float32), voiced
+
+
+def continuous_f0(f0: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+    """``(N,)`` F0 with unvoiced frames filled by linear interpolation between voiced neighbours (the edges
+    hold the nearest voiced value), so a contour can be mapped and resampled without jumps to 0; all zeros
+    if nothing is voiced."""
+    idx = np.flatnonzero(voiced)
+    if idx.size == 0:
+        return np.zeros(len(f0), dtype=np.float32)
+    return np.interp(np.arange(len(f0)), idx, np.asarray(f0, dtype=np.float64)[idx]).astype(np.float32)
 
 
 def log_f0_stats(f0: np.ndarray, voiced: np.ndarray) -> tuple[float, float]:

@@ -23,12 +23,12 @@ from tqdm.auto import tqdm
 from audiolvm.core import pitch as pitch_lib
 from audiolvm.core.audio import AudioError
 from audiolvm.core.files import atomic_write_bytes
-from audiolvm.core.pitch import PitchSettings
+from audiolvm.core.pitch import ALL_SPEAKERS as GLOBAL
+from audiolvm.core.pitch import PitchSettings, continuous_f0
 from audiolvm.data.manifest import Entry
 from audiolvm.data.readers import CorpusReader
 
 LOG = logging.getLogger("audiolvm.data")
-GLOBAL = "*"  # the stats key that pools every speaker
 
 
 def entry_key(entry: Entry) -> str:
@@ -60,7 +60,8 @@ def _read_npz(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         if path.exists():
             LOG.warning("%s: unreadable F0 cache (%s); extracting again", path, exc)
         return {}
-    return {str(k): (f0[a:b], voiced[a:b].astype(bool)) for k, a, b in zip(keys, offsets[:-1], offsets[1:], strict=True)}
+    spans = zip(keys, offsets[:-1], offsets[1:], strict=True)
+    return {str(k): (f0[a:b], voiced[a:b].astype(bool)) for k, a, b in spans}
 
 
 def _write_npz(path: Path, tracks: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
@@ -117,8 +118,7 @@ class PitchTable:
         frame ``k`` at sample ``offset + k * hop`` (linear interpolation; past the end: unvoiced)."""
         f0, voiced = self.track(entry)
         hop = self.settings.hop
-        idx = np.flatnonzero(voiced)
-        full = np.interp(np.arange(len(f0)), idx, f0[idx]) if idx.size else np.zeros(len(f0))  # (N,)
+        full = continuous_f0(f0, voiced)  # (N,)
         pos = offset / hop + np.arange(length // hop + 1)  # (n,) fractional frame positions
         f = np.interp(pos, np.arange(len(f0)), full)
         v = np.interp(pos, np.arange(len(f0)), voiced.astype(np.float64), right=0.0) >= 0.5

@@ -170,7 +170,8 @@ class VCResults:
                       f"| conversions | {content['converted']:.3f} |"]
         pitch = self.pitch()
         if pitch is not None:
-            lines += ["", "| pitch: the conversion's median F0 vs the speaker's (real utterances) | value |", "|---|---|",
+            lines += ["", "| pitch: the conversion's median F0 vs the speaker's (real utterances) | value |",
+                      "|---|---|",
                       f"| median distance to the target's, cents | {pitch['to_target_cents']:.0f} |",
                       f"| median distance to the source's, cents | {pitch['to_source_cents']:.0f} |",
                       f"| fraction within 100 cents of the target's | {pitch['within_100_cents']:.3f} |"]

@@ -104,7 +104,8 @@ class MultiScaleMelLoss(nn.Module):
         if not fft_sizes:
             raise ValueError("MultiScaleMelLoss: fft_sizes is empty; give at least one FFT size, e.g. [1024]")
         _reduce(torch.zeros(1), reduction)  # validate early
-        self.mels = nn.ModuleList(LogMel(sample_rate, n_fft=n, hop_length=h, n_mels=m) for n, h, m in mel_scales(fft_sizes))
+        self.mels = nn.ModuleList(LogMel(sample_rate, n_fft=n, hop_length=h, n_mels=m)
+                                  for n, h, m in mel_scales(fft_sizes))
         self.reduction: Reduction = reduction
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -166,7 +166,8 @@ class MultiLevelAutoencoder(nn.Module):
         """F0 of ``x : Tensor[B x 1 x T]`` with the model's own extractor settings (None without a pitch path)."""
         return None if self.pitch is None else self.pitch.extract(x)
 
-    def forward(self, x: torch.Tensor, speaker: torch.Tensor | None = None, pitch: Pitch | None = None) -> MultiLevelOutput:
+    def forward(self, x: torch.Tensor, speaker: torch.Tensor | None = None,
+                pitch: Pitch | None = None) -> MultiLevelOutput:
         """``x : Tensor[B x 1 x T]`` -> every level's reconstruction and bottleneck result. ``speaker`` is
         ignored by an unconditioned model; in training, with a speaker encoder, ids are mixed with the
         encoder's vectors of ``x`` (see :meth:`SpeakerConditioner.training_vectors`). ``pitch`` (F0 of ``x``;
@@ -180,8 +181,8 @@ class MultiLevelAutoencoder(nn.Module):
         if self.pitch is not None and pitch is None:
             pitch = self.extract_pitch(x)
         results = self._encode_levels(x, range(self.num_levels))
-        levels = [AutoencoderOutput(recon=self._decode_level(i, results, x.shape[-1], c, pitch), bottleneck=results[i])
-                  for i in range(self.num_levels)]
+        levels = [AutoencoderOutput(recon=self._decode_level(i, results, x.shape[-1], c, pitch),
+                                    bottleneck=results[i]) for i in range(self.num_levels)]
         if self.pitch is not None and (self.training or given):  # the F0 predictor's terms (valid: held-out error)
             stats = self.pitch.speaker_stats(speaker, x.shape[0])
             losses.update(self.pitch.predictor_losses(results[self.pitch_levels[0]].z, c, pitch, stats))

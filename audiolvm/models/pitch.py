@@ -29,11 +29,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from audiolvm.core import pitch as pitch_lib
-from audiolvm.core.pitch import PitchSettings
+from audiolvm.core.pitch import ALL_SPEAKERS as GLOBAL
+from audiolvm.core.pitch import PitchSettings, continuous_f0
 from audiolvm.nn.conv1d import FiLM1d, Upsample1d
 from audiolvm.nn.source import HarmonicSource
 
-GLOBAL = "*"  # the stats key pooling every training speaker
 LOG_F0_CENTER, LOG_F0_SCALE = math.log(150.0), 0.5  # fixed normalisation of the decoder's log-F0 feature
 
 
@@ -42,15 +42,6 @@ class Pitch(NamedTuple):
 
     f0: torch.Tensor
     voiced: torch.Tensor
-
-
-def continuous_f0(f0: np.ndarray, voiced: np.ndarray) -> np.ndarray:
-    """``(N,)`` F0 with unvoiced frames filled by linear interpolation between voiced neighbours (the edges
-    hold the nearest voiced value); all zeros if nothing is voiced."""
-    idx = np.flatnonzero(voiced)
-    if idx.size == 0:
-        return np.zeros_like(f0, dtype=np.float32)
-    return np.interp(np.arange(len(f0)), idx, f0[idx]).astype(np.float32)
 
 
 def pitch_from_arrays(f0: Sequence[np.ndarray], voiced: Sequence[np.ndarray]) -> Pitch:

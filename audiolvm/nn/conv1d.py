@@ -214,14 +214,16 @@ class ConvDecoder1d(nn.Module):
         self.source = nn.ModuleList([source_projection(source_dim, width, f) for f in factors] if source_dim else [])
         init_waveform_convs(self.source)
 
-    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, source: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None,
+                source: torch.Tensor | None = None) -> torch.Tensor:
         if not self.cond_dim and not self.source_dim:
             return self.net(z)
         if self.cond_dim and c is None:
             raise ValueError("this decoder is conditioned: pass c = Tensor[B x cond_dim] (e.g. a speaker embedding)")
         if self.source_dim and (source is None or source.shape[-1] != z.shape[-1] * self.hop):
-            raise ValueError(f"this decoder takes an excitation Tensor[B x {self.source_dim} x {z.shape[-1] * self.hop}] "
-                             f"(N * hop samples); got {None if source is None else tuple(source.shape)}")
+            raise ValueError(f"this decoder takes an excitation Tensor[B x {self.source_dim} x "
+                             f"{z.shape[-1] * self.hop}] (N * hop samples); got "
+                             f"{None if source is None else tuple(source.shape)}")
         k = 0
         for i, layer in enumerate(self.net):
             z = layer(z)

@@ -44,7 +44,8 @@ class HarmonicSource(nn.Module):
                  noise_std: float = 0.003) -> None:
         super().__init__()
         if harmonics < 1 or hop < 1 or sample_rate < 1:
-            raise ValueError(f"HarmonicSource: harmonics={harmonics}, hop={hop}, sample_rate={sample_rate} must be >= 1")
+            raise ValueError(f"HarmonicSource: harmonics={harmonics}, hop={hop}, sample_rate={sample_rate}; "
+                             "each must be >= 1")
         self.sample_rate, self.hop, self.harmonics = sample_rate, hop, harmonics
         self.sine_amp, self.noise_std = sine_amp, noise_std
         self.merge = nn.Linear(harmonics, 1)
@@ -74,7 +75,8 @@ class HarmonicSource(nn.Module):
         """``f0 : Tensor[B x N]`` in Hz (any value where unvoiced), ``voiced : Tensor[B x N]`` in {0, 1} ->
         ``Tensor[B x 2 x length]``."""
         if f0.dim() != 2 or f0.shape != voiced.shape:
-            raise ValueError(f"f0 and voiced must both be Tensor[B x N], got {tuple(f0.shape)} and {tuple(voiced.shape)}")
+            raise ValueError(f"f0 and voiced must both be Tensor[B x N], got {tuple(f0.shape)} and "
+                             f"{tuple(voiced.shape)}")
         f0 = f0.float().clamp_min(0.0)
         harm, v_s = self.sines(f0, voiced.float(), length)
         noise_amp = v_s * self.noise_std + (1 - v_s) * self.sine_amp / 3  # (B, 1, T)
