@@ -37,6 +37,7 @@ bench: setup-dev  ## run the benchmarks (see BENCHMARKS.md)
 	$(PY) benchmarks/bench_multilevel.py
 	$(PY) benchmarks/bench_kv_cache.py
 	$(PY) benchmarks/bench_sampling.py
+	$(PY) benchmarks/bench_pitch.py
 
 lint: setup-dev
 	$(PY) -m ruff check audiolvm pipelines data_scripts tests benchmarks

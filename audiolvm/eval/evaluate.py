@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from audiolvm.core.audio import AudioError
-from audiolvm.core.pitch import PitchSettings
+from audiolvm.core.pitch import PitchSettings, extract_pitch
 from audiolvm.data.manifest import Entry
 from audiolvm.data.readers import CorpusReader
 from audiolvm.eval.codebook import codebook_usage
@@ -19,6 +19,7 @@ from audiolvm.eval.reconstruction import ReconstructionReport, codebook_stats
 from audiolvm.models.multilevel import MultiLevelAutoencoder
 
 log = logging.getLogger("audiolvm.eval")
+PREDICTED = "F0 predicted from the codes"  # the report row of a pitch-aware model's F0 predictor
 
 
 def level_label(level: int, hop: int) -> str:
@@ -50,7 +51,9 @@ def speech_pitch_settings(model: MultiLevelAutoencoder, sample_rate: int) -> Pit
 def evaluate_model(model: MultiLevelAutoencoder, reader: CorpusReader, entries: Sequence[Entry],
                    sample_rate: int, progress: bool = True, pitch: PitchSettings | None = None) -> ReconstructionReport:
     """Reconstruct every entry at every level; report reconstruction metrics and codebook usage, and with
-    ``pitch`` (speech) the F0 errors, voicing error, PESQ and STOI of each level (:class:`PitchReport`)."""
+    ``pitch`` (speech) the F0 errors, voicing error, PESQ and STOI of each level (:class:`PitchReport`); a
+    pitch-aware model also gets a row for its F0 predictor (the F0 it reads from the codes, in the speaker's
+    own range, against the original's)."""
     model.eval()
     report = ReconstructionReport(sample_rate)
     pitch_report = PitchReport(pitch) if pitch is not None else None
@@ -64,6 +67,11 @@ def evaluate_model(model: MultiLevelAutoencoder, reader: CorpusReader, entries: 
                 pitch_report.add(level_label(i, model.hops[i]), wave, level_out.recon[0, 0].numpy())
             if level_out.bottleneck.codes is not None:
                 codes[i].append(level_out.bottleneck.codes)
+        if pitch_report is not None and model.pitch is not None:  # the F0 predictor, in the speaker's own voice
+            predicted = model.predict_pitch([o.bottleneck.codes for o in out.levels],
+                                            own_speaker(model, entry.speaker), x.shape[-1])
+            pitch_report.add_tracks(PREDICTED, extract_pitch(wave, pitch),
+                                    (predicted.f0[0].numpy(), predicted.voiced[0].numpy() > 0.5))
     for label, row in (pitch_report.summary() if pitch_report is not None else {}).items():
         report.set_stats(label, {k: v for k, v in row.items() if k != "items"})
     if model.discrete:

@@ -51,12 +51,22 @@ def _crop(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.n
     return reference[:n], estimate[:n]
 
 
-def _compare(reference: np.ndarray, estimate: np.ndarray, settings: PitchSettings) -> _FrameComparison:
-    ref, est = _crop(reference, estimate)
-    (f_ref, v_ref), (f_est, v_est) = extract_pitch(ref, settings), extract_pitch(est, settings)
+Track = tuple[np.ndarray, np.ndarray]  # (f0 (N,) Hz, voiced (N,) bool)
+
+
+def _compare_tracks(reference: Track, estimate: Track) -> _FrameComparison:
+    """Frame-by-frame comparison of two F0 tracks on the same grid (cropped to the shorter)."""
+    n = min(len(reference[0]), len(estimate[0]))
+    f_ref, f_est = np.asarray(reference[0])[:n], np.asarray(estimate[0])[:n]
+    v_ref, v_est = np.asarray(reference[1], dtype=bool)[:n], np.asarray(estimate[1], dtype=bool)[:n]
     both = v_ref & v_est
     cents = np.abs(hz_to_cents(f_est[both], f_ref[both]))  # (M,)
-    return _FrameComparison(cents, int((v_ref != v_est).sum()), len(v_ref))
+    return _FrameComparison(cents, int((v_ref != v_est).sum()), n)
+
+
+def _compare(reference: np.ndarray, estimate: np.ndarray, settings: PitchSettings) -> _FrameComparison:
+    ref, est = _crop(reference, estimate)
+    return _compare_tracks(extract_pitch(ref, settings), extract_pitch(est, settings))
 
 
 def pitch_metrics(reference: np.ndarray, estimate: np.ndarray, settings: PitchSettings) -> dict[str, float]:
@@ -115,6 +125,13 @@ class PitchReport:
         self._items.setdefault(label, []).append(item)
         return item
 
+    def add_tracks(self, label: str, reference: Track, estimate: Track) -> dict[str, float]:
+        """Score an F0 track that is not audio (e.g. the F0 predictor's) against a reference track, pitch keys only."""
+        comparison = _compare_tracks(reference, estimate)
+        self._frames.setdefault(label, []).append(comparison)
+        self._items.setdefault(label, []).append(comparison.metrics())
+        return comparison.metrics()
+
     def items(self, label: str) -> list[dict[str, float]]:
         """The per-item metric dicts of ``label``, in the order added."""
         return list(self._items.get(label, []))
@@ -127,7 +144,7 @@ class PitchReport:
                                       sum(c.differ for c in comparisons), sum(c.frames for c in comparisons))
             row = {"items": float(len(comparisons)), **pooled.metrics()}
             for key in QUALITY_KEYS if self.quality else ():
-                scores = [v for it in self._items[label] if math.isfinite(v := it[key])]
+                scores = [v for it in self._items[label] if math.isfinite(v := it.get(key, math.nan))]
                 row[key] = float(np.mean(scores)) if scores else math.nan
             out[label] = row
         return out
