@@ -121,6 +121,8 @@ def build_objective(cfg: ExperimentConfig) -> AudioReconstructionObjective:
     weights = dict(cfg.loss.weights)
     if cfg.model.bottleneck != "vq":
         weights = {k: v for k, v in weights.items() if not k.startswith("vq/")}
+    if weights.get("mel", 1.0) == 0.0:
+        del weights["mel"]  # a zero weight switches the term off (a config can unset what its base sets)
     mel = MultiScaleMelLoss(cfg.data.sample_rate, cfg.loss.mel_fft_sizes) if "mel" in weights else None
     return AudioReconstructionObjective(weights, stft, waveform=cfg.loss.waveform,
                                         level_weights=cfg.model.per_level("level_weights"),

@@ -1,6 +1,9 @@
 """Run under a 2-process launcher: train a tiny VQ-VAE with the Trainer, save each rank's state.
 
 Usage: ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 tests/dist_worker.py OUT [--no-allreduce]
+       [--pitch]
+
+``--pitch`` trains a pitch-aware model (NSF excitation, F0 predictor) on data with F0 instead.
 
 ``--no-allreduce`` disables the VQ's all-reduce of EMA statistics, to show that the test's property
 (identical codebooks on every rank) then fails: nothing else keeps the ranks in step.
@@ -19,12 +22,13 @@ sys.path.insert(0, str(ROOT))
 from audiolvm.config import TrainConfig  # noqa: E402
 from audiolvm.core.distributed import rank, world_size  # noqa: E402
 from audiolvm.engine import Trainer  # noqa: E402
-from tests.helpers import SineDataset, tiny_objective, tiny_vqvae  # noqa: E402
+from tests.helpers import PitchSineDataset, SineDataset, tiny_objective, tiny_pitch_model, tiny_vqvae  # noqa: E402
 
 
-def main(out: Path) -> None:
+def main(out: Path, pitch: bool = False) -> None:
     torch.manual_seed(0)
-    model = tiny_vqvae(num_codes=32, dead_threshold=1.5)
+    model = tiny_pitch_model() if pitch else tiny_vqvae(num_codes=32, dead_threshold=1.5)
+    objective = tiny_objective(pitch=pitch)
     cfg = TrainConfig(
         out_dir=str(out / "run"),
         max_steps=5,
@@ -37,14 +41,17 @@ def main(out: Path) -> None:
         progress=False,
         seed=0,
     )
-    trainer = Trainer(model, tiny_objective(), SineDataset(n=16, seed=3), cfg, batch_size=4)
+    data = PitchSineDataset(n=16, seed=3) if pitch else SineDataset(n=16, seed=3)
+    trainer = Trainer(model, objective, data, cfg, batch_size=4)
     trainer.fit()
-    vq = trainer.unwrapped_model().bottleneck
+    unwrapped = trainer.unwrapped_model()
+    vq = unwrapped.levels[0].bottleneck if pitch else unwrapped.bottleneck
     state = {
         "world_size": torch.tensor(world_size()),
         "codebook": vq.codebook.clone(),
         "ema_count": vq.ema_count.clone(),
-        "first_param": next(trainer.unwrapped_model().parameters()).detach().clone(),
+        "first_param": next(unwrapped.parameters()).detach().clone(),
+        "params": {k: v.detach().clone() for k, v in unwrapped.state_dict().items()},
     }
     torch.save(state, out / f"rank{rank()}.pt")
 
@@ -54,4 +61,4 @@ if __name__ == "__main__":
         import audiolvm.bottleneck.vq as vq_module
 
         vq_module.all_reduce_sum_ = lambda t: t
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), pitch="--pitch" in sys.argv)

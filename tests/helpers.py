@@ -39,7 +39,32 @@ def tiny_vqvae(num_codes: int = 32, dim: int = 8, width: int = 16, strides=(2, 2
     return audio_autoencoder(bottleneck, latent_dim=dim, width=width, strides=strides, depth=2)
 
 
-def tiny_objective(weights: dict[str, float] | None = None) -> AudioReconstructionObjective:
+def tiny_objective(weights: dict[str, float] | None = None, pitch: bool = False) -> AudioReconstructionObjective:
     weights = weights or {"waveform": 1.0, "stft/sc": 1.0, "stft/logmag": 1.0, "vq/commitment": 1.0}
     stft = MultiResolutionSTFTLoss([256, 128], [64, 32], [256, 128])
-    return AudioReconstructionObjective(weights, stft)
+    return AudioReconstructionObjective(weights, stft, pitch=pitch)
+
+
+class PitchSineDataset(SineDataset):
+    """:class:`SineDataset` items with the F0 of their first sine as the batch's ``f0`` / ``voiced`` (every frame
+    voiced), on the frame grid of ``hop`` samples: data for a pitch-aware model."""
+
+    def __init__(self, hop: int = 64, **kw) -> None:
+        super().__init__(**kw)
+        self.hop = hop
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = super().__getitem__(i)
+        f0 = float(derived_rng(self.seed, self.epoch, i + self.offset).uniform(100, 1500, size=2)[0])
+        frames = self.length // self.hop + 1
+        return item | {"f0": torch.full((frames,), f0), "voiced": torch.ones(frames)}
+
+
+def tiny_pitch_model(rate: int = 8000, hop: int = 64):  # noqa: ANN201 - MultiLevelAutoencoder
+    """A one-level VQ-VAE (hop 64) whose decoder takes F0 through the NSF source, without speakers."""
+    from audiolvm.builders import build_model
+    from audiolvm.config import ModelConfig, PitchConfig, VQConfig
+
+    cfg = ModelConfig(strides=[[4, 16]], width=16, depth=1, vq=VQConfig(num_codes=[32], dim=8),
+                      pitch=PitchConfig(levels=[0], hop=hop, stats={"*": [6.0, 0.5]}))
+    return build_model(cfg, rate)

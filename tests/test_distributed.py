@@ -36,3 +36,14 @@ def test_two_process_codebooks_identical(tmp_path: Path) -> None:
     # above is not automatic.
     n0, n1 = launch(tmp_path / "local", "--no-allreduce")
     assert not torch.equal(n0["codebook"], n1["codebook"])
+
+
+@pytest.mark.skipif(not ACCELERATE.exists(), reason="accelerate CLI not installed next to this python")
+def test_two_process_pitch_model_stays_identical(tmp_path: Path) -> None:
+    """With the pitch path on (NSF source, F0 feature, F0 predictor trained from the batch's F0) every
+    parameter and buffer is identical on both ranks after training."""
+    r0, r1 = launch(tmp_path / "pitch", "--pitch")
+    assert int(r0["world_size"]) == 2
+    assert any("pitch.predictor" in k for k in r0["params"]) and r0["params"].keys() == r1["params"].keys()
+    for k in r0["params"]:
+        assert torch.equal(r0["params"][k], r1["params"][k]), k

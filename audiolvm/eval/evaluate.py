@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -73,7 +74,7 @@ def evaluate_model(model: MultiLevelAutoencoder, reader: CorpusReader, entries: 
             pitch_report.add_tracks(PREDICTED, extract_pitch(wave, pitch),
                                     (predicted.f0[0].numpy(), predicted.voiced[0].numpy() > 0.5))
     for label, row in (pitch_report.summary() if pitch_report is not None else {}).items():
-        report.set_stats(label, {k: v for k, v in row.items() if k != "items"})
+        report.set_stats(label, {k: v if math.isfinite(v) else None for k, v in row.items() if k != "items"})
     if model.discrete:
         for i, lv in enumerate(model.levels):
             usage = codebook_usage(codes[i], lv.bottleneck.num_codes)

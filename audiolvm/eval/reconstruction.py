@@ -187,7 +187,7 @@ class ReconstructionReport:
             store[name].extend(v.detach().float().cpu().tolist())
         return values
 
-    def set_stats(self, level: str, stats: Mapping[str, float]) -> None:
+    def set_stats(self, level: str, stats: Mapping[str, float | None]) -> None:
         """Attach per-level columns to ``level`` (e.g. ``codebook_stats(usage, rate, hop)`` or the pitch summary
         of :class:`audiolvm.eval.pitch.PitchReport`); a column set again replaces its earlier value."""
         self._levels.setdefault(level)
