@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 from collections import Counter
 
@@ -46,6 +47,12 @@ def _audio_details(model, cfg) -> dict:  # noqa: ANN001
         vqs = [level.bottleneck for level in model.levels]
         info["codes"] = [int(vq.num_codes) for vq in vqs]
         info["codes_alive"] = [int((vq.ema_count >= vq.dead_threshold).sum()) for vq in vqs]
+    if model.speaker is not None:
+        info["speakers"] = model.speaker_names
+    if model.pitch is not None:  # the F0 path: extractor and each voice's median F0 (exp of its mean ln F0)
+        p = cfg.model.pitch
+        info["pitch"] = {"levels": model.pitch_levels, "extractor": p.method, "hop": p.hop,
+                         "median_f0_hz": {k: round(math.exp(v[0]), 1) for k, v in p.stats.items()}}
     return info
 
 

@@ -67,6 +67,9 @@ def plot_pitch_tracks(tracks: Mapping[str, tuple[np.ndarray, np.ndarray]], frame
         if bands and label in bands:
             ax.axhspan(*bands[label], color=color, alpha=0.12)
     ax.set_yscale("log")
+    ticks = [t for t in (50, 75, 100, 150, 200, 300, 400, 600) if ax.get_ylim()[0] <= t <= ax.get_ylim()[1]]
+    ax.set_yticks(ticks, [str(t) for t in ticks], minor=False)
+    ax.set_yticks([], minor=True)
     ax.set_xlabel("time (s)", fontsize=8)
     ax.set_ylabel("F0 (Hz)", fontsize=8)
     ax.tick_params(labelsize=7)
