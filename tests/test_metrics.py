@@ -279,10 +279,21 @@ def test_report_add_returns_per_item_values_and_keeps_them() -> None:
 
 
 def test_mel_modules_are_cached_across_calls() -> None:
-    from audiolvm.eval.reconstruction import _log_mel
+    from audiolvm.eval.reconstruction import _mel_loss
 
     x = _speechlike(1, 4000)
     multiscale_mel_distance(x, x, 11025)  # a rate no other test uses
-    misses = _log_mel.cache_info().misses
+    misses = _mel_loss.cache_info().misses
     multiscale_mel_distance(x + 0.1, x, 11025)
-    assert _log_mel.cache_info().misses == misses
+    assert _mel_loss.cache_info().misses == misses
+
+
+def test_mel_loss_of_a_scaled_copy_is_the_log_power_ratio() -> None:
+    """Halving the amplitude divides every mel band's power by 4: the training term ``mel`` is ln 4 (up to
+    the log's epsilon in near-silent bands), and 0 for identical inputs."""
+    from audiolvm.losses import MultiScaleMelLoss
+
+    x = _speechlike(3, 4000) * 10
+    loss = MultiScaleMelLoss(16000, [1024, 256])
+    assert float(loss(x, x)) == 0.0
+    assert float(loss(0.5 * x, x)) == pytest.approx(math.log(4.0), rel=0.02)
