@@ -38,6 +38,7 @@ bench: setup-dev  ## run the benchmarks (see BENCHMARKS.md)
 	$(PY) benchmarks/bench_kv_cache.py
 	$(PY) benchmarks/bench_sampling.py
 	$(PY) benchmarks/bench_pitch.py
+	$(PY) benchmarks/bench_speech_step.py
 
 lint: setup-dev
 	$(PY) -m ruff check audiolvm pipelines data_scripts tests benchmarks
