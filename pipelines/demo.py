@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from audiolvm.builders import load_model, split_entries_for
 from audiolvm.config import ExperimentConfig, load_config
 from audiolvm.core.audio import save_audio
 from audiolvm.core.files import atomic_write_json, atomic_write_text
-from audiolvm.core.pitch import extract_pitch
+from audiolvm.core.pitch import extract_pitch, f0_range
 from audiolvm.data.codes import CodeStore
 from audiolvm.data.manifest import Entry
 from audiolvm.data.readers import CorpusReader
@@ -90,8 +89,8 @@ def write_pitch_plot(model: MultiLevelAutoencoder, cfg: ExperimentConfig, entry:
         waves[f"converted to {target}"] = model.convert(x, model.speaker.ids([target]))[0, 0].numpy()
         save_audio(png.with_name(f"{png.stem}_to_{target}.wav"), waves[f"converted to {target}"], cfg.data.sample_rate)
     stats = cfg.model.pitch.stats
-    bands = {label: (math.exp(stats[spk][0] - stats[spk][1]), math.exp(stats[spk][0] + stats[spk][1]))
-             for label, spk in (("original", entry.speaker), (f"converted to {target}", target)) if spk in stats}
+    voices = (("original", entry.speaker), (f"converted to {target}", target))
+    bands = {label: f0_range(stats[spk]) for label, spk in voices if spk in stats}
     plot_pitch_tracks({k: extract_pitch(v, settings) for k, v in waves.items()}, settings.hop / settings.sample_rate,
                       png, title=f"F0 of {entry.utterance} ({entry.speaker}); shaded: each voice's mean +- 1 sd",
                       bands=bands)

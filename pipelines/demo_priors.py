@@ -13,7 +13,7 @@ import numpy as np
 
 from audiolvm.builders import load_model, load_prior
 from audiolvm.core.audio import load_audio
-from audiolvm.core.pitch import extract_pitch
+from audiolvm.core.pitch import extract_pitch, f0_range
 from audiolvm.data.codes import CodeStore
 from audiolvm.eval.evaluate import speech_pitch_settings
 from audiolvm.eval.plots import plot_pitch_tracks
@@ -64,7 +64,7 @@ def sample_pitch(vqvae: Path, folder: Path, speaker: str) -> dict:
     tracks = {p.stem: extract_pitch(load_audio(p, sample_rate=cfg.data.sample_rate)[0], settings)
               for p in sorted(folder.glob("sample_*.wav"))}
     stats = cfg.model.pitch.stats.get(speaker)
-    band = (math.exp(stats[0] - stats[1]), math.exp(stats[0] + stats[1])) if stats else None
+    band = f0_range(stats) if stats else None
     plot_pitch_tracks(tracks, settings.hop / settings.sample_rate, folder / "pitch.png",
                       title=f"F0 of the speech samples ({speaker}'s range shaded)",
                       bands={k: band for k in tracks} if band else None)

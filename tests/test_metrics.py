@@ -222,7 +222,7 @@ def _filled_report() -> tuple[ReconstructionReport, dict[str, list[tuple[torch.T
         report.add(level, y[:, None], x[:, None])  # a batch of two, (B, 1, T)
         pairs += [(y[0], x[0]), (y[1], x[1])]
         added[level] = pairs
-    report.set_codebook_stats("level 0 (hop 8)", {"perplexity": 812.5, "used_codes": 1900, "dead_codes": 148,
+    report.set_stats("level 0 (hop 8)", {"perplexity": 812.5, "used_codes": 1900, "dead_codes": 148,
                                                   "bitrate_bps": bitrate(RATE, 8, 2048)})
     return report, added
 

@@ -14,6 +14,7 @@ from audiolvm.core.audio import load_audio
 from audiolvm.core.pitch import (
     PitchSettings,
     extract_pitch,
+    f0_range,
     hz_to_cents,
     log_f0_stats,
     map_log_f0,
@@ -159,3 +160,8 @@ def test_speech_quality_gives_nan_when_pesq_finds_no_speech(caplog: pytest.LogCa
     with caplog.at_level("WARNING", logger="audiolvm.eval.pitch"):
         scores = speech_quality(silence, silence, SR)
     assert math.isnan(scores["pesq_wb"]) and "pesq_wb not computed" in caplog.text
+
+
+def test_f0_range_is_one_sd_either_side_of_the_mean_in_cents() -> None:
+    lo, hi = f0_range((math.log(200.0), math.log(2.0) / 12))  # sd of one semitone
+    assert hz_to_cents(hi, 200.0) == pytest.approx(100.0) and hz_to_cents(lo, 200.0) == pytest.approx(-100.0)

@@ -94,7 +94,7 @@ def test_log_f0_mapping_sends_known_statistics_to_the_target() -> None:
     assert np.allclose(cents, 300.0, atol=1e-2)
 
 
-def test_conversion_to_a_higher_voice_raises_the_output_f0() -> None:
+def test_conversion_to_a_higher_voice_hands_the_decoder_the_target_f0() -> None:
     """Low voice -> high voice: the F0 handed to the decoder has the target's statistics and the output changes;
     keeping the source F0 and speaker reproduces the reconstruction. (The output's own F0 is checked on a
     trained model in ``test_trained_pitch_model_conversion_moves_f0_toward_the_target``.)"""

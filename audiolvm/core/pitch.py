@@ -130,6 +130,12 @@ def map_log_f0(
     return (log_f0 - mu_s) / sd_s * sd_t + mu_t + shift_semitones * math.log(2.0) / 12.0
 
 
+def f0_range(stats: tuple[float, float] | list[float]) -> tuple[float, float]:
+    """A voice's F0 range in Hz, ``exp(mean -+ std)``, from its ln-F0 ``[mean, std]``."""
+    mean, std = stats
+    return math.exp(mean - std), math.exp(mean + std)
+
+
 def hz_to_cents(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray:
     """``1200 * log2(a / b)``: the interval from ``b`` up to ``a`` in cents (elementwise)."""
     return 1200.0 * np.log2(np.asarray(a, dtype=np.float64) / np.asarray(b, dtype=np.float64))
@@ -224,7 +230,7 @@ def _periodicity(wave: np.ndarray, f0: np.ndarray, s: PitchSettings) -> np.ndarr
 
 
 def _fix_octaves(f0: np.ndarray, s: PitchSettings) -> np.ndarray:
-    """Move voiced frames about an octave off their neighbourhood's median F0 back by that octave (step 3)."""
+    """Move voiced frames about an octave off their neighbourhood's median F0 back by that octave (step 2)."""
     radius = round(s.octave_window_ms / 2000.0 * s.sample_rate / s.hop)
     idx = np.flatnonzero(f0 > 0)
     if radius < 1 or idx.size < 3:

@@ -18,6 +18,7 @@ from audiolvm.eval.codebook import codebook_usage
 from audiolvm.eval.pitch import PitchReport
 from audiolvm.eval.reconstruction import ReconstructionReport, codebook_stats
 from audiolvm.models.multilevel import MultiLevelAutoencoder
+from audiolvm.models.pitch import pitch_from_arrays
 
 log = logging.getLogger("audiolvm.eval")
 PREDICTED = "F0 predicted from the codes"  # the report row of a pitch-aware model's F0 predictor
@@ -61,22 +62,24 @@ def evaluate_model(model: MultiLevelAutoencoder, reader: CorpusReader, entries: 
     codes: list[list[torch.Tensor]] = [[] for _ in model.levels]
     for entry, wave in iter_audio(reader, entries, sample_rate, "evaluate", progress):
         x = torch.from_numpy(wave)[None, None]  # (1, 1, T)
-        out = model(x, own_speaker(model, entry.speaker))
+        track = extract_pitch(wave, pitch) if pitch is not None else None  # the original's F0, extracted once
+        same = track is not None and model.pitch is not None and model.pitch.settings == pitch
+        out = model(x, own_speaker(model, entry.speaker), pitch_from_arrays([track[0]], [track[1]]) if same else None)
         for i, level_out in enumerate(out.levels):
             report.add(level_label(i, model.hops[i]), level_out.recon, x)
             if pitch_report is not None:
-                pitch_report.add(level_label(i, model.hops[i]), wave, level_out.recon[0, 0].numpy())
+                pitch_report.add(level_label(i, model.hops[i]), wave, level_out.recon[0, 0].numpy(), track)
             if level_out.bottleneck.codes is not None:
                 codes[i].append(level_out.bottleneck.codes)
         if pitch_report is not None and model.pitch is not None:  # the F0 predictor, in the speaker's own voice
             predicted = model.predict_pitch([o.bottleneck.codes for o in out.levels],
                                             own_speaker(model, entry.speaker), x.shape[-1])
-            pitch_report.add_tracks(PREDICTED, extract_pitch(wave, pitch),
+            pitch_report.add_tracks(PREDICTED, track,
                                     (predicted.f0[0].numpy(), predicted.voiced[0].numpy() > 0.5))
     for label, row in (pitch_report.summary() if pitch_report is not None else {}).items():
         report.set_stats(label, {k: v if math.isfinite(v) else None for k, v in row.items() if k != "items"})
     if model.discrete:
         for i, lv in enumerate(model.levels):
             usage = codebook_usage(codes[i], lv.bottleneck.num_codes)
-            report.set_codebook_stats(level_label(i, lv.hop), codebook_stats(usage, sample_rate, lv.hop))
+            report.set_stats(level_label(i, lv.hop), codebook_stats(usage, sample_rate, lv.hop))
     return report

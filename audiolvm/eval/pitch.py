@@ -115,9 +115,14 @@ class PitchReport:
         self._frames: dict[str, list[_FrameComparison]] = {}
         self._items: dict[str, list[dict[str, float]]] = {}
 
-    def add(self, label: str, reference: np.ndarray, estimate: np.ndarray) -> dict[str, float]:
-        """Score one pair (both (T,) at ``settings.sample_rate``) under ``label``; returns its own metrics."""
-        comparison = _compare(reference, estimate, self.settings)
+    def add(self, label: str, reference: np.ndarray, estimate: np.ndarray,
+            reference_track: Track | None = None) -> dict[str, float]:
+        """Score one pair (both (T,) at ``settings.sample_rate``) under ``label``; returns its own metrics.
+        ``reference_track``: the reference's F0 track if the caller already has it (not extracted again)."""
+        if reference_track is None:
+            comparison = _compare(reference, estimate, self.settings)
+        else:
+            comparison = _compare_tracks(reference_track, extract_pitch(_crop(reference, estimate)[1], self.settings))
         item = comparison.metrics()
         if self.quality:
             item.update(speech_quality(reference, estimate, self.settings.sample_rate))

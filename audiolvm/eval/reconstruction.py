@@ -125,7 +125,7 @@ def bitrate(sample_rate: float, hop: int, num_codes: int) -> float:
 
 
 def codebook_stats(usage: CodebookUsage, sample_rate: int, hop: int) -> dict[str, float]:
-    """Codebook columns for ``ReconstructionReport.set_codebook_stats`` from corpus-wide usage counts.
+    """Codebook columns for ``ReconstructionReport.set_stats`` from corpus-wide usage counts.
 
     ``dead_codes`` are codes never chosen over the evaluated corpus; ``bitrate_bps`` is the nominal
     rate (``bitrate``), ``entropy_bitrate_bps`` the rate at the observed code entropy, log2(perplexity).
@@ -164,7 +164,7 @@ class ReconstructionReport:
 
     Utterances may have different lengths: ``add`` one item, or a batch of equal-length items, at a time.
     A level's metric is the mean over its items (every utterance weighs the same, whatever its length).
-    Levels appear in the order first seen, by ``add`` or ``set_codebook_stats``.
+    Levels appear in the order first seen, by ``add`` or ``set_stats``.
     """
 
     def __init__(self, sample_rate: int, metrics: Mapping[str, MetricFn] | None = None) -> None:
@@ -192,8 +192,6 @@ class ReconstructionReport:
         of :class:`audiolvm.eval.pitch.PitchReport`); a column set again replaces its earlier value."""
         self._levels.setdefault(level)
         self._extra.setdefault(level, {}).update(stats)
-
-    set_codebook_stats = set_stats
 
     def values(self, level: str, metric: str) -> list[float]:
         """Per-item values of one metric at one level, in the order added."""

@@ -162,6 +162,10 @@ class MultiLevelAutoencoder(nn.Module):
         upper = results[i + 1].z if i + 1 in results else None
         return self._decoder_input(i, results[i].z, upper, c, pitch)[..., :length]
 
+    def _needed_levels(self, level: int) -> list[int]:
+        """The levels whose codes decoding ``level`` needs: itself and, in conditioned mode, the one above."""
+        return [level] + ([level + 1] if self.mode == "conditioned" and level + 1 < self.num_levels else [])
+
     def extract_pitch(self, x: torch.Tensor) -> Pitch | None:
         """F0 of ``x : Tensor[B x 1 x T]`` with the model's own extractor settings (None without a pitch path)."""
         return None if self.pitch is None else self.pitch.extract(x)
@@ -255,7 +259,7 @@ class MultiLevelAutoencoder(nn.Module):
         try:
             if level is None:
                 return [out.recon for out in self(x, speaker, pitch).levels]
-            needed = [level] + ([level + 1] if self.mode == "conditioned" and level + 1 < self.num_levels else [])
+            needed = self._needed_levels(level)
             c = self.speaker_vector(speaker) if level in self.speaker_levels else None
             if level in self.pitch_levels and pitch is None:
                 pitch = self.extract_pitch(x)
@@ -282,8 +286,7 @@ class MultiLevelAutoencoder(nn.Module):
             return self.reconstruct(x, level, speaker)
         if pitch == "predicted":
             codes: list[torch.Tensor | None] = [None] * self.num_levels
-            for i in {level, self.pitch_levels[0], *([level + 1] if self.mode == "conditioned" and
-                                                    level + 1 < self.num_levels else [])}:
+            for i in {self.pitch_levels[0], *self._needed_levels(level)}:
                 codes[i] = self.levels[i].encode(x)
             return self.decode(codes, level, x.shape[-1], speaker)
         src = self.extract_pitch(x)

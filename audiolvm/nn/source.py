@@ -16,8 +16,8 @@ from torch import nn
 
 
 def frames_to_samples(frames: torch.Tensor, hop: int, length: int) -> torch.Tensor:
-    """Linear interpolation of frame values ``Tensor[B x N]`` (frame ``n`` at sample ``n * hop``) to
-    ``Tensor[B x length]``; samples past the last frame take its value."""
+    """Linear interpolation of frame values ``Tensor[... x N]`` (frame ``n`` at sample ``n * hop``) to
+    ``Tensor[... x length]``; samples past the last frame take its value."""
     n = frames.shape[-1]
     pos = torch.arange(length, device=frames.device, dtype=torch.float64) / hop  # (length,)
     i0 = pos.floor().long().clamp(max=n - 1)
@@ -61,8 +61,8 @@ class HarmonicSource(nn.Module):
 
     def sines(self, f0: torch.Tensor, voiced: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(harmonics Tensor[B x H x T], voiced Tensor[B x 1 x T])`` before noise and merging."""
-        f0_s = frames_to_samples(f0.double(), self.hop, length)  # (B, T), Hz
-        v_s = (frames_to_samples(voiced.double(), self.hop, length) >= 0.5).to(f0.dtype)[:, None]  # (B, 1, T)
+        f0_s, v_s = frames_to_samples(torch.stack([f0, voiced]).double(), self.hop, length)  # (2, B, T)
+        v_s = (v_s >= 0.5).to(f0.dtype)[:, None]  # (B, 1, T)
         phase = 2 * math.pi * torch.cumsum(f0_s / self.sample_rate, dim=-1)  # (B, T), float64 for long inputs
         k = torch.arange(1, self.harmonics + 1, device=f0.device, dtype=torch.float64)[None, :, None]  # (1, H, 1)
         start = (2 * math.pi * torch.rand(f0.shape[0], self.harmonics, 1, device=f0.device, dtype=torch.float64)
