@@ -30,6 +30,7 @@ from audiolvm.engine.checkpoint import latest_checkpoint, load_weights
 from audiolvm.losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
 from audiolvm.models import AudioReconstructionObjective, MultiLevelAutoencoder
 from audiolvm.models.audio_vqvae import audio_autoencoder
+from audiolvm.models.chain import ChainStage, SamplingChain
 from audiolvm.models.pitch import PitchConditioner
 from audiolvm.models.priors import Prior
 from audiolvm.models.speaker import SpeakerConditioner
@@ -284,6 +285,17 @@ def build_prior(cfg: PriorConfig) -> Prior:
 def load_prior(path: str | Path) -> tuple[Prior, PriorExperimentConfig]:
     """Rebuild a trained prior from its run folder (config.json + model.safetensors), eval mode."""
     return load_run(path, PriorExperimentConfig, lambda cfg: build_prior(cfg.prior), "prior")
+
+
+def chain_stage(prior: Prior, cfg: PriorExperimentConfig) -> ChainStage:
+    """A loaded prior as a stage of a :class:`SamplingChain`."""
+    return ChainStage(prior, cfg.codes.level, cfg.codes.upper_level, cfg.prior.labels)
+
+
+def load_chain(vqvae: str | Path, priors: list[str | Path]) -> tuple[SamplingChain, ExperimentConfig]:
+    """The sampling chain of a VQ-VAE run and prior runs listed top-down (top prior, then upsamplers)."""
+    model, cfg = load_model(vqvae)
+    return SamplingChain(model, [chain_stage(*load_prior(p)) for p in priors], cfg.data.sample_rate), cfg
 
 
 # ---- speaker classifier

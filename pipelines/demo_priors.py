@@ -1,5 +1,10 @@
 """Demo stage for the priors: train a top prior and an upsampler on the demo music codes and a prior on
-the speech codes, score them on held-out codes, and sample music and speech (see ``pipelines/demo.py``)."""
+the speech codes, score them on held-out codes, and sample music and speech (see ``pipelines/demo.py``).
+
+Music is measured stage by stage (``audiolvm.eval.music``): the top prior's codes decoded by the level-2
+decoder, the full chain (top prior -> upsampler -> level-1 decoder), the upsampler alone on real held-out
+level-2 codes, and continuations of held-out prompts, against the held-out originals, their
+reconstructions and white noise."""
 
 from __future__ import annotations
 
@@ -11,16 +16,21 @@ from pathlib import Path
 
 import numpy as np
 
-from audiolvm.builders import load_model, load_prior
-from audiolvm.core.audio import load_audio
+from audiolvm.builders import load_chain, load_model, load_prior, split_entries_for
+from audiolvm.core.audio import load_audio, save_audio
+from audiolvm.core.files import atomic_write_text
 from audiolvm.core.pitch import extract_pitch, f0_range
 from audiolvm.data.codes import CodeStore
+from audiolvm.eval import plot_spectrograms
 from audiolvm.eval.evaluate import speech_pitch_settings
+from audiolvm.eval.music import chain_waves, key_agreement, music_report
 from audiolvm.eval.plots import plot_pitch_tracks
 from audiolvm.eval.prior import evaluate_prior
+from audiolvm.models.chain import SamplingSettings
 from pipelines import sample, train_prior
 
 log = logging.getLogger("audiolvm.demo")
+MUSIC_TEMPERATURE, MUSIC_TOP_P = 0.9, 0.9  # the music chain's sampling (RESULTS.md, music section)
 PRIORS = {  # name: (config, codes folder of the demo)
     "music_prior_top": ("configs/demo/prior_top.yaml", "music_codes"),
     "music_upsampler": ("configs/demo/upsampler.yaml", "music_codes"),
@@ -42,15 +52,22 @@ def train_and_score(name: str, out: Path, steps: int | None) -> dict:
             "train_seconds": time.time() - t0, **nll}
 
 
-def draw(out: Path, corpus: str, priors: list[str], seconds: float, speaker: str) -> dict:
+MUSIC = SamplingSettings(temperature=MUSIC_TEMPERATURE, top_p=MUSIC_TOP_P)
+SPEECH = SamplingSettings(top_p=0.95)
+
+
+def draw(out: Path, corpus: str, priors: list[str], seconds: float, speaker: str, n: int = 2,
+         settings: SamplingSettings = SPEECH) -> dict:
     args = argparse.Namespace(vqvae=str(out / f"{corpus}_vqvae"), prior=str(out / priors[0]),
-                              upsamplers=",".join(str(out / p) for p in priors[1:]), seconds=seconds, n=2,
-                              speaker=speaker, prime=None, temperature=1.0, top_k=None, top_p=0.95, seed=0,
-                              out=str(out / f"{corpus}_samples"))
+                              upsamplers=",".join(str(out / p) for p in priors[1:]), seconds=seconds, n=n,
+                              speaker=speaker, prime=None, temperature=settings.temperature, top_k=settings.top_k,
+                              top_p=settings.top_p, seed=settings.seed, save_codes=True, from_codes=None, level=None,
+                              measure=False, out=str(out / f"{corpus}_samples"))
     t0 = time.time()
     sample.run(args)
     wall = time.time() - t0
-    result = {"corpus": corpus, "seconds": seconds, "n": 2, "wall_seconds": wall, "rtf": wall / (2 * seconds)}
+    result = {"corpus": corpus, "seconds": seconds, "n": n, "wall_seconds": wall, "rtf": wall / (n * seconds),
+              "temperature": settings.temperature, "top_p": settings.top_p}
     if corpus == "speech":
         result["pitch"] = sample_pitch(out / f"{corpus}_vqvae", Path(args.out), speaker)
     return result
@@ -75,13 +92,47 @@ def sample_pitch(vqvae: Path, folder: Path, speaker: str) -> dict:
             "speaker_range_hz": band, "plot": str(folder / "pitch.png")}
 
 
+def measure_music(out: Path, seconds: float = 6.0, prime_seconds: float = 2.0) -> dict:
+    """Where does the chain keep or lose the music? The measures of each stage's output (one clip per
+    held-out track and seed offset), of continuations of held-out prompts, and their key agreement."""
+    chain, cfg = load_chain(out / "music_vqvae", [out / "music_prior_top", out / "music_upsampler"])
+    reader, held = split_entries_for(cfg, "valid")
+    rate = cfg.data.sample_rate
+    report = music_report(chain.model, reader, [e for e, _ in held], rate, range(chain.model.num_levels))
+    clips, labels = report.reference, report.labels
+    top, low = max(chain.levels), chain.lowest
+    report.add(f"top prior -> level-{top} decoder", chain_waves(chain, labels * 2, seconds, MUSIC, level=top))
+    samples = chain_waves(chain, labels * 2, seconds, MUSIC)
+    report.add(f"top prior -> upsampler -> level-{low} decoder (the samples)", samples)
+    report.add(f"held-out level-{top} codes -> upsampler -> level-{low} decoder",
+               chain_waves(chain, labels, seconds, MUSIC, real=clips, start_level=top))
+    primed = chain_waves(chain, labels, seconds, MUSIC, real=clips, prime_seconds=prime_seconds)
+    cut = int(prime_seconds * rate)
+    report.add(f"continuations of the held-out clips' first {prime_seconds:.0f} s (after the prompt)",
+               [w[cut:] for w in primed])
+    key = key_agreement([c[:cut] for c in clips], [w[cut:] for w in primed], rate)
+    folder = out / "music_samples"
+    for i, (wave, clip) in enumerate(zip(primed, clips, strict=True)):
+        save_audio(folder / f"continuation_{i:02d}.wav", wave, rate)
+        plot_spectrograms({"original": clip[: len(wave)], f"prompt {prime_seconds:.0f} s + continuation": wave}, rate,
+                          folder / f"continuation_{i:02d}.png")
+    atomic_write_text(folder / "music_measures.md", report.to_table() + "\n")
+    report.write_json(str(folder / "music_measures.json"), {"key_agreement": key})
+    return {"table": report.to_table(), "rows": report.as_dicts(), "key_agreement": key,
+            "seconds": seconds, "prime_seconds": prime_seconds}
+
+
 def run_priors(out: Path, steps: int | None = None) -> dict:
-    log.info("[priors 1/2] training and scoring the music top prior, upsampler and speech prior")
+    log.info("[priors 1/3] training and scoring the music top prior, upsampler and speech prior")
     scores = [train_and_score(name, out, steps) for name in PRIORS]
-    log.info("[priors 2/2] sampling music and speech")
-    draws = [draw(out, "music", ["music_prior_top", "music_upsampler"], 4.0, "organ"),
+    log.info("[priors 2/3] sampling music and speech")
+    draws = [draw(out, "music", ["music_prior_top", "music_upsampler"], 6.0, "organ", 2, MUSIC),
              draw(out, "speech", ["speech_prior"], 2.0, "e01")]
-    return {"scores": scores, "samples": draws}
+    log.info("[priors 3/3] measuring the music chain stage by stage")
+    t0 = time.time()
+    music = measure_music(out)
+    music["wall_seconds"] = time.time() - t0
+    return {"scores": scores, "samples": draws, "music": music}
 
 
 def report_lines(stage: dict) -> list[str]:
@@ -90,9 +141,10 @@ def report_lines(stage: dict) -> list[str]:
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {s['name']} | {s['kind']} | {s['level']} | {s['steps']} | {s['train_seconds']:.0f} | "
               f"{s['nats_per_code']:.3f} | {s['bits_per_code']:.3f} |" for s in stage["scores"]]
-    lines += ["", "Samples (top-p 0.95, 2 each; WAV + spectrogram PNG in `<corpus>_samples/`):", ""]
-    lines += [f"- {d['corpus']}: {d['seconds']:.0f} s each in {d['wall_seconds']:.1f} s "
-              f"(real-time factor {d['rtf']:.2f} for the whole chain, priors + decoder)" for d in stage["samples"]]
+    lines += ["", "Samples (WAV + spectrogram PNG and the codes of every level in `<corpus>_samples/`):", ""]
+    lines += [f"- {d['corpus']}: {d['n']} x {d['seconds']:.0f} s at temperature {d['temperature']}, top-p "
+              f"{d['top_p']}, in {d['wall_seconds']:.1f} s (real-time factor {d['rtf']:.2f} for the whole chain, "
+              "priors + decoder)" for d in stage["samples"]]
     for d in stage["samples"]:
         if p := d.get("pitch"):
             lo, hi = p["speaker_range_hz"] or (0.0, 0.0)
@@ -101,4 +153,15 @@ def report_lines(stage: dict) -> list[str]:
             lines += ["", f"Pitch of the {d['corpus']} samples (F0 predicted from the sampled codes): "
                           f"{p['voiced_fraction']:.0%} of frames voiced, median F0 {p['median_f0_hz']:.0f} Hz{rng}; "
                           f"pitch tracks in `{d['corpus']}_samples/pitch.png`."]
+    if m := stage.get("music"):
+        key = m["key_agreement"]
+        lines += ["", "### Music, stage by stage", "",
+                  f"Music measures (`audiolvm.eval.music`; RESULTS.md explains each and its anchors) against the "
+                  f"held-out chorales, {m['seconds']:.0f} s clips, in {m['wall_seconds']:.0f} s. Chroma: energy share "
+                  "of the 3 strongest pitch classes per frame (higher is more tonal); flatness: 0 tone, 0.56 white "
+                  "noise; Fréchet distances to the originals' log-mel frames and to their top-level encoder "
+                  "features (lower is closer).", "", m["table"], "",
+                  f"Continuations keep the prompt's key: the chroma correlation of each {m['prime_seconds']:.0f} s "
+                  f"prompt with its own continuation is {key['own']:.2f}, against {key['other']:.2f} with the other "
+                  f"prompts' continuations. Continuations: `music_samples/continuation_*.wav|png`."]
     return lines + [""]

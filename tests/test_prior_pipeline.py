@@ -101,6 +101,23 @@ def test_sample_command_runs_the_ancestral_chain(tmp_path: Path) -> None:
     assert np.array_equal(waves["a"], waves["b"]) and not np.array_equal(waves["a"], waves["c"])
     assert main(["sample", *runs[:-1], "nobody", "--out", str(tmp_path / "d")]) == 2
 
+    # staged sampling: keep every level's codes, then resume from the saved top level (only the upsampler
+    # runs) or decode the saved lowest level: the same audio, bit for bit, as the run straight through
+    assert main(["sample", *runs, "--seed", "1", "--save-codes", "--out", str(tmp_path / "s")]) == 0
+    saved = tmp_path / "s" / "codes"
+    assert sorted(p.name for p in saved.glob("level*.npy")) == ["level0.npy", "level1.npy"]
+    straight = (tmp_path / "a" / "sample_01.wav").read_bytes()
+    assert (tmp_path / "s" / "sample_01.wav").read_bytes() == straight
+    resume = ["sample", "--vqvae", str(vq), "--from-codes", str(saved)]
+    assert main([*resume, "--upsamplers", str(tmp_path / "up"), "--level", "1", "--out", str(tmp_path / "r1")]) == 0
+    assert main([*resume, "--level", "0", "--out", str(tmp_path / "r0")]) == 0
+    assert (tmp_path / "r1" / "sample_01.wav").read_bytes() == straight
+    assert (tmp_path / "r0" / "sample_01.wav").read_bytes() == straight
+    assert main([*resume, "--upsamplers", str(tmp_path / "up"), "--level", "1", "--seed", "2",
+                 "--out", str(tmp_path / "r2")]) == 0  # another seed for the upsampler: other level-0 codes
+    assert (tmp_path / "r2" / "sample_01.wav").read_bytes() != straight
+    assert main([*resume, "--level", "3", "--out", str(tmp_path / "bad")]) == 2  # not a saved level
+
     # --prime: the first 0.25 s of every sample is the prompt's own codes, so (away from the boundary, by
     # more than the decoder's receptive field) it is the prompt's reconstruction, whatever the seed
     prompt = ROOT / "data" / "speech" / "wav48_silence_trimmed" / "e02" / "e02_010_mic1.flac"
