@@ -97,8 +97,12 @@ def measure_music(out: Path, seconds: float = 6.0, prime_seconds: float = 2.0) -
     held-out track and seed offset), of continuations of held-out prompts, and their key agreement."""
     chain, cfg = load_chain(out / "music_vqvae", [out / "music_prior_top", out / "music_upsampler"])
     reader, held = split_entries_for(cfg, "valid")
-    rate = cfg.data.sample_rate
-    report = music_report(chain.model, reader, [e for e, _ in held], rate, range(chain.model.num_levels))
+    _, train = split_entries_for(cfg, "train")
+    rate, labels = cfg.data.sample_rate, {e.speaker for e, _ in held}
+    others = [next(e for e, _ in train if e.speaker == label) for label in sorted(labels)
+              if any(e.speaker == label for e, _ in train)]  # one training track per held-out ensemble
+    report = music_report(chain.model, reader, [e for e, _ in held], rate, range(chain.model.num_levels),
+                          others=others)
     clips, labels = report.reference, report.labels
     top, low = max(chain.levels), chain.lowest
     report.add(f"top prior -> level-{top} decoder", chain_waves(chain, labels * 2, seconds, MUSIC, level=top))
@@ -106,13 +110,14 @@ def measure_music(out: Path, seconds: float = 6.0, prime_seconds: float = 2.0) -
     report.add(f"top prior -> upsampler -> level-{low} decoder (the samples)", samples)
     report.add(f"held-out level-{top} codes -> upsampler -> level-{low} decoder",
                chain_waves(chain, labels, seconds, MUSIC, real=clips, start_level=top))
-    primed = chain_waves(chain, labels, seconds, MUSIC, real=clips, prime_seconds=prime_seconds)
-    cut = int(prime_seconds * rate)
-    report.add(f"continuations of the held-out clips' first {prime_seconds:.0f} s (after the prompt)",
-               [w[cut:] for w in primed])
-    key = key_agreement([c[:cut] for c in clips], [w[cut:] for w in primed], rate)
+    span, cut = int(seconds * rate), int(prime_seconds * rate)
+    prompts = [(i, c[o : o + span]) for i, c in enumerate(clips) for o in range(0, len(c) - span + 1, 2 * span)]
+    primed = chain_waves(chain, [labels[i] for i, _ in prompts], seconds, MUSIC, real=[c for _, c in prompts],
+                         prime_seconds=prime_seconds)
+    report.add(f"continuations of {prime_seconds:.0f} s held-out prompts (after the prompt)", [w[cut:] for w in primed])
+    key = key_agreement([c[:cut] for _, c in prompts], [w[cut:] for w in primed], rate, [i for i, _ in prompts])
     folder = out / "music_samples"
-    for i, (wave, clip) in enumerate(zip(primed, clips, strict=True)):
+    for i, (wave, (_, clip)) in enumerate(zip(primed, prompts, strict=True)):
         save_audio(folder / f"continuation_{i:02d}.wav", wave, rate)
         plot_spectrograms({"original": clip[: len(wave)], f"prompt {prime_seconds:.0f} s + continuation": wave}, rate,
                           folder / f"continuation_{i:02d}.png")
@@ -161,7 +166,8 @@ def report_lines(stage: dict) -> list[str]:
                   "of the 3 strongest pitch classes per frame (higher is more tonal); flatness: 0 tone, 0.56 white "
                   "noise; Fréchet distances to the originals' log-mel frames and to their top-level encoder "
                   "features (lower is closer).", "", m["table"], "",
-                  f"Continuations keep the prompt's key: the chroma correlation of each {m['prime_seconds']:.0f} s "
-                  f"prompt with its own continuation is {key['own']:.2f}, against {key['other']:.2f} with the other "
-                  f"prompts' continuations. Continuations: `music_samples/continuation_*.wav|png`."]
+                  f"Do continuations keep the prompt's key? Over {key['pairs']} prompts of {m['prime_seconds']:.0f} s "
+                  f"(from every {2 * m['seconds']:.0f} s of the held-out tracks), the chroma correlation of a prompt "
+                  f"with its own continuation is {key['own']:.2f}, against {key['other']:.2f} with other tracks' "
+                  "continuations. Prompt + continuation: `music_samples/continuation_*.wav|png`."]
     return lines + [""]

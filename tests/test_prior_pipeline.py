@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +118,18 @@ def test_sample_command_runs_the_ancestral_chain(tmp_path: Path) -> None:
                  "--out", str(tmp_path / "r2")]) == 0  # another seed for the upsampler: other level-0 codes
     assert (tmp_path / "r2" / "sample_01.wav").read_bytes() != straight
     assert main([*resume, "--level", "3", "--out", str(tmp_path / "bad")]) == 2  # not a saved level
+
+    # the music measures of the samples (sample --measure) and of one stage (evaluate-prior --music): the
+    # held-out reference scores 0 against itself, white noise is flat, every row has its columns
+    assert main([*resume, "--level", "0", "--measure", "--out", str(tmp_path / "m")]) == 0
+    rows = {r["name"]: r for r in json.loads((tmp_path / "m" / "music_measures.json").read_text())["rows"]}
+    assert rows["held-out originals (reference)"]["mel_fd"] == pytest.approx(0.0, abs=1e-6)
+    assert rows["white noise"]["flatness"] > 0.4 and rows["white noise"]["mel_fd"] > 0
+    assert set(rows) >= {"their level-0 reconstructions (hop 8)", "these samples (level 0)"}
+    assert main(["evaluate-prior", "--prior", str(tmp_path / "up"), "--music", "2", "--seconds", "0.5",
+                 "--out", str(tmp_path / "up.json")]) == 0
+    stage = json.loads((tmp_path / "up.json").read_text())["music"][-1]
+    assert stage["name"] == "held-out level-1 codes -> this upsampler -> level-0 decoder" and stage["clips"] == 2
 
     # --prime: the first 0.25 s of every sample is the prompt's own codes, so (away from the boundary, by
     # more than the decoder's receptive field) it is the prompt's reconstruction, whatever the seed

@@ -82,17 +82,20 @@ def mean_chroma(wave: np.ndarray, rate: int, s: MusicSettings = DEFAULT_SETTINGS
 
 
 def key_agreement(prompts: Sequence[np.ndarray], continuations: Sequence[np.ndarray], rate: int,
-                  s: MusicSettings = DEFAULT_SETTINGS) -> dict[str, float]:
+                  groups: Sequence[str] | None = None, s: MusicSettings = DEFAULT_SETTINGS) -> dict[str, float]:
     """Do continuations keep their prompt's key? The Pearson correlation of the mean chroma of each prompt
-    with its own continuation, against the mean over every other (prompt, continuation) pair."""
+    with its own continuation, against the mean over the (prompt, continuation) pairs of different
+    ``groups`` (e.g. tracks, when several prompts come from one track; default: every other pair)."""
     if len(prompts) != len(continuations) or len(prompts) < 2:
         raise ValueError("key_agreement needs at least two (prompt, continuation) pairs")
+    groups = list(range(len(prompts))) if groups is None else list(groups)
     a = [mean_chroma(w, rate, s) for w in prompts]
     b = [mean_chroma(w, rate, s) for w in continuations]
     corr = np.array([[float(np.corrcoef(x, y)[0, 1]) for y in b] for x in a])  # (P, P)
-    own = np.diag(corr)
-    others = corr[~np.eye(len(a), dtype=bool)]
-    return {"own": float(own.mean()), "other": float(others.mean()), "pairs": len(a)}
+    other = np.array([[ga != gb for gb in groups] for ga in groups])
+    if not other.any():
+        raise ValueError("key_agreement: every pair is from the same group; give prompts from two tracks or more")
+    return {"own": float(np.diag(corr).mean()), "other": float(corr[other].mean()), "pairs": len(a)}
 
 
 def flatness_frames(wave: np.ndarray, rate: int, s: MusicSettings = DEFAULT_SETTINGS) -> np.ndarray:
@@ -243,10 +246,13 @@ class MusicReport:
 
 @torch.no_grad()
 def music_report(model: MultiLevelAutoencoder, reader: CorpusReader, entries: Sequence[Entry], rate: int,
-                 levels: Sequence[int] = (), embed_level: int | None = None, progress: bool = True) -> MusicReport:
+                 levels: Sequence[int] = (), embed_level: int | None = None, progress: bool = True,
+                 others: Sequence[Entry] = ()) -> MusicReport:
     """A :class:`MusicReport` against held-out real clips (``entries``), with its anchor rows: the originals
-    themselves, their reconstructions at each of ``levels`` and white noise of the same length and loudness.
-    The FAD-style column embeds with ``model``'s encoder at ``embed_level`` (default: the top level)."""
+    themselves, their reconstructions at each of ``levels``, other real tracks (``others``, e.g. training
+    tracks of the same ensembles: what real music that is not the reference scores) and white noise of the
+    same length and loudness. The FAD-style column embeds with ``model``'s encoder at ``embed_level``
+    (default: the top level)."""
     pairs = list(iter_audio(reader, entries, rate, "held-out clips", progress))
     clips = [wave for _, wave in pairs]
     embed_level = model.num_levels - 1 if embed_level is None else embed_level
@@ -255,6 +261,9 @@ def music_report(model: MultiLevelAutoencoder, reader: CorpusReader, entries: Se
     for level in levels:
         recons = [model.reconstruct(torch.from_numpy(w)[None, None], level=level)[0, 0].numpy() for w in clips]
         report.add(f"their level-{level} reconstructions (hop {model.hops[level]})", recons)
+    if others:
+        report.add("other real tracks (not the reference)",
+                   [w for _, w in iter_audio(reader, others, rate, "other tracks", progress)])
     report.add("white noise", white_noise(clips))
     return report
 

@@ -1,11 +1,11 @@
 """Ancestral sampling through a multi-level VQ-VAE (Jukebox): a top prior, then upsamplers, then a decoder.
 
 A :class:`SamplingChain` holds the VQ-VAE and its stages top-down (none: it only decodes given codes);
-each stage is a prior over one level, and an upsampler stage also reads the level above. :meth:`SamplingChain.sample_codes` returns every
-sampled level's codes; :meth:`SamplingChain.decode` turns a level's codes into audio with that level's
-decoder. Every level draws from its own generator, seeded by ``(seed, level)`` alone, so a chain resumed
-from saved codes of an upper level (``start`` codes) continues exactly as the uninterrupted chain did:
-staged, low-memory sampling gives the same samples bit for bit.
+each stage is a prior over one level, and an upsampler stage also reads the level above.
+:meth:`SamplingChain.sample_codes` returns every sampled level's codes; :meth:`SamplingChain.decode` turns
+a level's codes into audio with that level's decoder. Every level draws from its own generator, seeded by
+``(seed, level)`` alone, so a chain resumed from saved codes of an upper level (``start`` codes) continues
+exactly as the uninterrupted chain did: staged, low-memory sampling gives the same samples bit for bit.
 """
 
 from __future__ import annotations
