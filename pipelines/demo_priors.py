@@ -26,11 +26,13 @@ from audiolvm.eval.evaluate import speech_pitch_settings
 from audiolvm.eval.music import chain_waves, key_agreement, music_report
 from audiolvm.eval.plots import plot_pitch_tracks
 from audiolvm.eval.prior import evaluate_prior
-from audiolvm.models.chain import SamplingSettings
+from audiolvm.models.chain import SamplingChain, per_level
 from pipelines import sample, train_prior
 
 log = logging.getLogger("audiolvm.demo")
-MUSIC_TEMPERATURE, MUSIC_TOP_P = 0.9, 0.9  # the music chain's sampling (RESULTS.md, music section)
+# the music chain's sampling, top-down (top prior, upsampler): a cooler upsampler keeps more of the top level's
+# harmony (RESULTS.md, music section)
+MUSIC_TEMPERATURE, MUSIC_TOP_P = (1.0, 0.8), (0.9, 0.9)
 PRIORS = {  # name: (config, codes folder of the demo)
     "music_prior_top": ("configs/demo/prior_top.yaml", "music_codes"),
     "music_upsampler": ("configs/demo/upsampler.yaml", "music_codes"),
@@ -52,22 +54,18 @@ def train_and_score(name: str, out: Path, steps: int | None) -> dict:
             "train_seconds": time.time() - t0, **nll}
 
 
-MUSIC = SamplingSettings(temperature=MUSIC_TEMPERATURE, top_p=MUSIC_TOP_P)
-SPEECH = SamplingSettings(top_p=0.95)
-
-
 def draw(out: Path, corpus: str, priors: list[str], seconds: float, speaker: str, n: int = 2,
-         settings: SamplingSettings = SPEECH) -> dict:
+         temperature: tuple[float, ...] = (1.0,), top_p: tuple[float, ...] = (0.95,)) -> dict:
     args = argparse.Namespace(vqvae=str(out / f"{corpus}_vqvae"), prior=str(out / priors[0]),
                               upsamplers=",".join(str(out / p) for p in priors[1:]), seconds=seconds, n=n,
-                              speaker=speaker, prime=None, temperature=settings.temperature, top_k=settings.top_k,
-                              top_p=settings.top_p, seed=settings.seed, save_codes=True, from_codes=None, level=None,
+                              speaker=speaker, prime=None, temperature=",".join(map(str, temperature)), top_k=None,
+                              top_p=",".join(map(str, top_p)), seed=0, save_codes=True, from_codes=None, level=None,
                               measure=False, out=str(out / f"{corpus}_samples"))
     t0 = time.time()
     sample.run(args)
     wall = time.time() - t0
     result = {"corpus": corpus, "seconds": seconds, "n": n, "wall_seconds": wall, "rtf": wall / (n * seconds),
-              "temperature": settings.temperature, "top_p": settings.top_p}
+              "temperature": list(temperature), "top_p": list(top_p)}
     if corpus == "speech":
         result["pitch"] = sample_pitch(out / f"{corpus}_vqvae", Path(args.out), speaker)
     return result
@@ -96,6 +94,7 @@ def measure_music(out: Path, seconds: float = 6.0, prime_seconds: float = 2.0) -
     """Where does the chain keep or lose the music? The measures of each stage's output (one clip per
     held-out track and seed offset), of continuations of held-out prompts, and their key agreement."""
     chain, cfg = load_chain(out / "music_vqvae", [out / "music_prior_top", out / "music_upsampler"])
+    music = per_level(chain.levels, MUSIC_TEMPERATURE, MUSIC_TOP_P)
     reader, held = split_entries_for(cfg, "valid")
     _, train = split_entries_for(cfg, "train")
     rate, labels = cfg.data.sample_rate, {e.speaker for e, _ in held}
@@ -105,14 +104,15 @@ def measure_music(out: Path, seconds: float = 6.0, prime_seconds: float = 2.0) -
                           others=others)
     clips, labels = report.reference, report.labels
     top, low = max(chain.levels), chain.lowest
-    report.add(f"top prior -> level-{top} decoder", chain_waves(chain, labels * 2, seconds, MUSIC, level=top))
-    samples = chain_waves(chain, labels * 2, seconds, MUSIC)
+    top_only = SamplingChain(chain.model, chain.stages[:1], rate)
+    report.add(f"top prior -> level-{top} decoder", chain_waves(top_only, labels * 2, seconds, music))
+    samples = chain_waves(chain, labels * 2, seconds, music)
     report.add(f"top prior -> upsampler -> level-{low} decoder (the samples)", samples)
     report.add(f"held-out level-{top} codes -> upsampler -> level-{low} decoder",
-               chain_waves(chain, labels, seconds, MUSIC, real=clips, start_level=top))
+               chain_waves(chain, labels, seconds, music, real=clips, start_level=top))
     span, cut = int(seconds * rate), int(prime_seconds * rate)
     prompts = [(i, c[o : o + span]) for i, c in enumerate(clips) for o in range(0, len(c) - span + 1, 2 * span)]
-    primed = chain_waves(chain, [labels[i] for i, _ in prompts], seconds, MUSIC, real=[c for _, c in prompts],
+    primed = chain_waves(chain, [labels[i] for i, _ in prompts], seconds, music, real=[c for _, c in prompts],
                          prime_seconds=prime_seconds)
     report.add(f"continuations of {prime_seconds:.0f} s held-out prompts (after the prompt)", [w[cut:] for w in primed])
     key = key_agreement([c[:cut] for _, c in prompts], [w[cut:] for w in primed], rate, [i for i, _ in prompts])
@@ -131,7 +131,8 @@ def run_priors(out: Path, steps: int | None = None) -> dict:
     log.info("[priors 1/3] training and scoring the music top prior, upsampler and speech prior")
     scores = [train_and_score(name, out, steps) for name in PRIORS]
     log.info("[priors 2/3] sampling music and speech")
-    draws = [draw(out, "music", ["music_prior_top", "music_upsampler"], 6.0, "organ", 2, MUSIC),
+    draws = [draw(out, "music", ["music_prior_top", "music_upsampler"], 6.0, "organ", 2, MUSIC_TEMPERATURE,
+                  MUSIC_TOP_P),
              draw(out, "speech", ["speech_prior"], 2.0, "e01")]
     log.info("[priors 3/3] measuring the music chain stage by stage")
     t0 = time.time()
@@ -148,7 +149,8 @@ def report_lines(stage: dict) -> list[str]:
               f"{s['nats_per_code']:.3f} | {s['bits_per_code']:.3f} |" for s in stage["scores"]]
     lines += ["", "Samples (WAV + spectrogram PNG and the codes of every level in `<corpus>_samples/`):", ""]
     lines += [f"- {d['corpus']}: {d['n']} x {d['seconds']:.0f} s at temperature {d['temperature']}, top-p "
-              f"{d['top_p']}, in {d['wall_seconds']:.1f} s (real-time factor {d['rtf']:.2f} for the whole chain, "
+              f"{d['top_p']} (top-down), in {d['wall_seconds']:.1f} s (real-time factor {d['rtf']:.2f} for the "
+              "whole chain, "
               "priors + decoder)" for d in stage["samples"]]
     for d in stage["samples"]:
         if p := d.get("pitch"):

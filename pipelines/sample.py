@@ -17,6 +17,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -46,9 +47,11 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=None, help="number of samples (default 1; with --from-codes: as saved)")
     p.add_argument("--speaker", default=None, help="label (speaker / track group) to condition on")
     p.add_argument("--prime", default=None, help="audio prompt to continue")
-    p.add_argument("--temperature", type=float, default=None, help="default 1.0 (with --from-codes: as saved)")
+    p.add_argument("--temperature", default=None,
+                   help="one value for every level or a comma-separated list top-down, e.g. 1.0,0.8 for a cooler "
+                        "upsampler (default 1.0; with --from-codes: as saved)")
     p.add_argument("--top-k", type=int, default=None)
-    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--top-p", default=None, help="nucleus sampling: one value or a list top-down, like --temperature")
     p.add_argument("--seed", type=int, default=None, help="default 0 (with --from-codes: as saved)")
     p.add_argument("--save-codes", action="store_true",
                    help="also write every sampled level's codes to OUT/codes/ (level<L>.npy + codes.json)")
@@ -79,6 +82,35 @@ def read_saved_codes(folder: Path, level: int | None) -> tuple[dict, dict[int, t
     return meta, codes
 
 
+def _values(text: str | None, what: str) -> list[float | None]:
+    if text is None:
+        return []
+    try:
+        return [float(v) for v in str(text).split(",")]
+    except ValueError as exc:
+        raise ValueError(f"--{what} {text!r}: give a number or a comma-separated list of numbers, top-down") from exc
+
+
+def level_settings(args: argparse.Namespace, saved_meta: dict, levels: list[int]) -> dict[int, SamplingSettings]:
+    """Per-level sampling settings of the levels to sample (top-down): the command line's, else those the
+    saved codes were drawn with (--from-codes), else the defaults."""
+    saved = {int(lv): SamplingSettings(**v) for lv, v in saved_meta.get("settings", {}).items()}
+    temps, tops = _values(args.temperature, "temperature"), _values(args.top_p, "top-p")
+    for values, what in ((temps, "temperature"), (tops, "top-p")):
+        if len(values) not in (0, 1, len(levels)):
+            raise ValueError(f"--{what}: {len(values)} values for {len(levels)} sampled levels; give one, or one "
+                             "per level top-down")
+    out = {}
+    for i, lv in enumerate(levels):
+        base = saved.get(lv, SamplingSettings())
+        out[lv] = SamplingSettings(
+            temps[min(i, len(temps) - 1)] if temps else base.temperature,
+            args.top_k if args.top_k is not None else base.top_k,
+            tops[min(i, len(tops) - 1)] if tops else base.top_p,
+            args.seed if args.seed is not None else base.seed)
+    return out
+
+
 def write_codes(folder: Path, codes: dict[int, torch.Tensor], meta: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for lv, c in codes.items():
@@ -101,11 +133,10 @@ def run(args: argparse.Namespace) -> int:
         return value if value is not None else saved_meta.get(name, default)
 
     n, seconds, speaker = setting("n", 1), setting("seconds", 4.0), setting("speaker", None)
-    settings = SamplingSettings(setting("temperature", 1.0), setting("top_k", None), setting("top_p", None),
-                                setting("seed", 0))
     runs = ([args.prior] if args.prior and not start else []) + [u for u in args.upsamplers.split(",") if u]
     stages = [chain_stage(*load_prior(r)) for r in runs]
     stages = [st for st in stages if st.level not in start]
+    settings = level_settings(args, saved_meta, [st.level for st in stages])
     if not stages and not start:
         raise ValueError("nothing to sample: give --prior (and --upsamplers) or --from-codes")
     chain = SamplingChain(model, stages, vcfg.data.sample_rate)
@@ -125,8 +156,10 @@ def run(args: argparse.Namespace) -> int:
         save_audio(out / f"sample_{i:02d}.wav", wave, rate)
         plot_spectrograms({f"sample {i} (level {lowest})": wave}, rate, out / f"sample_{i:02d}.png")
     if args.save_codes:
-        write_codes(out / "codes", codes, {"vqvae": str(args.vqvae), "priors": runs, "n": n, "seconds": seconds,
-                                          "speaker": speaker, "prime": args.prime, **settings.__dict__})
+        write_codes(out / "codes", codes, {
+            "vqvae": str(args.vqvae), "priors": runs, "n": n, "seconds": seconds, "speaker": speaker,
+            "prime": args.prime, "settings": saved_meta.get("settings", {}) | {
+                str(lv): dataclasses.asdict(v) for lv, v in settings.items()}})
     log.info("wrote %d samples of %.1f s (level %d) to %s", n, seconds, lowest, out)
     if args.measure:
         reader, held_out = split_entries_for(vcfg, "valid")

@@ -269,16 +269,18 @@ def music_report(model: MultiLevelAutoencoder, reader: CorpusReader, entries: Se
 
 
 def chain_waves(chain: SamplingChain, labels: Sequence[str | None], seconds: float,
-                settings: SamplingSettings = DEFAULT_SAMPLING, level: int | None = None,
-                real: Sequence[np.ndarray] | None = None, start_level: int | None = None,
+                settings: SamplingSettings | Mapping[int, SamplingSettings] = DEFAULT_SAMPLING,
+                level: int | None = None, real: Sequence[np.ndarray] | None = None, start_level: int | None = None,
                 prime_seconds: float = 0.0) -> list[np.ndarray]:
-    """One sample per entry of ``labels`` (seed ``settings.seed + i``), decoded at ``level`` (default: the
-    chain's lowest). With ``real`` clips (one per label) and ``start_level``, the levels from ``start_level``
-    up start from each clip's own codes (teacher forcing: e.g. real top codes through the upsampler); with
-    ``prime_seconds`` instead, every level continues the clip's first ``prime_seconds``."""
+    """One sample per entry of ``labels`` (seed ``settings.seed + i``; settings for every level or per level),
+    decoded at ``level`` (default: the chain's lowest). With ``real`` clips (one per label) and
+    ``start_level``, the levels from ``start_level`` up start from each clip's own codes (teacher forcing:
+    e.g. real top codes through the upsampler); with ``prime_seconds`` instead, every level continues the
+    clip's first ``prime_seconds``."""
     model, waves = chain.model, []
     for i, label in enumerate(labels):
-        s = SamplingSettings(settings.temperature, settings.top_k, settings.top_p, settings.seed + i)
+        s = (settings.reseeded(settings.seed + i) if isinstance(settings, SamplingSettings)
+             else {lv: v.reseeded(v.seed + i) for lv, v in settings.items()})
         start, prime = None, None
         if real is not None:
             x = torch.from_numpy(np.ascontiguousarray(real[i][: int(seconds * chain.sample_rate)], np.float32))

@@ -10,6 +10,7 @@ exactly as the uninterrupted chain did: staged, low-memory sampling gives the sa
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,22 @@ class SamplingSettings:
     top_k: int | None = None
     top_p: float | None = None
     seed: int = 0
+
+    def reseeded(self, seed: int) -> SamplingSettings:
+        return dataclasses.replace(self, seed=seed)
+
+
+def per_level(levels: Sequence[int], temperature: Sequence[float], top_p: Sequence[float | None],
+              top_k: int | None = None, seed: int = 0) -> dict[int, SamplingSettings]:
+    """``{level: SamplingSettings}`` from top-down lists (one value for every level, or one per level)."""
+    def pick(values: Sequence, i: int, what: str):  # noqa: ANN202
+        if len(values) not in (1, len(levels)):
+            raise ValueError(f"{what}: give one value or one per sampled level ({len(levels)}, top-down), got "
+                             f"{len(values)}")
+        return values[0] if len(values) == 1 else values[i]
+
+    return {lv: SamplingSettings(pick(temperature, i, "temperature"), top_k, pick(top_p, i, "top_p"), seed)
+            for i, lv in enumerate(levels)}
 
 
 DEFAULT_SAMPLING = SamplingSettings()
@@ -91,14 +108,16 @@ class SamplingChain:
         return {"label": torch.full((n,), list(stage.labels).index(label), dtype=torch.long)}
 
     def sample_codes(self, n: int, seconds: float, label: str | None = None,
-                     settings: SamplingSettings = DEFAULT_SAMPLING,
+                     settings: SamplingSettings | Mapping[int, SamplingSettings] = DEFAULT_SAMPLING,
                      prime: Mapping[int, torch.Tensor] | None = None,
                      start: Mapping[int, torch.Tensor] | None = None, progress: bool = True) -> dict[int, torch.Tensor]:
         """``{level: LongTensor[n x N_level]}`` for every stage's level.
 
-        ``prime[level] : LongTensor[1 or n x P]`` are codes to continue (transformer priors; e.g. an
-        encoded prompt). ``start[level]`` are already sampled codes (a saved run's): stages of those
-        levels are skipped and the chain resumes below them with the same draws it would have made.
+        ``settings`` apply to every level, or give one per level (``{level: SamplingSettings}``; Jukebox
+        samples its upsamplers cooler than its top prior). ``prime[level] : LongTensor[1 or n x P]`` are
+        codes to continue (transformer priors; e.g. an encoded prompt). ``start[level]`` are already
+        sampled codes (a saved run's): stages of those levels are skipped and the chain resumes below them
+        with the same draws it would have made.
         """
         codes: dict[int, torch.Tensor] = {lv: c.long() for lv, c in (start or {}).items()}
         if not self.stages and not codes:
@@ -121,8 +140,9 @@ class SamplingChain:
                 if not hasattr(st.prior, "forward_step"):
                     raise ValueError(f"{type(st.prior).__name__} cannot continue a prompt; use a transformer prior")
                 kwargs["prime"] = prime[st.level][:, :length].expand(n, -1)
-            codes[st.level] = st.prior.sample(n, length, cond or None, settings.temperature, settings.top_k,
-                                              settings.top_p, level_generator(settings.seed, st.level), **kwargs)
+            s = settings if isinstance(settings, SamplingSettings) else settings[st.level]
+            codes[st.level] = st.prior.sample(n, length, cond or None, s.temperature, s.top_k, s.top_p,
+                                              level_generator(s.seed, st.level), **kwargs)
         return codes
 
     def speaker(self, label: str | None, n: int) -> torch.Tensor | None:
