@@ -106,7 +106,7 @@ def measure_music(out: Path, seconds: float = 6.0, prime_seconds: float = 2.0) -
     top, low = max(chain.levels), chain.lowest
     top_only = SamplingChain(chain.model, chain.stages[:1], rate)
     report.add(f"top prior -> level-{top} decoder", chain_waves(top_only, labels * 2, seconds, music))
-    samples = chain_waves(chain, labels * 2, seconds, music)
+    samples = chain_waves(chain, labels * 4, seconds, music)  # the target row: more clips, a steadier estimate
     report.add(f"top prior -> upsampler -> level-{low} decoder (the samples)", samples)
     report.add(f"held-out level-{top} codes -> upsampler -> level-{low} decoder",
                chain_waves(chain, labels, seconds, music, real=clips, start_level=top))
