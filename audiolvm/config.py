@@ -163,6 +163,9 @@ class TrainConfig:
     keep_last: int = 3
     seed: int = 0
     max_nonfinite: int = 5  # consecutive non-finite losses before the run stops
+    # a checkpoint is "good" when its weights are finite and the first loss computed with them is at most
+    # this many times the median of the recent losses; a diverged run names the newest good one
+    divergence_ratio: float = 10.0
     tensorboard: bool = True
     progress: bool = True
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from audiolvm.engine import TrainingDiverged
 from pipelines import (
     convert,
     decode,
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("accelerate").setLevel(logging.WARNING)
     try:
         return int(COMMANDS[args.command].run(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as exc:  # user errors: one clear line, no traceback
+    except (ValueError, FileNotFoundError, KeyError, TrainingDiverged) as exc:  # one clear line, no traceback
         if args.verbose:
             raise
         print(f"audiolvm {args.command}: error: {exc}", file=sys.stderr)

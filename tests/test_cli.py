@@ -67,6 +67,17 @@ def test_user_errors_are_one_line(capsys: pytest.CaptureFixture, tmp_path: Path)
     assert "no model.safetensors" in capsys.readouterr().err
 
 
+
+def test_divergence_stops_with_one_line_and_names_no_bad_checkpoint(capsys: pytest.CaptureFixture,
+                                                                     tmp_path: Path) -> None:
+    """train.lr=1e9: the weights blow up after the first update; the run stops with exit code 2 and one line
+    naming the field to change, and claims no checkpoint as good (none is: the only one would be step 1)."""
+    assert main(["train", TINY, DATA, "train.lr=1e9", "train.ckpt_every=1", "train.max_steps=40",
+                 f"train.out_dir={tmp_path}", "train.progress=false", "train.tensorboard=false"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("audiolvm train: error: training diverged") and "train.lr (now 1e+09)" in err
+    assert "no good checkpoint was written" in err
+
 def test_training_is_reproducible_under_the_seed(tmp_path: Path) -> None:
     """Initial weights, crops and data order all come from train.seed: two runs give identical weights,
     and another seed gives different ones."""

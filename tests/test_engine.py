@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ import torch
 
 from audiolvm.config import TrainConfig
 from audiolvm.engine import Trainer, TrainingDiverged, lr_multiplier
-from audiolvm.engine.checkpoint import list_checkpoints, load_weights
+from audiolvm.engine import checkpoint
+from audiolvm.engine.checkpoint import exported_step, list_checkpoints, load_weights
 from tests.helpers import SineDataset, tiny_objective, tiny_vqvae
 
 
@@ -58,6 +60,51 @@ def test_checkpoints_rotate_and_export_safetensors(tmp_path: Path) -> None:
     assert (tmp_path / "config.json").is_file() and (tmp_path / "curves.png").stat().st_size > 1000
 
 
+def test_resume_of_a_finished_run_replaces_a_stale_export(tmp_path: Path) -> None:
+    """A kill between the final checkpoint and the export left older weights behind (issue 13): --resume of
+    the finished run trains nothing, but must export the checkpoint's weights again."""
+    trainer = make_trainer(tmp_path)
+    trainer.fit()
+    final = state(trainer)
+    assert exported_step(tmp_path / "model.safetensors") == 6
+    shutil.copy(tmp_path / "checkpoints" / "step_000003" / "model.safetensors", tmp_path / "model.safetensors")
+    assert exported_step(tmp_path / "model.safetensors") is None  # accelerate's copy names no step
+    stale = load_weights(tmp_path / "model.safetensors")
+    assert any(not torch.equal(stale[k], final[k]) for k in final)
+    resumed = make_trainer(tmp_path, seed_model=5)
+    resumed.fit(resume=True)
+    assert resumed.state.step == 6 and exported_step(tmp_path / "model.safetensors") == 6
+    exported = load_weights(tmp_path / "model.safetensors")
+    assert all(torch.equal(exported[k], final[k]) for k in final)
+
+
+def test_a_kill_inside_the_checkpoint_window_resumes_to_the_same_weights(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The export is written before the checkpoint is published; a kill between the two (simulated at the
+    final step) leaves no checkpoint for that step, and --resume retrains it to the same weights."""
+    straight = make_trainer(tmp_path / "a")
+    straight.fit()
+    publish = checkpoint.publish_dir
+
+    def killed_at_the_end(tmp: Path, final: Path) -> None:
+        if final.name == "step_000006":
+            raise KeyboardInterrupt("killed")
+        publish(tmp, final)
+
+    monkeypatch.setattr(checkpoint, "publish_dir", killed_at_the_end)
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(tmp_path / "b").fit()
+    monkeypatch.setattr(checkpoint, "publish_dir", publish)
+    assert [p.name for p in list_checkpoints(tmp_path / "b" / "checkpoints")] == ["step_000003"]
+    assert exported_step(tmp_path / "b" / "model.safetensors") == 6  # the export was already there
+    resumed = make_trainer(tmp_path / "b", seed_model=9)
+    resumed.fit(resume=True)
+    a, b = state(straight), state(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    exported = load_weights(tmp_path / "b" / "model.safetensors")
+    assert exported_step(tmp_path / "b" / "model.safetensors") == 6 and all(torch.equal(exported[k], a[k]) for k in a)
+
+
 def test_metrics_csv_logs_every_term(tmp_path: Path) -> None:
     make_trainer(tmp_path).fit()
     text = (tmp_path / "metrics.csv").read_text()
@@ -96,6 +143,34 @@ def test_repeated_nonfinite_losses_stop_and_keep_last_checkpoint(tmp_path: Path)
     assert [p.name for p in list_checkpoints(tmp_path / "checkpoints")] == ["step_000003"]
     saved = load_weights(ckpt / "model.safetensors")
     assert all(torch.isfinite(v).all() for v in saved.values())
+
+
+def test_the_named_checkpoint_is_the_last_good_one_and_survives_rotation(tmp_path: Path) -> None:
+    """A checkpoint after which the loss explodes is not good; the diverged run names the newest good one,
+    which rotation kept although it is older than the last keep_last, and whose weights decode finite audio."""
+    objective, calls = tiny_objective(), {"n": 0}
+
+    def step_fn(model, batch):  # noqa: ANN001, ANN202 - steps 1-6 fine, 7 explodes (finite), then NaN
+        out = objective(model, batch)
+        calls["n"] += model.training
+        if model.training and calls["n"] == 7:
+            out["loss"] = out["loss"] * 1e6
+        elif model.training and calls["n"] > 7:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    trainer = make_trainer(tmp_path, step_fn=step_fn, max_steps=50, ckpt_every=1, keep_last=2, valid_every=100,
+                           max_nonfinite=3)
+    with pytest.raises(TrainingDiverged, match="step_000005") as err:
+        trainer.fit()
+    assert "train.grad_clip is already 1" in str(err.value) and "\n" not in str(err.value)
+    assert [p.name for p in list_checkpoints(tmp_path / "checkpoints")] == ["step_000005", "step_000006",
+                                                                          "step_000007"]
+    model = tiny_vqvae(dead_threshold=1.5)
+    model.load_state_dict(load_weights(tmp_path / "checkpoints" / "step_000005" / "model.safetensors"))
+    with torch.no_grad():
+        recon = model.eval()(SineDataset(n=2, seed=3)[0]["audio"][None]).recon
+    assert torch.isfinite(recon).all() and recon.abs().max() > 0
 
 
 def test_lr_schedule_warmup_then_cosine() -> None:

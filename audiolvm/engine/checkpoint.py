@@ -4,7 +4,8 @@ Layout of a run folder::
 
     <out>/checkpoints/step_000500/   full training state (accelerate ``save_state``)
                                      + trainer_state.json + config.json
-    <out>/model.safetensors          exported weights of the latest checkpoint (safetensors)
+    <out>/model.safetensors          exported weights of the latest checkpoint (safetensors; its metadata
+                                     names the step; written before the checkpoint that claims the step)
     <out>/config.json                the resolved config that built the model
 """
 
@@ -16,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 STEP_DIR = re.compile(r"^step_(\d+)$")
@@ -51,23 +53,37 @@ def publish_dir(tmp: Path, final: Path) -> None:
         tmp.rename(final)
 
 
-def rotate(root: str | Path, keep_last: int) -> list[Path]:
-    """Delete all but the newest ``keep_last`` checkpoints; returns the deleted folders."""
+def rotate(root: str | Path, keep_last: int, keep: int = -1) -> list[Path]:
+    """Delete all but the newest ``keep_last`` checkpoints and the one of step ``keep`` (the last good one);
+    returns the deleted folders."""
     ckpts = list_checkpoints(root)
-    doomed = ckpts[:-keep_last] if keep_last > 0 else []
+    doomed = [p for p in ckpts[:-keep_last] if p.name != step_dir(root, keep).name] if keep_last > 0 else []
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
     return doomed
 
 
-def save_weights(state_dict: dict[str, torch.Tensor], path: str | Path) -> Path:
-    """Save tensors as safetensors atomically."""
+def save_weights(state_dict: dict[str, torch.Tensor], path: str | Path, step: int | None = None) -> Path:
+    """Save tensors as safetensors atomically; ``step`` (the training step they are from) goes into the
+    file's metadata, so a stale export can be recognised (:func:`exported_step`)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
-    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    metadata = {"format": "pt"} | ({"step": str(step)} if step is not None else {})
+    save_file(tensors, str(tmp), metadata=metadata)
     os.replace(tmp, path)
     return path
+
+
+def exported_step(path: str | Path) -> int | None:
+    """The training step recorded in an exported weights file; None if the file is missing, unreadable
+    (truncated) or has no step."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            step = (f.metadata() or {}).get("step")
+    except Exception:  # noqa: BLE001 - a missing, truncated or foreign file is simply not an up-to-date export
+        return None
+    return int(step) if step is not None and step.isdigit() else None
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:

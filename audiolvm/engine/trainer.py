@@ -12,9 +12,10 @@ import json
 import logging
 import math
 import shutil
+import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -47,6 +48,9 @@ class TrainerState:
     batch_in_epoch: int = 0  # micro-batches consumed in the current epoch
     nonfinite_in_row: int = 0
     skipped_steps: int = 0
+    last_good: int = -1  # step of the newest checkpoint confirmed good (-1: none yet)
+    pending: int = -1  # step of a checkpoint whose first loss has not been seen yet
+    recent_losses: list[float] = field(default_factory=list)  # for the running median (last 64 steps)
 
 
 @dataclass
@@ -204,16 +208,38 @@ class Trainer:
         acc.wait_for_everyone()
         acc.save_state(str(tmp))
         acc.wait_for_everyone()
+        finite = all(bool(torch.isfinite(p).all()) for p in self.unwrapped_model().parameters())
+        self.state.pending = self.state.step if finite else -1  # judged by the next loss (_judge_checkpoint)
         if self.is_main:
             atomic_write_json(tmp / "trainer_state.json", dataclasses.asdict(self.state))
             if self.run_config is not None:
                 atomic_write_json(tmp / "config.json", self.run_config)
-                atomic_write_json(self.out_dir / "config.json", self.run_config)
+            # the export comes first: a checkpoint that claims step N is never published beside older weights
+            self.export()
             ckpt.publish_dir(tmp, final)
-            ckpt.rotate(self.ckpt_root, self.cfg.keep_last)
-            ckpt.save_weights(self.unwrapped_model().state_dict(), self.out_dir / "model.safetensors")
+            ckpt.rotate(self.ckpt_root, self.cfg.keep_last, keep=self.state.last_good)
         acc.wait_for_everyone()
         return final
+
+    def export(self) -> Path:
+        """Write ``<out>/config.json`` and ``<out>/model.safetensors`` (the weights of the current step, which
+        its metadata names): what inference loads. Main process only."""
+        if self.run_config is not None:
+            atomic_write_json(self.out_dir / "config.json", self.run_config)
+        return ckpt.save_weights(self.unwrapped_model().state_dict(), self.out_dir / "model.safetensors",
+                                 self.state.step)
+
+    def _refresh_export(self) -> None:
+        """After a resume: if the exported weights are missing, unreadable or from another step than the
+        checkpoint (a run killed between checkpoint and export), export the checkpoint's weights again."""
+        path = self.out_dir / "model.safetensors"
+        found = ckpt.exported_step(path)
+        if self.is_main and found != self.state.step:
+            what = "missing or unreadable" if found is None else f"from step {found}"
+            log.warning("%s is %s; re-exporting the weights of the resumed checkpoint (step %d)", path, what,
+                        self.state.step)
+            self.export()
+        self.accelerator.wait_for_everyone()
 
     # ----------------------------------------------------------------------------------------
     def _micro_step(self, batch: Mapping[str, torch.Tensor], window: dict) -> dict[str, torch.Tensor]:
@@ -235,16 +261,43 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
         return out
 
+    def _judge_checkpoint(self, loss: float) -> None:
+        """The first loss computed with a pending checkpoint's weights decides whether it is good: finite and
+        at most ``divergence_ratio`` times the median of the recent losses."""
+        st = self.state
+        if st.pending >= 0:
+            history = st.recent_losses
+            bound = self.cfg.divergence_ratio * abs(statistics.median(history)) if history else math.inf
+            if math.isfinite(loss) and loss <= bound:
+                st.last_good = st.pending
+            else:
+                log.warning("checkpoint step %d is not a good one: the loss after it is %.4g (median of the "
+                            "last %d steps %.4g, train.divergence_ratio %g)", st.pending, loss, len(history),
+                            statistics.median(history) if history else math.nan, self.cfg.divergence_ratio)
+            st.pending = -1
+        if math.isfinite(loss):
+            st.recent_losses = [*st.recent_losses, loss][-64:]
+
+    def good_checkpoint(self) -> Path | None:
+        """The newest checkpoint confirmed good, if it is still on disk."""
+        path = ckpt.step_dir(self.ckpt_root, self.state.last_good) if self.state.last_good >= 0 else None
+        return path if path is not None and path.is_dir() else None
+
     def _after_nonfinite(self, last_ckpt: Path | None) -> None:
         self.state.nonfinite_in_row += 1
         self.state.skipped_steps += 1
         msg = f"step {self.state.step}: non-finite loss, update skipped ({self.state.nonfinite_in_row} in a row)"
         log.warning(msg)
         if self.state.nonfinite_in_row >= self.cfg.max_nonfinite:
+            good, cfg = self.good_checkpoint(), self.cfg
+            clip = (f"train.grad_clip is already {cfg.grad_clip:g}" if cfg.grad_clip > 0
+                    else "set train.grad_clip (e.g. 1.0)")
+            where = (f"the last good checkpoint is {good} (finite weights, sane loss after it); resume from it with "
+                     "--resume after lowering train.lr" if good is not None
+                     else "no good checkpoint was written, so start again")
             raise TrainingDiverged(
-                f"{self.cfg.max_nonfinite} non-finite losses in a row at step {self.state.step}; "
-                f"stopped. Last good checkpoint (untouched): {last_ckpt or 'none written yet'}. "
-                "Lower train.lr, enable train.grad_clip or check the data."
+                f"training diverged: {cfg.max_nonfinite} non-finite losses in a row at step {self.state.step}; "
+                f"{where}. Lower train.lr (now {cfg.lr:g}); {clip}; or check the data."
             )
 
     @torch.no_grad()
@@ -280,6 +333,8 @@ class Trainer:
             log.warning("--resume: no checkpoint under %s; starting from scratch", self.ckpt_root)
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+        if resumed is not None:
+            self._refresh_export()
         csv = CSVLogger(self.out_dir / "metrics.csv", self.state.step if resumed else None) if self.is_main else None
         if cfg.tensorboard:
             acc.init_trackers("tensorboard")
@@ -306,6 +361,7 @@ class Trainer:
                     self.state.step += 1
                     for k, v in out.items():
                         running[k].append(float(v.detach().float().mean()))
+                    self._judge_checkpoint(running["loss"][-1])
                     bar.update(1)
                     last_ckpt, last_valid = self._periodic(running, csv, bar, last_ckpt, last_valid, end)
                     if self.state.step >= end:
