@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from audiolvm.config import TrainConfig
-from audiolvm.engine import Trainer, TrainingDiverged, lr_multiplier
-from audiolvm.engine import checkpoint
+from audiolvm.engine import Trainer, TrainingDiverged, checkpoint, lr_multiplier
 from audiolvm.engine.checkpoint import exported_step, list_checkpoints, load_weights
 from tests.helpers import SineDataset, tiny_objective, tiny_vqvae
 
