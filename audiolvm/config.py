@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -406,7 +407,39 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         except OmegaConfBaseException as exc:
             msg = str(exc).splitlines()[0]
             raise ConfigError(f"{source}: {msg} (key '{getattr(exc, 'full_key', '?')}')") from exc
-    return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    return check_ranges(OmegaConf.to_object(merged), str(path) if path is not None else "overrides")
+
+
+#: value ranges checked after every load: {schema class name: {field: (test, what it must be)}}
+_POSITIVE = (lambda v: v > 0, "> 0")
+_AT_LEAST_1 = (lambda v: v >= 1, ">= 1")
+_NOT_NEGATIVE = (lambda v: v >= 0, ">= 0")
+_NOT_EMPTY = (lambda v: bool(str(v).strip()), "a non-empty path")
+RANGES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
+    "TrainConfig": {"max_steps": _AT_LEAST_1, "log_every": _AT_LEAST_1, "valid_every": _AT_LEAST_1,
+                    "ckpt_every": _AT_LEAST_1, "grad_accum": _AT_LEAST_1, "max_nonfinite": _AT_LEAST_1,
+                    "lr": _POSITIVE, "warmup_steps": _NOT_NEGATIVE, "keep_last": _NOT_NEGATIVE,
+                    "grad_clip": _NOT_NEGATIVE, "divergence_ratio": (lambda v: v > 1, "> 1"),
+                    "out_dir": _NOT_EMPTY},
+    "DataConfig": {"root": _NOT_EMPTY, "crop_seconds": _POSITIVE, "batch_size": _AT_LEAST_1,
+                   "sample_rate": _POSITIVE},
+    "CodesDataConfig": {"root": _NOT_EMPTY, "window": (lambda v: v >= 2, ">= 2"), "batch_size": _AT_LEAST_1},
+}
+
+
+def check_ranges(cfg: Any, source: str = "config", prefix: str = "") -> Any:
+    """Raise ConfigError naming the first field whose value is out of range (:data:`RANGES`); returns ``cfg``."""
+    rules = RANGES.get(type(cfg).__name__, {})
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            check_ranges(value, source, f"{prefix}{f.name}.")
+        elif f.name in rules and value is not None:
+            test, what = rules[f.name]
+            if not test(value):
+                raise ConfigError(f"{source}: {prefix}{f.name}={value!r} is out of range: it must be {what}; "
+                                  f"set it in the config or with {prefix}{f.name}=VALUE")
+    return cfg
 
 
 def config_to_dict(cfg: Any) -> dict:

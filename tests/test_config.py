@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,17 @@ def test_shipped_configs_load_and_round_trip_through_json() -> None:
         schema = shipped_schema(path)
         cfg = load_config(path, schema=schema)
         assert config_from_dict(config_to_dict(cfg), schema=schema) == cfg, path
+
+
+@pytest.mark.parametrize("override, field, must", [
+    ("train.ckpt_every=0", "train.ckpt_every=0", ">= 1"), ("train.log_every=0", "train.log_every=0", ">= 1"),
+    ("train.valid_every=0", "train.valid_every=0", ">= 1"), ("train.grad_accum=0", "train.grad_accum=0", ">= 1"),
+    ("train.max_steps=-5", "train.max_steps=-5", ">= 1"), ("train.lr=-1", "train.lr=-1.0", "> 0"),
+    ("data.root=", "data.root=''", "a non-empty path"), ("data.crop_seconds=0", "data.crop_seconds=0.0", "> 0"),
+])
+def test_out_of_range_values_name_the_field(override: str, field: str, must: str) -> None:
+    """Values that used to divide by zero, exit 0 without a model or scan the current directory."""
+    with pytest.raises(ConfigError, match=re.escape(f"{field} is out of range: it must be {must}")):
+        load_config(ROOT / "configs" / "tiny" / "speech_vqvae.yaml", [override])
+    with pytest.raises(ConfigError, match=re.escape("codes.window=1 is out of range")):
+        load_config(None, ["codes.window=1"], schema=PriorExperimentConfig)

@@ -99,6 +99,29 @@ def test_folder_bad_files_are_skipped_and_counted(tmp_path: Path) -> None:
     assert len(list(reader)) == 2 and sum(reader.skipped.values()) == 3  # iteration recounts nothing
 
 
+def test_bad_names_links_and_rate_headers_are_named_skips(tmp_path: Path) -> None:
+    """A non-UTF-8 file name, a dangling symlink and impossible sample-rate headers (1 Hz, 2 GHz) used to
+    abort the scan or poison training; each is now a counted skip that names the file, and the scan goes on."""
+    write(tmp_path / "good.wav", 1600, 16000)
+    sf.write(str(tmp_path / "one_hz.wav"), np.full(100, 0.1, np.float32), 1)
+    sf.write(str(tmp_path / "two_ghz.wav"), np.full(100, 0.1, np.float32), 2_000_000_000)
+    os.symlink(tmp_path / "missing.wav", tmp_path / "dangling.wav")
+    latin1 = os.path.join(os.fsencode(tmp_path), "caf\xe9.wav".encode("latin-1"))  # not valid UTF-8
+    try:
+        with open(latin1, "wb") as f:
+            f.write((tmp_path / "good.wav").read_bytes())
+    except OSError:
+        pytest.skip("this filesystem refuses non-UTF-8 file names")
+    reader = FolderReader(tmp_path)
+    assert [e.utterance for e in reader.entries()] == ["good"]
+    reasons = {Path(p).name: r for p, r in reader.skipped_files}
+    assert reasons["dangling.wav"].startswith("dangling link")
+    assert reasons["one_hz.wav"].startswith("sample rate outside") and "1 Hz" in reasons["one_hz.wav"]
+    assert "2000000000 Hz" in reasons["two_ghz.wav"]
+    assert [r for n, r in reasons.items() if n.startswith("caf")] == ["file name is not valid UTF-8 (rename the file)"]
+    assert sum(reader.skipped.values()) == 4
+
+
 def test_files_broken_after_scan_are_skipped_while_iterating(
     tmp_path: Path, probe_counter: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -37,6 +37,10 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
+#: sample rates a header may claim; outside this range it is corrupt (a 1 Hz header reads 20 s as 89 days)
+MIN_RATE, MAX_RATE = 1000, 384000
+
+
 def audio_info(path: PathLike) -> AudioInfo:
     """Header-only probe (no decode). Raises AudioError for unreadable or empty files."""
     try:
@@ -47,6 +51,9 @@ def audio_info(path: PathLike) -> AudioInfo:
         raise AudioError(path, "0 channels")
     if info.frames <= 0:
         raise AudioError(path, "0 samples (empty file)")
+    if not MIN_RATE <= info.samplerate <= MAX_RATE:
+        raise AudioError(path, f"sample rate outside {MIN_RATE}-{MAX_RATE} Hz (header says {info.samplerate} Hz; a "
+                               "corrupt header? re-encode the file)")
     return AudioInfo(str(path), int(info.samplerate), int(info.frames), int(info.channels))
 
 

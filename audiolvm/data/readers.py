@@ -115,6 +115,18 @@ class CorpusReader:
             yield Utterance(wave, rate, entry.speaker, entry.utterance, entry.text, entry.path)
 
 
+def unusable_name(path: Path) -> str | None:
+    """Why ``path`` cannot be scanned before it is even opened (None if it can): a name that is not valid
+    UTF-8 (it cannot be written to the manifest) or a symbolic link whose target is missing."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8 (rename the file)"
+    if not path.exists():
+        return "dangling link (its target is missing)" if path.is_symlink() else "vanished during the scan"
+    return None
+
+
 class FileCorpusReader(CorpusReader):
     """Base for readers of a corpus folder. Subclasses give ``kind``, ``audio_files`` and ``describe``.
 
@@ -148,7 +160,12 @@ class FileCorpusReader(CorpusReader):
 
     def entries(self) -> list[Entry]:
         """All usable entries, sorted by path. Bad files are counted in ``skipped``."""
-        files = self.audio_files()
+        files = []
+        for path in self.audio_files():
+            if reason := unusable_name(path):
+                self.skip(path.as_posix().encode("utf-8", "backslashreplace").decode(), reason)
+            else:
+                files.append(path)
         if not files:
             raise CorpusError(no_audio_message(self.root))
         result = cached_scan(
