@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -292,10 +293,41 @@ def chain_stage(prior: Prior, cfg: PriorExperimentConfig) -> ChainStage:
     return ChainStage(prior, cfg.codes.level, cfg.codes.upper_level, cfg.prior.labels)
 
 
+def check_prior_matches(prior_run: str | Path, cfg: PriorExperimentConfig, vqvae: str | Path,
+                        model: MultiLevelAutoencoder) -> None:
+    """Refuse a prior trained on another VQ-VAE's codes: the code folder it trained on (when still there)
+    must have this model's hop and codebook size per level and have been encoded by these very weights."""
+    meta_path = Path(cfg.codes.root) / "meta.json"
+    if not meta_path.is_file():
+        return  # the codes are gone: the chain still checks the codebook size of the modelled level
+    meta = json.loads(meta_path.read_text())
+    theirs = [(lv["hop"], lv["num_codes"]) for lv in meta.get("levels", [])]
+    ours = [(lv.hop, lv.bottleneck.num_codes) for lv in model.levels]
+    if theirs != ours:
+        raise ValueError(f"prior {prior_run} trained on codes with (hop, K) per level {theirs} ({meta_path}); the "
+                         f"VQ-VAE {vqvae} has {ours}: sample through the VQ-VAE that wrote those codes")
+    encoded_by = Path(meta.get("checkpoint", ""))
+    weights = resolve_checkpoint(vqvae)[0]
+    if encoded_by.is_file() and encoded_by.resolve() != weights.resolve() and not _same_file(encoded_by, weights):
+        raise ValueError(f"prior {prior_run} trained on codes of {encoded_by} ({meta_path}), not of {weights}: the "
+                         "codebooks differ, so its codes would decode to noise; pass that VQ-VAE with --vqvae")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    return hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
+
+
 def load_chain(vqvae: str | Path, priors: list[str | Path]) -> tuple[SamplingChain, ExperimentConfig]:
     """The sampling chain of a VQ-VAE run and prior runs listed top-down (top prior, then upsamplers)."""
     model, cfg = load_model(vqvae)
-    return SamplingChain(model, [chain_stage(*load_prior(p)) for p in priors], cfg.data.sample_rate), cfg
+    stages = []
+    for run in priors:
+        prior, pcfg = load_prior(run)
+        check_prior_matches(run, pcfg, vqvae, model)
+        stages.append(chain_stage(prior, pcfg))
+    return SamplingChain(model, stages, cfg.data.sample_rate), cfg
 
 
 # ---- speaker classifier

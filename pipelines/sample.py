@@ -20,12 +20,13 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from audiolvm.builders import chain_stage, load_model, load_prior, split_entries_for
+from audiolvm.builders import chain_stage, check_prior_matches, load_model, load_prior, split_entries_for
 from audiolvm.core.audio import load_audio, save_audio
 from audiolvm.core.files import atomic_write_json, atomic_write_text
 from audiolvm.eval import plot_spectrograms
@@ -134,7 +135,13 @@ def run(args: argparse.Namespace) -> int:
 
     n, seconds, speaker = setting("n", 1), setting("seconds", 4.0), setting("speaker", None)
     runs = ([args.prior] if args.prior and not start else []) + [u for u in args.upsamplers.split(",") if u]
-    stages = [chain_stage(*load_prior(r)) for r in runs]
+    if not (n >= 1 and math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"--n {n} / --seconds {seconds}: need at least one sample of a finite, positive length")
+    stages = []
+    for run_dir in runs:
+        prior, pcfg = load_prior(run_dir)
+        check_prior_matches(run_dir, pcfg, args.vqvae, model)
+        stages.append(chain_stage(prior, pcfg))
     stages = [st for st in stages if st.level not in start]
     settings = level_settings(args, saved_meta, [st.level for st in stages])
     if not stages and not start:

@@ -79,7 +79,7 @@ def test_train_prior_command_then_reload_and_sample(store_dir: Path, tmp_path: P
     assert sample.shape == (2, 40) and int(sample.min()) >= 0 and int(sample.max()) < 16
 
 
-def test_sample_command_runs_the_ancestral_chain(tmp_path: Path) -> None:
+def test_sample_command_runs_the_ancestral_chain(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """VQ-VAE -> codes on disk -> top prior + upsampler -> `audiolvm sample`: WAVs of the asked length,
     identical under the same seed, different under another, and a --speaker outside the labels is refused."""
     data, vq = f"data.root={ROOT / 'data' / 'speech'}", tmp_path / "vq"
@@ -101,6 +101,14 @@ def test_sample_command_runs_the_ancestral_chain(tmp_path: Path) -> None:
     assert len(waves["a"]) == 8000 and (tmp_path / "a" / "sample_01.png").is_file()
     assert np.array_equal(waves["a"], waves["b"]) and not np.array_equal(waves["a"], waves["c"])
     assert main(["sample", *runs[:-1], "nobody", "--out", str(tmp_path / "d")]) == 2
+    assert main(["sample", *runs, "--n", "0", "--out", str(tmp_path / "d")]) == 2
+    assert main(["sample", *runs, "--seconds", "inf", "--out", str(tmp_path / "d")]) == 2
+    # a VQ-VAE of the same shape but other weights: its codebooks differ, so the priors are refused
+    other = tmp_path / "other_vq"
+    assert main(["train", str(ROOT / "configs" / "tiny" / "speech_vqvae.yaml"), data, f"train.out_dir={other}",
+                 "train.max_steps=2", "train.seed=7", "model.strides=[[2, 4], [4]]"]) == 0
+    assert main(["sample", "--vqvae", str(other), *runs[2:], "--out", str(tmp_path / "d")]) == 2
+    assert "trained on codes of" in capsys.readouterr().err
 
     # staged sampling: keep every level's codes, then resume from the saved top level (only the upsampler
     # runs) or decode the saved lowest level: the same audio, bit for bit, as the run straight through
