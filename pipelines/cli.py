@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("accelerate").setLevel(logging.WARNING)
     try:
         return int(COMMANDS[args.command].run(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError, TrainingDiverged) as exc:  # one clear line, no traceback
+    # user errors, a diverged run, a full disk or an unreadable file: one clear line, exit code 2 (-v: traceback)
+    except (ValueError, OSError, KeyError, TrainingDiverged) as exc:
         if args.verbose:
             raise
         print(f"audiolvm {args.command}: error: {exc}", file=sys.stderr)

@@ -211,3 +211,27 @@ def test_bf16_mixed_precision_trains_with_float32_codebook(tmp_path: Path) -> No
     assert result.state.step == 3 and result.state.skipped_steps == 0
     vq = trainer.unwrapped_model().bottleneck
     assert vq.codebook.dtype == torch.float32 and torch.isfinite(vq.codebook).all()
+
+
+def test_a_full_disk_while_plotting_keeps_the_previous_curves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """curves.png used to be truncated to 0 bytes when the disk filled during savefig; now the PNG is
+    rendered in memory and moved into place, so the old figure survives and the error is an OSError."""
+    import errno
+
+    from matplotlib.figure import Figure
+
+    from audiolvm.engine.logs import plot_curves
+
+    make_trainer(tmp_path).fit()
+    png = tmp_path / "curves.png"
+    before = png.read_bytes()
+
+    def disk_full(self, fname, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        fname.write(b"\x89PNG partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        plot_curves(tmp_path / "metrics.csv", png)
+    assert png.read_bytes() == before and len(before) > 1000
+    assert not list(tmp_path.glob(".curves.png.*"))

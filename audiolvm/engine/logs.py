@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections import defaultdict
 from pathlib import Path
+
+from audiolvm.core.files import atomic_write_bytes, atomic_write_text
 
 FIELDS = ["step", "split", "name", "value"]
 
@@ -17,17 +20,21 @@ class CSVLogger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.path.exists():
-            rows = [r for r in read_rows(self.path) if int(r["step"]) <= resume_step]
-            self._write(rows, "w")
+            self._rewrite([r for r in read_rows(self.path) if int(r["step"]) <= resume_step])
         elif not self.path.exists() or resume_step is None:
-            self._write([], "w")
+            self._rewrite([])
+
+    def _rewrite(self, rows: list[dict]) -> None:
+        """Replace the file atomically (a kill during a resume's rewrite keeps the old rows)."""
+        buf = io.StringIO(newline="")
+        writer = csv.DictWriter(buf, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_text(self.path, buf.getvalue())
 
     def _write(self, rows: list[dict], mode: str) -> None:
         with self.path.open(mode, newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=FIELDS)
-            if mode == "w":
-                writer.writeheader()
-            writer.writerows(rows)
+            csv.DictWriter(fh, fieldnames=FIELDS).writerows(rows)
 
     def log(self, step: int, split: str, values: dict[str, float]) -> None:
         rows = [{"step": step, "split": split, "name": k, "value": f"{v:.6g}"} for k, v in values.items()]
@@ -74,7 +81,7 @@ def plot_curves(csv_path: str | Path, png_path: str | Path, skip: tuple[str, ...
     for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     fig.tight_layout()
-    png_path = Path(png_path)
-    fig.savefig(png_path, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, format="png")
     plt.close(fig)
-    return png_path
+    return atomic_write_bytes(png_path, buf.getvalue())  # a kill or a full disk never leaves half a PNG

@@ -3,6 +3,7 @@ figure of the package is written (``save_figure``)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from audiolvm.core.features import LogMel
+from audiolvm.core.files import atomic_write_bytes
 
 
 def pyplot() -> Any:
@@ -24,13 +26,12 @@ def pyplot() -> Any:
 
 
 def save_figure(fig: Any, png: str | Path, dpi: int = 100) -> Path:
-    """Lay out ``fig``, write it to ``png`` (creating its folder) and close it."""
-    png = Path(png)
-    png.parent.mkdir(parents=True, exist_ok=True)
+    """Lay out ``fig``, write it to ``png`` atomically (creating its folder) and close it."""
     fig.tight_layout()
-    fig.savefig(png, dpi=dpi)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format="png")
     pyplot().close(fig)
-    return png
+    return atomic_write_bytes(png, buf.getvalue())  # a kill or a full disk never leaves half a PNG
 
 
 def plot_spectrograms(waves: Mapping[str, np.ndarray], sample_rate: int, png: str | Path, title: str = "") -> Path:
