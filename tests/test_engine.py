@@ -235,3 +235,31 @@ def test_a_full_disk_while_plotting_keeps_the_previous_curves(tmp_path: Path, mo
         plot_curves(tmp_path / "metrics.csv", png)
     assert png.read_bytes() == before and len(before) > 1000
     assert not list(tmp_path.glob(".curves.png.*"))
+
+
+def test_one_run_per_out_dir(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A live run's lock refuses a second run into the folder; a dead run's lock is taken over; a lock from
+    another host is refused with the way to clear it; a finished run leaves no lock behind."""
+    import json
+    import socket
+    import subprocess
+    import sys
+
+    from audiolvm.engine.lock import LOCK_NAME, RunLocked
+
+    lock = tmp_path / LOCK_NAME
+    tmp_path.mkdir(exist_ok=True)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock.write_text(json.dumps({"pid": live.pid, "host": socket.gethostname()}))
+        with pytest.raises(RunLocked, match=f"another run \\(PID {live.pid}\\) is writing"):
+            make_trainer(tmp_path).fit()
+        assert not list_checkpoints(tmp_path / "checkpoints")  # refused before touching anything
+    finally:
+        live.kill()
+        live.wait()
+    make_trainer(tmp_path).fit()  # the holder is gone now: a stale lock
+    assert "taking over a stale lock" in caplog.text and not lock.exists()
+    lock.write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    with pytest.raises(RunLocked, match=f"host elsewhere; if that run is over, delete {lock}"):
+        make_trainer(tmp_path).fit(resume=True)

@@ -30,6 +30,7 @@ from audiolvm.core.distributed import all_true
 from audiolvm.core.files import atomic_write_json
 from audiolvm.core.seed import seed_everything
 from audiolvm.engine import checkpoint as ckpt
+from audiolvm.engine.lock import RunLock, RunLocked
 from audiolvm.engine.logs import CSVLogger, plot_curves
 from audiolvm.engine.sampling import EpochSampler
 
@@ -325,7 +326,23 @@ class Trainer:
 
     def fit(self, resume: bool = False, stop_after: int | None = None) -> FitResult:
         """Train to ``cfg.max_steps`` (or stop early after ``stop_after`` steps of this call,
-        writing a checkpoint, as an interrupted job would)."""
+        writing a checkpoint, as an interrupted job would). The main process holds ``out_dir``'s lock
+        (:class:`~audiolvm.engine.lock.RunLock`) meanwhile: a second run into the folder is refused."""
+        lock, refused = RunLock(self.out_dir) if self.is_main else None, None
+        if lock is not None:
+            try:
+                lock.acquire()
+            except RunLocked as exc:
+                refused = exc
+        if not all_true(refused is None, self.accelerator.device):  # every rank stops, none waits at a barrier
+            raise refused or RunLocked(f"{self.out_dir}: the main process could not take the run lock")
+        try:
+            return self._fit(resume, stop_after)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _fit(self, resume: bool, stop_after: int | None) -> FitResult:
         acc, cfg = self.accelerator, self.cfg
         resumed = self.resume() if resume else None
         last_ckpt = resumed
