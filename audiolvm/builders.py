@@ -293,6 +293,13 @@ def chain_stage(prior: Prior, cfg: PriorExperimentConfig) -> ChainStage:
     return ChainStage(prior, cfg.codes.level, cfg.codes.upper_level, cfg.prior.labels)
 
 
+def check_code_levels(model: MultiLevelAutoencoder, levels: list[tuple[int, int]], what: str, fix: str) -> None:
+    """Codes with ``(hop, K)`` per level ``levels`` can be decoded by ``model`` only if its levels are the same."""
+    ours = [(lv.hop, lv.bottleneck.num_codes) for lv in model.levels]
+    if levels != ours:
+        raise ValueError(f"{what}: (hop, K) per level {levels}, the VQ-VAE's {ours}; {fix}")
+
+
 def check_prior_matches(prior_run: str | Path, cfg: PriorExperimentConfig, vqvae: str | Path,
                         model: MultiLevelAutoencoder) -> None:
     """Refuse a prior trained on another VQ-VAE's codes: the code folder it trained on (when still there)
@@ -301,11 +308,9 @@ def check_prior_matches(prior_run: str | Path, cfg: PriorExperimentConfig, vqvae
     if not meta_path.is_file():
         return  # the codes are gone: the chain still checks the codebook size of the modelled level
     meta = json.loads(meta_path.read_text())
-    theirs = [(lv["hop"], lv["num_codes"]) for lv in meta.get("levels", [])]
-    ours = [(lv.hop, lv.bottleneck.num_codes) for lv in model.levels]
-    if theirs != ours:
-        raise ValueError(f"prior {prior_run} trained on codes with (hop, K) per level {theirs} ({meta_path}); the "
-                         f"VQ-VAE {vqvae} has {ours}: sample through the VQ-VAE that wrote those codes")
+    check_code_levels(model, [(lv["hop"], lv["num_codes"]) for lv in meta.get("levels", [])],
+                      f"prior {prior_run} trained on codes of {meta_path}",
+                      f"sample through the VQ-VAE that wrote them, not {vqvae}")
     encoded_by = Path(meta.get("checkpoint", ""))
     weights = resolve_checkpoint(vqvae)[0]
     if encoded_by.is_file() and encoded_by.resolve() != weights.resolve() and not _same_file(encoded_by, weights):
@@ -322,12 +327,17 @@ def _same_file(a: Path, b: Path) -> bool:
 def load_chain(vqvae: str | Path, priors: list[str | Path]) -> tuple[SamplingChain, ExperimentConfig]:
     """The sampling chain of a VQ-VAE run and prior runs listed top-down (top prior, then upsamplers)."""
     model, cfg = load_model(vqvae)
+    return SamplingChain(model, load_stages(vqvae, model, priors), cfg.data.sample_rate), cfg
+
+
+def load_stages(vqvae: str | Path, model: MultiLevelAutoencoder, priors: list[str | Path]) -> list[ChainStage]:
+    """Prior runs (top-down) as chain stages, each checked against the VQ-VAE (:func:`check_prior_matches`)."""
     stages = []
     for run in priors:
         prior, pcfg = load_prior(run)
         check_prior_matches(run, pcfg, vqvae, model)
         stages.append(chain_stage(prior, pcfg))
-    return SamplingChain(model, stages, cfg.data.sample_rate), cfg
+    return stages
 
 
 # ---- speaker classifier

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from audiolvm.builders import load_model
+from audiolvm.builders import check_code_levels, load_model
 from audiolvm.core.audio import save_audio
 from audiolvm.data.codes import CodeItem, CodeStore
 from audiolvm.models import MultiLevelAutoencoder
@@ -43,11 +43,8 @@ def decode_item(model: MultiLevelAutoencoder, store: CodeStore, item: CodeItem, 
 
 
 def check_compatible(model: MultiLevelAutoencoder, store: CodeStore, codes_dir: str) -> None:
-    ours = [(lv.hop, lv.bottleneck.num_codes) for lv in model.levels]
-    theirs = [(lv.hop, lv.num_codes) for lv in store.levels]
-    if ours != theirs:
-        raise ValueError(f"{codes_dir}: codes have (hop, K) per level {theirs}, the checkpoint {ours}; "
-                         "decode with the checkpoint that encoded them")
+    check_code_levels(model, [(lv.hop, lv.num_codes) for lv in store.levels], f"{codes_dir}: codes",
+                      "decode with the checkpoint that encoded them")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -95,13 +95,15 @@ def measure_music(out: Path, seconds: float = 6.0, prime_seconds: float = 2.0) -
     held-out track and seed offset), of continuations of held-out prompts, and their key agreement."""
     chain, cfg = load_chain(out / "music_vqvae", [out / "music_prior_top", out / "music_upsampler"])
     music = per_level(chain.levels, MUSIC_TEMPERATURE, MUSIC_TOP_P)
-    reader, held = split_entries_for(cfg, "valid")
-    _, train = split_entries_for(cfg, "train")
-    rate, labels = cfg.data.sample_rate, {e.speaker for e, _ in held}
-    others = [next(e for e, _ in train if e.speaker == label) for label in sorted(labels)
-              if any(e.speaker == label for e, _ in train)]  # one training track per held-out ensemble
-    report = music_report(chain.model, reader, [e for e, _ in held], rate, range(chain.model.num_levels),
-                          others=others)
+    reader, entries = split_entries_for(cfg, "all")  # one corpus scan for both splits
+    held = [e for e, split in entries if split == "valid"]
+    first_train = {}  # one training track per ensemble: the "other real tracks" anchor
+    for e, split in entries:
+        if split == "train":
+            first_train.setdefault(e.speaker, e)
+    rate = cfg.data.sample_rate
+    others = [first_train[label] for label in sorted({e.speaker for e in held}) if label in first_train]
+    report = music_report(chain.model, reader, held, rate, range(chain.model.num_levels), others=others)
     clips, labels = report.reference, report.labels
     top, low = max(chain.levels), chain.lowest
     top_only = SamplingChain(chain.model, chain.stages[:1], rate)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import logging
 import math
@@ -26,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiolvm.builders import chain_stage, check_prior_matches, load_model, load_prior, split_entries_for
+from audiolvm.builders import load_model, load_stages, split_entries_for
 from audiolvm.core.audio import load_audio, save_audio
-from audiolvm.core.files import atomic_write_json, atomic_write_text
+from audiolvm.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
 from audiolvm.eval import plot_spectrograms
 from audiolvm.eval.music import music_report
-from audiolvm.models.chain import SamplingChain, SamplingSettings
+from audiolvm.models.chain import SamplingChain, SamplingSettings, top_down
 
 HELP = "sample audio from a prior, upsamplers and a VQ-VAE"
 log = logging.getLogger("audiolvm.sample")
@@ -96,28 +97,22 @@ def level_settings(args: argparse.Namespace, saved_meta: dict, levels: list[int]
     """Per-level sampling settings of the levels to sample (top-down): the command line's, else those the
     saved codes were drawn with (--from-codes), else the defaults."""
     saved = {int(lv): SamplingSettings(**v) for lv, v in saved_meta.get("settings", {}).items()}
-    temps, tops = _values(args.temperature, "temperature"), _values(args.top_p, "top-p")
-    for values, what in ((temps, "temperature"), (tops, "top-p")):
-        if len(values) not in (0, 1, len(levels)):
-            raise ValueError(f"--{what}: {len(values)} values for {len(levels)} sampled levels; give one, or one "
-                             "per level top-down")
+    temps = top_down(_values(args.temperature, "temperature"), levels, "--temperature")
+    tops = top_down(_values(args.top_p, "top-p"), levels, "--top-p")
     out = {}
-    for i, lv in enumerate(levels):
+    for lv in levels:
         base = saved.get(lv, SamplingSettings())
-        out[lv] = SamplingSettings(
-            temps[min(i, len(temps) - 1)] if temps else base.temperature,
-            args.top_k if args.top_k is not None else base.top_k,
-            tops[min(i, len(tops) - 1)] if tops else base.top_p,
-            args.seed if args.seed is not None else base.seed)
+        out[lv] = SamplingSettings(temps.get(lv, base.temperature),
+                                   args.top_k if args.top_k is not None else base.top_k,
+                                   tops.get(lv, base.top_p), args.seed if args.seed is not None else base.seed)
     return out
 
 
 def write_codes(folder: Path, codes: dict[int, torch.Tensor], meta: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
     for lv, c in codes.items():
-        tmp = folder / f".level{lv}.tmp.npy"
-        np.save(tmp, c.numpy().astype(np.int32))
-        tmp.replace(folder / f"level{lv}.npy")
+        buf = io.BytesIO()
+        np.save(buf, c.numpy().astype(np.int32))
+        atomic_write_bytes(folder / f"level{lv}.npy", buf.getvalue())
     atomic_write_json(folder / CODES_META, meta | {"levels": sorted(codes)})
 
 
@@ -137,12 +132,7 @@ def run(args: argparse.Namespace) -> int:
     runs = ([args.prior] if args.prior and not start else []) + [u for u in args.upsamplers.split(",") if u]
     if not (n >= 1 and math.isfinite(seconds) and seconds > 0):
         raise ValueError(f"--n {n} / --seconds {seconds}: need at least one sample of a finite, positive length")
-    stages = []
-    for run_dir in runs:
-        prior, pcfg = load_prior(run_dir)
-        check_prior_matches(run_dir, pcfg, args.vqvae, model)
-        stages.append(chain_stage(prior, pcfg))
-    stages = [st for st in stages if st.level not in start]
+    stages = [st for st in load_stages(args.vqvae, model, runs) if st.level not in start]
     settings = level_settings(args, saved_meta, [st.level for st in stages])
     if not stages and not start:
         raise ValueError("nothing to sample: give --prior (and --upsamplers) or --from-codes")

@@ -284,7 +284,7 @@ class Trainer:
         path = ckpt.step_dir(self.ckpt_root, self.state.last_good) if self.state.last_good >= 0 else None
         return path if path is not None and path.is_dir() else None
 
-    def _after_nonfinite(self, last_ckpt: Path | None) -> None:
+    def _after_nonfinite(self) -> None:
         self.state.nonfinite_in_row += 1
         self.state.skipped_steps += 1
         msg = f"step {self.state.step}: non-finite loss, update skipped ({self.state.nonfinite_in_row} in a row)"
@@ -372,7 +372,7 @@ class Trainer:
                     ok = window.get("ok", True)
                     window = {}
                     if not ok:
-                        self._after_nonfinite(last_ckpt)
+                        self._after_nonfinite()
                         continue
                     self.state.nonfinite_in_row = 0
                     self.state.step += 1

@@ -63,11 +63,20 @@ def _active(power: np.ndarray, silence_db: float) -> np.ndarray:
     return energy >= energy.max() * 10 ** (-silence_db / 10)
 
 
+def _power(wave: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    return np.abs(librosa.stft(wave, n_fft=n_fft, hop_length=hop)) ** 2  # (F, N)
+
+
+def _chroma(wave: np.ndarray, rate: int, s: MusicSettings) -> np.ndarray:
+    """float[12 x N']: chroma energy of the non-silent ``s.chroma_fft``-point frames."""
+    power = _power(wave, s.chroma_fft, s.chroma_hop)
+    return librosa.feature.chroma_stft(S=power[:, _active(power, s.silence_db)], sr=rate, n_fft=s.chroma_fft,
+                                       norm=None)
+
+
 def chroma_shares(wave: np.ndarray, rate: int, s: MusicSettings = DEFAULT_SETTINGS) -> np.ndarray:
     """float[N]: per non-silent frame, the share of chroma energy in the ``s.top`` strongest pitch classes."""
-    power = np.abs(librosa.stft(wave, n_fft=s.chroma_fft, hop_length=s.chroma_hop)) ** 2  # (F, N)
-    keep = _active(power, s.silence_db)
-    chroma = librosa.feature.chroma_stft(S=power[:, keep], sr=rate, n_fft=s.chroma_fft, norm=None)  # (12, N')
+    chroma = _chroma(wave, rate, s)  # (12, N')
     total = chroma.sum(0)
     ok = total > 0
     return np.sort(chroma[:, ok], axis=0)[-s.top :].sum(0) / total[ok]
@@ -75,9 +84,7 @@ def chroma_shares(wave: np.ndarray, rate: int, s: MusicSettings = DEFAULT_SETTIN
 
 def mean_chroma(wave: np.ndarray, rate: int, s: MusicSettings = DEFAULT_SETTINGS) -> np.ndarray:
     """float[12]: the clip's chroma averaged over its non-silent frames, unit sum: its key profile."""
-    power = np.abs(librosa.stft(wave, n_fft=s.chroma_fft, hop_length=s.chroma_hop)) ** 2  # (F, N)
-    keep = _active(power, s.silence_db)
-    chroma = librosa.feature.chroma_stft(S=power[:, keep], sr=rate, n_fft=s.chroma_fft, norm=None).sum(1)  # (12,)
+    chroma = _chroma(wave, rate, s).sum(1)  # (12,)
     return chroma / max(float(chroma.sum()), 1e-12)
 
 
@@ -98,11 +105,19 @@ def key_agreement(prompts: Sequence[np.ndarray], continuations: Sequence[np.ndar
     return {"own": float(np.diag(corr).mean()), "other": float(corr[other].mean()), "pairs": len(a)}
 
 
+def _mel_and_flatness(wave: np.ndarray, rate: int, s: MusicSettings) -> tuple[np.ndarray, np.ndarray]:
+    """One ``s.mel_fft``-point STFT for both: the log-mel frames (:func:`log_mel_frames`) and the flatness of
+    the non-silent frames (:func:`flatness_frames`)."""
+    power = _power(wave, s.mel_fft, s.mel_hop)  # (F, N)
+    keep = _active(power, s.silence_db)
+    flat = librosa.feature.spectral_flatness(S=power[:, keep], power=1.0)[0] if keep.any() else np.zeros(0)
+    mel = librosa.feature.melspectrogram(S=power, sr=rate, n_fft=s.mel_fft, n_mels=s.n_mels)  # (n_mels, N)
+    return (10.0 * np.log10(np.maximum(mel, 1e-10))).T.astype(np.float64), flat
+
+
 def flatness_frames(wave: np.ndarray, rate: int, s: MusicSettings = DEFAULT_SETTINGS) -> np.ndarray:
     """float[N]: spectral flatness of each non-silent frame (``s.mel_fft``-point power spectra)."""
-    power = np.abs(librosa.stft(wave, n_fft=s.mel_fft, hop_length=s.mel_hop)) ** 2  # (F, N)
-    keep = _active(power, s.silence_db)
-    return librosa.feature.spectral_flatness(S=power[:, keep], power=1.0)[0] if keep.any() else np.zeros(0)
+    return _mel_and_flatness(wave, rate, s)[1]
 
 
 def onset_rate(wave: np.ndarray, rate: int, s: MusicSettings = DEFAULT_SETTINGS) -> float:
@@ -115,8 +130,7 @@ def onset_rate(wave: np.ndarray, rate: int, s: MusicSettings = DEFAULT_SETTINGS)
 
 def log_mel_frames(wave: np.ndarray, rate: int, s: MusicSettings = DEFAULT_SETTINGS) -> np.ndarray:
     """float64[N x n_mels]: 64-band log-mel frames in dB (power, floor 1e-10)."""
-    mel = librosa.feature.melspectrogram(y=wave, sr=rate, n_fft=s.mel_fft, hop_length=s.mel_hop, n_mels=s.n_mels)
-    return (10.0 * np.log10(np.maximum(mel, 1e-10))).T.astype(np.float64)
+    return _mel_and_flatness(wave, rate, s)[0]
 
 
 @dataclass
@@ -213,10 +227,11 @@ class MusicReport:
         s, rate = self.settings, self.rate
         waves = [np.asarray(w, dtype=np.float32).reshape(-1) for w in waves]
         chroma = np.concatenate([chroma_shares(w, rate, s) for w in waves])
-        flat = np.concatenate([flatness_frames(w, rate, s) for w in waves])
+        mels, flats = zip(*(_mel_and_flatness(w, rate, s) for w in waves), strict=True)
+        flat = np.concatenate(flats)
         seconds = sum(len(w) for w in waves) / rate
         onsets = sum(onset_rate(w, rate, s) * len(w) / rate for w in waves) / seconds
-        mel_fd = frechet_distance(FrameStats.of([log_mel_frames(w, rate, s) for w in waves]), self.ref_mel)
+        mel_fd = frechet_distance(FrameStats.of(mels), self.ref_mel)
         embed_fd = None
         if self.embed is not None and self.ref_embed is not None:
             embed_fd = frechet_distance(FrameStats.of([self.embed(w) for w in waves]), self.ref_embed)

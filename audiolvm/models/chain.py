@@ -14,6 +14,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,17 +45,19 @@ class SamplingSettings:
         return dataclasses.replace(self, seed=seed)
 
 
+def top_down(values: Sequence, levels: Sequence[int], what: str) -> dict[int, Any]:
+    """``{level: value}`` from a top-down list: one value for every level, or one per level (none: ``{}``)."""
+    if len(values) not in (0, 1, len(levels)):
+        raise ValueError(f"{what}: give one value or one per sampled level ({len(levels)}, top-down), got "
+                         f"{len(values)}")
+    return {lv: values[i if len(values) > 1 else 0] for i, lv in enumerate(levels)} if values else {}
+
+
 def per_level(levels: Sequence[int], temperature: Sequence[float], top_p: Sequence[float | None],
               top_k: int | None = None, seed: int = 0) -> dict[int, SamplingSettings]:
     """``{level: SamplingSettings}`` from top-down lists (one value for every level, or one per level)."""
-    def pick(values: Sequence, i: int, what: str):  # noqa: ANN202
-        if len(values) not in (1, len(levels)):
-            raise ValueError(f"{what}: give one value or one per sampled level ({len(levels)}, top-down), got "
-                             f"{len(values)}")
-        return values[0] if len(values) == 1 else values[i]
-
-    return {lv: SamplingSettings(pick(temperature, i, "temperature"), top_k, pick(top_p, i, "top_p"), seed)
-            for i, lv in enumerate(levels)}
+    temps, tops = top_down(temperature, levels, "temperature"), top_down(top_p, levels, "top_p")
+    return {lv: SamplingSettings(temps[lv], top_k, tops[lv], seed) for lv in levels}
 
 
 DEFAULT_SAMPLING = SamplingSettings()
