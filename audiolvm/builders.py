@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -21,13 +20,14 @@ from audiolvm.config import (
     PriorExperimentConfig,
     config_from_dict,
 )
+from audiolvm.core.files import read_json
 from audiolvm.core.pitch import PITCH_METHODS, PitchSettings
 from audiolvm.data import CropDataset, open_corpus, split_entries
 from audiolvm.data.codes import CodeStore
 from audiolvm.data.manifest import Entry
 from audiolvm.data.pitch import PitchTable
 from audiolvm.data.readers import CorpusReader
-from audiolvm.engine.checkpoint import latest_checkpoint, load_weights
+from audiolvm.engine.checkpoint import latest_checkpoint, load_weights, shape_mismatches
 from audiolvm.losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
 from audiolvm.models import AudioReconstructionObjective, MultiLevelAutoencoder
 from audiolvm.models.audio_vqvae import audio_autoencoder
@@ -142,6 +142,8 @@ def build_corpus(cfg: DataConfig):  # noqa: ANN201 - returns (reader, train entr
 
 
 SPLITS = ("train", "valid", "all")
+RUN_JSON_FIX = "copy it back from a checkpoints/step_* folder of the run, or train again"
+CODES_JSON_FIX = "encode the codes again with 'audiolvm encode'"
 
 
 def split_entries_for(cfg: ExperimentConfig, split: str, root: str | None = None):  # noqa: ANN201
@@ -200,7 +202,7 @@ def run_kind(path: str | Path) -> str:
     ``prior`` (train-prior), ``classifier`` (train-classifier), ``image`` (train-image) or
     ``image_prior`` (train-image-prior)."""
     _, config_path = resolve_checkpoint(path)
-    raw = json.loads(config_path.read_text())
+    raw = read_json(config_path, RUN_JSON_FIX)
     if not isinstance(raw, dict):
         raise ValueError(f"{config_path}: expected a mapping of config sections")
     if "vqvae" in raw and "prior" in raw:
@@ -220,9 +222,13 @@ def load_run(path: str | Path, schema: type, build: Callable[[Any], nn.Module], 
     ``config.json`` read with ``schema``, the module built from it by ``build(cfg)``, and the safetensors
     weights loaded strictly (never unpickled). A mismatch names both files and the ``what`` expected."""
     weights, config_path = resolve_checkpoint(path)
-    cfg = config_from_dict(json.loads(config_path.read_text()), str(config_path), schema=schema)
+    cfg = config_from_dict(read_json(config_path, RUN_JSON_FIX), str(config_path), schema=schema)
     module = build(cfg)
-    missing, unexpected = module.load_state_dict(load_weights(weights), strict=False)
+    state = load_weights(weights)
+    if wrong := shape_mismatches({k: v.shape for k, v in state.items()}, module):
+        raise ValueError(f"{weights}: {len(wrong)} tensors do not fit the {what} that {config_path} builds (e.g. "
+                         f"{wrong[0]}); keep the weights and config.json of one run together")
+    missing, unexpected = module.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{weights}: weights do not match the {what} in {config_path} (missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}); is this a {what} run?")
@@ -307,7 +313,7 @@ def check_prior_matches(prior_run: str | Path, cfg: PriorExperimentConfig, vqvae
     meta_path = Path(cfg.codes.root) / "meta.json"
     if not meta_path.is_file():
         return  # the codes are gone: the chain still checks the codebook size of the modelled level
-    meta = json.loads(meta_path.read_text())
+    meta = read_json(meta_path, CODES_JSON_FIX)
     check_code_levels(model, [(lv["hop"], lv["num_codes"]) for lv in meta.get("levels", [])],
                       f"prior {prior_run} trained on codes of {meta_path}",
                       f"sample through the VQ-VAE that wrote them, not {vqvae}")

@@ -167,6 +167,10 @@ class TrainConfig:
     # a checkpoint is "good" when its weights are finite and the first loss computed with them is at most
     # this many times the median of the recent losses; a diverged run names the newest good one
     divergence_ratio: float = 10.0
+    # on divergence, restart from the last good checkpoint with the learning rate times rollback_lr_scale, up to
+    # this many times per run (0: stop and name the last good checkpoint instead)
+    rollbacks: int = 0
+    rollback_lr_scale: float = 0.1
     tensorboard: bool = True
     progress: bool = True
 
@@ -383,7 +387,12 @@ def _parse_overrides(overrides: list[str]) -> list[tuple[str, dict]]:
         if "=" not in item:
             raise ConfigError(f"override '{item}': expected key=value, e.g. train.max_steps=100")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw else ""
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError as exc:  # e.g. a !!python tag, which safe_load refuses to construct
+            first = str(exc).splitlines()[0]
+            raise ConfigError(f"override '{item}': the value is not plain YAML ({first}); give a number, string, "
+                              "list or mapping") from exc
         nested: dict = {}
         cursor = nested
         parts = key.strip().split(".")
@@ -420,6 +429,7 @@ RANGES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
                     "ckpt_every": _AT_LEAST_1, "grad_accum": _AT_LEAST_1, "max_nonfinite": _AT_LEAST_1,
                     "lr": _POSITIVE, "warmup_steps": _NOT_NEGATIVE, "keep_last": _NOT_NEGATIVE,
                     "grad_clip": _NOT_NEGATIVE, "divergence_ratio": (lambda v: v > 1, "> 1"),
+                    "rollbacks": _NOT_NEGATIVE, "rollback_lr_scale": (lambda v: 0 < v < 1, "in (0, 1)"),
                     "out_dir": _NOT_EMPTY},
     "DataConfig": {"root": _NOT_EMPTY, "crop_seconds": _POSITIVE, "batch_size": _AT_LEAST_1,
                    "sample_rate": _POSITIVE},

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from audiolvm.core.audio import AudioError
 from audiolvm.engine import TrainingDiverged
 from pipelines import (
     convert,
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "evaluate, inspect runs.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error instead of its one-line message")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
         module.add_parser(sub.add_parser(name, help=module.HELP, description=module.__doc__,
@@ -60,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("accelerate").setLevel(logging.WARNING)
     try:
         return int(COMMANDS[args.command].run(args) or 0)
-    # user errors, a diverged run, a full disk or an unreadable file: one clear line, exit code 2 (-v: traceback)
-    except (ValueError, OSError, KeyError, TrainingDiverged) as exc:
-        if args.verbose:
+    # user errors, a diverged run, a full disk or an unreadable file: one clear line, exit code 2
+    # (--debug or -v: the traceback)
+    except (ValueError, OSError, KeyError, AudioError, TrainingDiverged) as exc:
+        if args.verbose or args.debug:
             raise
         print(f"audiolvm {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
-import json
 import logging
 import math
 from pathlib import Path
@@ -29,7 +28,7 @@ import torch
 
 from audiolvm.builders import load_model, load_stages, split_entries_for
 from audiolvm.core.audio import load_audio, save_audio
-from audiolvm.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text
+from audiolvm.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from audiolvm.eval import plot_spectrograms
 from audiolvm.eval.music import music_report
 from audiolvm.models.chain import SamplingChain, SamplingSettings, top_down
@@ -74,7 +73,7 @@ def read_saved_codes(folder: Path, level: int | None) -> tuple[dict, dict[int, t
     if not meta_path.is_file():
         raise FileNotFoundError(f"--from-codes {folder}: no {CODES_META}; write one with 'audiolvm sample "
                                 "--save-codes --out DIR' and pass DIR/codes")
-    meta = json.loads(meta_path.read_text())
+    meta = read_json(meta_path, "write the codes again with 'audiolvm sample --save-codes'")
     saved = sorted(int(lv) for lv in meta["levels"])
     level = saved[0] if level is None else level
     if level not in saved:

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from audiolvm.builders import build_datasets, build_model, build_objective
 from audiolvm.config import ConfigError, DataConfig, ExperimentConfig, config_to_dict, load_config
+from audiolvm.core.files import read_json
 from audiolvm.core.seed import seed_everything
-from audiolvm.data import CropDataset
+from audiolvm.data import CropDataset, skip_summary
 from audiolvm.engine import Trainer
 
 HELP = "train a model from a config"
@@ -66,7 +66,7 @@ def training_speakers(given: list[str], field: str, train_ds: CropDataset, valid
 def warn_if_resumed_config_differs(cfg: Any, resume: bool) -> None:
     """On --resume, say so when the run folder's config.json is not the config given now."""
     saved = Path(cfg.train.out_dir) / "config.json"
-    if resume and saved.is_file() and json.loads(saved.read_text()) != config_to_dict(cfg):
+    if resume and saved.is_file() and read_json(saved, "delete it; the run rewrites it") != config_to_dict(cfg):
         log.warning("%s differs from the config given now; resuming with the one given now", saved)
 
 
@@ -108,10 +108,10 @@ def run(args: argparse.Namespace) -> int:
                  len(train_ds), len(valid_ds or []), n_params / 1e6, cfg.model.hops, cfg.train.out_dir)
     result = trainer.fit(resume=args.resume, stop_after=args.stop_after)
     if trainer.is_main:
-        for name, ds in (("train", train_ds), ("valid", valid_ds)):
-            if ds is not None and ds.skipped:
-                log.warning("%s: skipped %d unreadable files while training: %s", name,
-                            sum(ds.skipped.values()), dict(ds.skipped))
+        loaded = [ds.skipped for ds in (train_ds, valid_ds) if ds is not None]
+        if train_ds.reader.skipped or any(loaded):
+            log.warning("data %s: at scan time %s; while training %s", cfg.data.root,
+                        skip_summary(train_ds.reader.skipped), skip_summary(*loaded))
         shown = {k: round(v, 4) for k, v in result.last_valid.items()}
         log.info("done at step %d; checkpoint %s; valid %s", result.state.step, result.last_checkpoint, shown)
     return 0

@@ -41,6 +41,19 @@ class AudioInfo:
 MIN_RATE, MAX_RATE = 1000, 384000
 
 
+#: a file (its loudest block) or a training crop quieter than this RMS level is silence: it is skipped at scan
+#: time, and a random crop this quiet is drawn again (an all-zero crop teaches nothing and upsets the loss)
+SILENCE_DBFS = -60.0
+
+
+def rms_dbfs(wave: np.ndarray) -> float:
+    """RMS level of ``wave`` in dB relative to full scale (-inf for digital silence or an empty wave)."""
+    if wave.size == 0:
+        return -np.inf
+    power = float(np.mean(np.square(wave, dtype=np.float64)))
+    return 10.0 * np.log10(power) if power > 0 else -np.inf
+
+
 def audio_info(path: PathLike) -> AudioInfo:
     """Header-only probe (no decode). Raises AudioError for unreadable or empty files."""
     try:

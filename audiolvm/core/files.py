@@ -32,3 +32,13 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike[str], data: Any, indent: int | None = 2) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=indent, sort_keys=True) + "\n")
+
+
+def read_json(path: str | os.PathLike[str], fix: str = "delete it and write it again") -> Any:
+    """Parse a JSON file; a file that is not valid JSON (truncated, hand-edited) raises ValueError naming the
+    file, the position and ``fix``, instead of a bare decoder message."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); {fix}") from exc

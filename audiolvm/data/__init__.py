@@ -28,6 +28,7 @@ from audiolvm.data.readers import (
     VCTKReader,
     detect_kind,
     open_corpus,
+    skip_summary,
 )
 from audiolvm.data.sprites import DSpritesStyle
 
@@ -56,6 +57,7 @@ __all__ = [
     "mnist_dataset",
     "open_corpus",
     "read_idx",
+    "skip_summary",
     "split_entries",
     "split_indices",
 ]

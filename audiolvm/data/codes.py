@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiolvm.core.files import atomic_write_json, atomic_write_text
+from audiolvm.core.files import atomic_write_json, atomic_write_text, read_json
 
 FORMAT_VERSION = 1
 
@@ -121,7 +121,7 @@ class CodeStore:
                 f"{self.root}: not a complete code folder (needs meta.json and items.jsonl); "
                 "write one with 'audiolvm encode --checkpoint C --data D --out DIR'"
             )
-        self.meta = json.loads(meta_path.read_text())
+        self.meta = read_json(meta_path, "re-encode with 'audiolvm encode'")
         if self.meta.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{meta_path}: format_version {self.meta.get('format_version')}, "
                              f"expected {FORMAT_VERSION}; re-encode with this version")

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from audiolvm.core.audio import AudioError
+from audiolvm.core.audio import SILENCE_DBFS, AudioError, rms_dbfs
 from audiolvm.core.seed import derived_rng
 from audiolvm.data.manifest import CorpusError, Entry
 from audiolvm.data.pitch import PitchTable
@@ -86,8 +86,12 @@ class CropDataset(_ReaderDataset):
 
     Returns of ``ds[i]``: ``{"audio": FloatTensor[1 x crop_samples], "length": valid samples,
     "speaker": speaker index, "index": entry index}``. Shorter files are zero-padded at the end.
-    A file that fails to decode is skipped for the next entry, whose index is returned.
+    A file that fails to decode is skipped for the next entry, whose index is returned. A random crop quieter
+    than :data:`~audiolvm.core.audio.SILENCE_DBFS` (a pause) is drawn again, up to ``REDRAWS`` times, from
+    ``derived_rng(seed, epoch, i, attempt)``: still a function of (seed, epoch, index), so resume stays exact.
     """
+
+    REDRAWS = 8
 
     def __init__(self, reader: CorpusReader, entries: Sequence[Entry], crop_samples: int, sample_rate: int,
                  seed: int = 0, min_duration: float = 0.0, random: bool = True,
@@ -108,23 +112,31 @@ class CropDataset(_ReaderDataset):
         """Select the crops of ``epoch`` (call in every worker process; DataLoader copies datasets)."""
         self.epoch = int(epoch)
 
-    def offset(self, j: int, total: int) -> int:
-        """Crop start for entry ``j`` of ``total`` samples: random in [0, total - crop] or centered."""
+    def offset(self, j: int, total: int, attempt: int = 0) -> int:
+        """Crop start for entry ``j`` of ``total`` samples: random in [0, total - crop] or centered.
+        ``attempt`` > 0 draws again (after a silent crop) from its own stream."""
         if total <= self.crop_samples:
             return 0
         if not self.random:
             return (total - self.crop_samples) // 2
-        return int(derived_rng(self.seed, self.epoch, j).integers(0, total - self.crop_samples + 1))
+        keys = (self.seed, self.epoch, j) + ((attempt,) if attempt else ())
+        return int(derived_rng(*keys).integers(0, total - self.crop_samples + 1))
+
+    def _crop(self, j: int) -> tuple[np.ndarray, int]:
+        """``(wave (<= crop,), start)``: the crop of entry ``j``, drawn again while it is silent."""
+        entry, crop = self.entries[j], self.crop_samples
+        full = None if entry.sample_rate == self.sample_rate else self.reader.load(entry, self.sample_rate)
+        total = entry.frames if full is None else len(full)
+        for attempt in range(self.REDRAWS if self.random and total > crop else 1):
+            start = self.offset(j, total, attempt)
+            wave = self.reader.load_window(entry, start, crop) if full is None else full[start : start + crop]
+            if rms_dbfs(wave) >= SILENCE_DBFS:
+                break
+        return wave, start
 
     def _item(self, j: int) -> dict[str, Any]:
         entry, crop = self.entries[j], self.crop_samples
-        if entry.sample_rate == self.sample_rate:
-            start = self.offset(j, entry.frames)
-            wave = self.reader.load_window(entry, start, crop)  # (<= crop,)
-        else:
-            full = self.reader.load(entry, self.sample_rate)  # (T,) at self.sample_rate
-            start = self.offset(j, len(full))
-            wave = full[start : start + crop]
+        wave, start = self._crop(j)
         length = min(len(wave), crop)
         audio = torch.zeros(1, crop)  # (1, crop)
         audio[0, :length] = torch.from_numpy(np.ascontiguousarray(wave[:length], dtype=np.float32))

@@ -23,12 +23,12 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 
-from audiolvm.core.audio import AudioError, AudioInfo, audio_info
+from audiolvm.core.audio import SILENCE_DBFS, AudioError, AudioInfo, audio_info, rms_dbfs
 from audiolvm.core.seed import derived_rng
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: every file is decoded once at scan time, silent files are skipped
 _FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
-_NAN_CHECK_BLOCK = 1 << 16
+_BLOCK = 1 << 16  # frames per block of the scan-time decode (about 4 s at 16 kHz)
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".opus", ".aiff", ".aif", ".w64")
 
 
@@ -59,37 +59,41 @@ class ScanResult:
 
 
 def probe_audio(path: str | Path) -> AudioInfo:
-    """Header probe with :func:`audio_info`; float files are also checked for NaN/Inf samples.
-
-    Only float WAV/AIFF (subtype FLOAT/DOUBLE) can hold non-finite samples, so only those are
-    read, block by block; integer PCM and compressed files are never decoded. A 0-byte file is
-    reported as such (soundfile would only say "Format not recognised"). Raises AudioError.
+    """Header probe with :func:`audio_info`, then one streaming decode (:func:`check_samples`): NaN/Inf samples,
+    silence and a body that fails to decode are found at scan time, not mid-epoch. A 0-byte file is reported as
+    such (soundfile would only say "Format not recognised"). Raises AudioError.
     """
     if os.path.getsize(path) == 0:
         raise AudioError(path, "0 bytes (empty file)")
     info = audio_info(path)
-    check_float_finite(str(path), str(path))
+    check_samples(str(path), str(path))
     return info
 
 
-def check_float_finite(source: str | BinaryIO, name: str) -> None:
-    """Raise AudioError if ``source`` is a float-subtype file holding NaN or Inf samples.
+def check_samples(source: str | BinaryIO, name: str) -> None:
+    """Decode ``source`` block by block (constant memory) and raise AudioError if a float file holds NaN or Inf,
+    if even its loudest block is quieter than :data:`~audiolvm.core.audio.SILENCE_DBFS` (a silent file), or if
+    the body fails to decode (a file truncated after its header).
 
     Args:
         source: a path or a seekable file object that soundfile can open.
         name: what the error names (the path, or a virtual path such as ``hf://3``).
     """
+    loudest = -np.inf
     try:
         with sf.SoundFile(source) as f:
-            if f.subtype not in _FLOAT_SUBTYPES:
-                return
-            for block in f.blocks(blocksize=_NAN_CHECK_BLOCK, dtype="float32", always_2d=True):
-                if not np.isfinite(block).all():
+            is_float = f.subtype in _FLOAT_SUBTYPES
+            for block in f.blocks(blocksize=_BLOCK, dtype="float32", always_2d=True):
+                if is_float and not np.isfinite(block).all():
                     raise AudioError(name, "non-finite samples (NaN or Inf)")
+                loudest = max(loudest, rms_dbfs(block.mean(axis=1)))  # (B, C) -> (B,)
     except AudioError:
         raise
     except Exception as exc:
         raise AudioError(name, f"unreadable by soundfile ({exc})") from exc
+    if loudest < SILENCE_DBFS:
+        raise AudioError(name, f"silent (loudest block {loudest:.0f} dBFS RMS, below {SILENCE_DBFS:.0f} dBFS)",
+                         "remove the file or replace it with the real recording")
 
 
 def probe_source(source: BinaryIO | str, name: str) -> AudioInfo:
@@ -103,7 +107,7 @@ def probe_source(source: BinaryIO | str, name: str) -> AudioInfo:
         raise AudioError(name, "0 samples (empty file)")
     if not isinstance(source, str):
         source.seek(0)
-    check_float_finite(source, name)
+    check_samples(source, name)
     return AudioInfo(name, int(rate), int(frames), int(channels))
 
 

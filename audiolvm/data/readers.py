@@ -115,6 +115,14 @@ class CorpusReader:
             yield Utterance(wave, rate, entry.speaker, entry.utterance, entry.text, entry.path)
 
 
+def skip_summary(*counts: Counter[str]) -> str:
+    """``"5 skipped: 3 silent, 2 unreadable by soundfile"`` from skip counters (summed), or ``"none skipped"``."""
+    total: Counter[str] = sum(counts, Counter())
+    if not total:
+        return "none skipped"
+    return f"{total.total()} skipped: " + ", ".join(f"{n} {reason}" for reason, n in total.most_common())
+
+
 def unusable_name(path: Path) -> str | None:
     """Why ``path`` cannot be scanned before it is even opened (None if it can): a name that is not valid
     UTF-8 (it cannot be written to the manifest) or a symbolic link whose target is missing."""
@@ -174,6 +182,8 @@ class FileCorpusReader(CorpusReader):
         )
         for path, reason in result.bad:
             self.skip(path, reason)
+        if self.skipped:
+            LOG.warning("%s: %d usable audio files, %s", self.root, len(result.entries), skip_summary(self.skipped))
         return result.entries
 
     def _scan(self, files: Sequence[Path]) -> ScanResult:

@@ -14,10 +14,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 STEP_DIR = re.compile(r"^step_(\d+)$")
@@ -86,11 +87,48 @@ def exported_step(path: str | Path) -> int | None:
     return int(step) if step is not None and step.isdigit() else None
 
 
+#: what to do about an unreadable export of a run folder
+REEXPORT_FIX = ("if it is a run's model.safetensors, 'audiolvm train <its config> train.out_dir=<run> --resume' "
+                "writes it again from the newest checkpoint")
+
+
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """Load safetensors weights (no unpickling, so untrusted files cannot run code)."""
+    """Load safetensors weights (no unpickling, so untrusted files cannot run code). A truncated or foreign file
+    raises ValueError naming it."""
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ValueError(f"{path}: weights must be a .safetensors file (pickled checkpoints are not loaded)")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: weights file not found")
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except SafetensorError as exc:
+        raise ValueError(f"{path}: not a readable safetensors file ({exc}); {REEXPORT_FIX}") from exc
+
+
+def tensor_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor in a safetensors file, from its header only. ValueError if unreadable."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - safe_open API
+    except SafetensorError as exc:
+        raise ValueError(f"{path}: not a readable safetensors file ({exc})") from exc
+
+
+def shape_mismatches(shapes: Mapping[str, Sequence[int]], module: torch.nn.Module) -> list[str]:
+    """``"name: file [..], model [..]"`` for each tensor present in both whose shapes differ."""
+    own = module.state_dict()
+    return [f"{k}: file {list(s)}, model {list(own[k].shape)}" for k, s in shapes.items()
+            if k in own and tuple(s) != tuple(own[k].shape)]
+
+
+def config_differences(old: Mapping, new: Mapping, prefix: str = "") -> list[str]:
+    """``"key: old -> new"`` for every leaf that differs between two nested config mappings."""
+    out = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return out

@@ -8,7 +8,6 @@ and datasets. It knows nothing about what the model is: every returned entry is 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import shutil
@@ -27,7 +26,7 @@ from tqdm.auto import tqdm
 
 from audiolvm.config import TrainConfig
 from audiolvm.core.distributed import all_true
-from audiolvm.core.files import atomic_write_json
+from audiolvm.core.files import atomic_write_json, read_json
 from audiolvm.core.seed import seed_everything
 from audiolvm.engine import checkpoint as ckpt
 from audiolvm.engine.lock import RunLock, RunLocked
@@ -52,6 +51,8 @@ class TrainerState:
     last_good: int = -1  # step of the newest checkpoint confirmed good (-1: none yet)
     pending: int = -1  # step of a checkpoint whose first loss has not been seen yet
     recent_losses: list[float] = field(default_factory=list)  # for the running median (last 64 steps)
+    lr_scale: float = 1.0  # train.lr is multiplied by this (lowered by each rollback)
+    rollbacks: int = 0  # automatic rollbacks to the last good checkpoint so far (train.rollbacks)
 
 
 @dataclass
@@ -188,16 +189,80 @@ class Trainer:
         return loader
 
     def resume(self, path: str | Path | None = None) -> Path | None:
-        """Load the newest (or the given) checkpoint; returns its folder, or None if none exists."""
-        folder = Path(path) if path else ckpt.latest_checkpoint(self.ckpt_root)
-        if folder is None:
-            return None
+        """Load the given checkpoint, or else the newest one that loads; returns its folder (None: none exists).
+
+        A checkpoint that fails to load (a truncated weights or optimizer file, a corrupt trainer_state.json) is
+        skipped for the previous one, and both are named. One whose weights do not fit the model (the model
+        config changed since) stops the run with the config differences: an older checkpoint would not fit
+        either. The learning rate is ``train.lr`` (times the rollbacks' scale), even if the checkpoint's differs.
+        """
+        candidates = [Path(path)] if path else ckpt.list_checkpoints(self.ckpt_root)[::-1]
+        failed: list[str] = []
+        for folder in candidates:
+            self._check_fits(folder)
+            try:
+                self._load(folder)
+            except Exception as exc:  # noqa: BLE001 - whatever part is unreadable, the checkpoint is unusable
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                failed.append(f"{folder.name} ({reason})")
+                log.warning("%s cannot be loaded (%s); trying the checkpoint before it", folder, reason)
+                continue
+            if failed:
+                log.warning("resumed from %s instead of the newer %s", folder.name,
+                            ", ".join(f.split(" (")[0] for f in failed))
+            self._apply_lr()
+            return folder
+        if failed:
+            raise ValueError(f"{self.ckpt_root}: no checkpoint loads ({'; '.join(failed)}); train without --resume "
+                             "into a new train.out_dir")
+        return None
+
+    def _load(self, folder: Path) -> None:
         state_file = folder / "trainer_state.json"
         if not state_file.is_file():
             raise FileNotFoundError(f"{folder}: not a checkpoint folder (no trainer_state.json)")
+        raw = read_json(state_file)
+        try:
+            state = TrainerState(**raw)
+        except TypeError as exc:
+            raise ValueError(f"{state_file}: not a trainer state ({exc})") from exc
         self.accelerator.load_state(str(folder))
-        self.state = TrainerState(**json.loads(state_file.read_text()))
-        return folder
+        self.state = state
+
+    def _check_fits(self, folder: Path) -> None:
+        """Raise ValueError if the checkpoint's weights have other shapes than the model's (a changed config)."""
+        weights = folder / "model.safetensors"
+        try:
+            wrong = ckpt.shape_mismatches(ckpt.tensor_shapes(weights), self.unwrapped_model())
+        except (ValueError, OSError):
+            return  # missing or unreadable: loading fails and the checkpoint is skipped
+        if not wrong:
+            return
+        changed = []
+        if self.run_config is not None and (folder / "config.json").is_file():
+            try:
+                changed = [d for d in ckpt.config_differences(read_json(folder / "config.json"), self.run_config)
+                           if not d.startswith("train.")]
+            except ValueError:
+                pass
+        why = f"; the config differs in {', '.join(changed[:4])}" if changed else ""
+        raise ValueError(f"{folder}: {len(wrong)} tensors of the checkpoint do not fit the model built now (e.g. "
+                         f"{wrong[0]}){why}. Resume with the run's config ({folder / 'config.json'}), or train the new "
+                         "model into another train.out_dir")
+
+    def _apply_lr(self) -> None:
+        """Set the base learning rate to ``train.lr * state.lr_scale``; a checkpoint restores its own (the config
+        given on --resume may have lowered it, a rollback scales it). Unchanged rates are left untouched."""
+        sched = self.scheduler.scheduler  # the LambdaLR inside accelerate's wrapper
+        base = self.cfg.lr * self.state.lr_scale
+        if all(b == base for b in sched.base_lrs):
+            return
+        log.info("learning rate: base %g (train.lr %g x %g), the checkpoint had %g", base, self.cfg.lr,
+                 self.state.lr_scale, sched.base_lrs[0])
+        sched.base_lrs = [base] * len(sched.base_lrs)
+        sched._last_lr = [base * lmbda(sched.last_epoch) for lmbda in sched.lr_lambdas]  # as LambdaLR computes
+        for group, lr in zip(self.optimizer.param_groups, sched._last_lr, strict=True):
+            group["lr"] = lr
 
     def save_checkpoint(self) -> Path:
         """Write the full training state atomically, rotate old ones, export safetensors weights."""
@@ -284,22 +349,44 @@ class Trainer:
         path = ckpt.step_dir(self.ckpt_root, self.state.last_good) if self.state.last_good >= 0 else None
         return path if path is not None and path.is_dir() else None
 
-    def _after_nonfinite(self) -> None:
+    def _after_nonfinite(self) -> bool:
+        """Count a skipped update; after ``max_nonfinite`` in a row roll back (returns True) or raise."""
         self.state.nonfinite_in_row += 1
         self.state.skipped_steps += 1
         msg = f"step {self.state.step}: non-finite loss, update skipped ({self.state.nonfinite_in_row} in a row)"
         log.warning(msg)
         if self.state.nonfinite_in_row >= self.cfg.max_nonfinite:
             good, cfg = self.good_checkpoint(), self.cfg
+            if good is not None and self.state.rollbacks < cfg.rollbacks:
+                self._rollback(good)
+                return True
+            tried = f" after {self.state.rollbacks} rollbacks (train.rollbacks)" if self.state.rollbacks else ""
             clip = (f"train.grad_clip is already {cfg.grad_clip:g}" if cfg.grad_clip > 0
                     else "set train.grad_clip (e.g. 1.0)")
             where = (f"the last good checkpoint is {good} (finite weights, sane loss after it); resume from it with "
                      "--resume after lowering train.lr" if good is not None
                      else "no good checkpoint was written, so start again")
             raise TrainingDiverged(
-                f"training diverged: {cfg.max_nonfinite} non-finite losses in a row at step {self.state.step}; "
+                f"training diverged{tried}: {cfg.max_nonfinite} non-finite losses in a row at step {self.state.step}; "
                 f"{where}. Lower train.lr (now {cfg.lr:g}); {clip}; or check the data."
             )
+        return False
+
+    def _rollback(self, good: Path) -> None:
+        """Restart from the last good checkpoint with the learning rate scaled by ``train.rollback_lr_scale``.
+        The newer checkpoints (of the diverged stretch) are deleted, so a later --resume starts from ``good``."""
+        cfg, step, done = self.cfg, self.state.step, self.state.rollbacks + 1
+        scale = self.state.lr_scale * cfg.rollback_lr_scale
+        self.resume(good)
+        self.state.rollbacks, self.state.lr_scale = done, scale
+        self._apply_lr()
+        if self.is_main:
+            for path in ckpt.list_checkpoints(self.ckpt_root):
+                if int(ckpt.STEP_DIR.match(path.name).group(1)) > self.state.step:  # type: ignore[union-attr]
+                    shutil.rmtree(path, ignore_errors=True)
+        self._refresh_export()  # the export is from the diverged stretch; the good weights replace it
+        log.warning("training diverged at step %d: rollback %d of %d to %s, learning rate now %g (train.lr x %g)",
+                    step, done, cfg.rollbacks, good, cfg.lr * scale, scale)
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -372,7 +459,13 @@ class Trainer:
                     ok = window.get("ok", True)
                     window = {}
                     if not ok:
-                        self._after_nonfinite()
+                        if self._after_nonfinite():  # rolled back: the state is the good checkpoint's
+                            running.clear()
+                            bar.n = self.state.step
+                            bar.refresh()
+                            if csv is not None:
+                                csv = CSVLogger(self.out_dir / "metrics.csv", self.state.step)
+                            break
                         continue
                     self.state.nonfinite_in_row = 0
                     self.state.step += 1
