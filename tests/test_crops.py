@@ -122,3 +122,25 @@ def test_sampler_depends_only_on_seed_and_epoch() -> None:
     assert list(s) != first and sorted(s) == list(range(50))
     assert list(EpochSampler(50, seed=4)) != first
     assert list(EpochSampler(5, shuffle=False)) == [0, 1, 2, 3, 4]
+
+
+def test_silent_crops_are_drawn_again_deterministically(tmp_path: Path) -> None:
+    """A 4 s file that is silent but for 1 s of sound (speech with long pauses): the first draw of a random
+    crop is often pure silence; every crop the dataset returns now holds sound, and the same (seed, epoch,
+    index) gives the same crop (exact resume)."""
+    import soundfile as sf
+
+    wave = np.zeros(16000 * 4, np.float32)
+    wave[24000:40000] = np.random.default_rng(0).uniform(-0.5, 0.5, 16000)
+    sf.write(str(tmp_path / "pauses.wav"), wave, 16000)
+    reader = FolderReader(tmp_path)
+    ds = CropDataset(reader, reader.entries(), 6400, 16000, seed=1)
+    first_silent, sums = 0, set()
+    for epoch in range(16):
+        ds.set_epoch(epoch)
+        first_silent += not 24000 - 6400 < ds.offset(0, len(wave)) < 40000  # the draw before any redraw
+        crop = ds[0]["audio"]
+        assert crop.abs().max() > 0.1, f"epoch {epoch}: a silent crop"
+        assert torch.equal(ds[0]["audio"], crop)
+        sums.add(crop.sum().item())
+    assert first_silent >= 4 and len(sums) > 8  # the redraw was needed, and crops still vary across epochs

@@ -91,7 +91,7 @@ class CropDataset(_ReaderDataset):
     ``derived_rng(seed, epoch, i, attempt)``: still a function of (seed, epoch, index), so resume stays exact.
     """
 
-    REDRAWS = 8
+    REDRAWS = 16
 
     def __init__(self, reader: CorpusReader, entries: Sequence[Entry], crop_samples: int, sample_rate: int,
                  seed: int = 0, min_duration: float = 0.0, random: bool = True,
