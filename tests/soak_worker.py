@@ -2,9 +2,11 @@
 
 Usage: python tests/soak_worker.py OUT MAX_STEPS [DIE]
 
-Prints ``ready`` once the trainer is built (so a parent can kill it at a random moment of training), then
-trains to MAX_STEPS, resuming from OUT's newest checkpoint if there is one. ``DIE`` makes the process SIGKILL
-itself inside the checkpoint window of its first checkpoint (``DIE@final``: of the checkpoint at MAX_STEPS):
+The learning rate is constant after warm-up, so MAX_STEPS only says where training stops: runs with different
+MAX_STEPS follow the same trajectory. Prints ``ready`` once the trainer is built (so a parent can kill it at a
+random moment of training), then trains to MAX_STEPS, resuming from OUT's newest checkpoint if there is one.
+``DIE`` makes the process SIGKILL itself inside the checkpoint window of its first checkpoint (``DIE@final``:
+of the checkpoint at MAX_STEPS):
 
 * ``export``: the weights are exported, the checkpoint folder is not yet published;
 * ``publish``: the checkpoint is published, old ones are not yet rotated away;
@@ -48,7 +50,8 @@ def main(out: Path, max_steps: int, die: str | None) -> None:
     global TRAINER
     torch.manual_seed(0)
     cfg = TrainConfig(out_dir=str(out), max_steps=max_steps, lr=3e-3, warmup_steps=2, log_every=1, valid_every=10**6,
-                      ckpt_every=3, keep_last=2, tensorboard=False, progress=False, seed=0)
+                      ckpt_every=3, keep_last=2, tensorboard=False, progress=False, seed=0,
+                      schedule="constant")
     TRAINER = Trainer(tiny_vqvae(num_codes=32), tiny_objective(), SineDataset(n=16, seed=3), cfg, batch_size=4)
     if die:
         hook, _, when = die.partition("@")

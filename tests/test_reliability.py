@@ -46,19 +46,19 @@ def _export_is_current(out: Path) -> bool:
 
 
 def test_kill_and_resume_soak(tmp_path: Path) -> None:
-    """12 SIGKILLs of a real training process, then --resume: 5 at random moments of training and 7 inside
-    the checkpoint window (after the export, after the publish, after the rotation; 2 of them at the final
-    step, where a stale export used to survive). After every kill the export is at least as new as the newest
-    checkpoint; the resumed run ends with weights bitwise equal to an uninterrupted run, and its export is
-    of the final step."""
-    steps, rng = 45, random.Random(0)
-    ref = _worker(tmp_path / "ref", steps)
-    assert ref.wait(timeout=120) == 0
-    out, kills = tmp_path / "run", 0
-    plan = ["random", "export", "random", "publish", "random", "rotate", "random", "export", "random", "publish",
-            "export@final", "publish@final"]
-    for what in plan:
-        proc = _worker(out, steps, None if what == "random" else what)
+    """12 SIGKILLs of a real training process, each followed by --resume: 5 at random moments of training and
+    7 inside the checkpoint window (after the export, after the publish, after the rotation; 2 of them at the
+    final step, where a stale export used to survive). After every kill the export is at least as new as the
+    newest checkpoint; the run ends with weights bitwise equal to an uninterrupted run, and its export is of
+    the final step. (The worker's rate is constant, so the kills run with a far-off max_steps and the final
+    step is fixed only once they are done: a fast machine cannot finish the run between two kills.)"""
+    rng, out, kills, far = random.Random(0), tmp_path / "run", 0, 10_000
+    plan = ["random", "export", "random", "publish", "random", "rotate", "random", "export", "random", "publish"]
+    for what in plan + ["export@final", "publish@final"]:
+        if what == "export@final":
+            newest = latest_checkpoint(out / "checkpoints")
+            far = (int(newest.name.split("_")[1]) if newest else 0) + 8  # the final step, a few steps ahead
+        proc = _worker(out, far, None if what == "random" else what)
         if what == "random":
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
             time.sleep(rng.uniform(0.05, 0.6))
@@ -67,10 +67,10 @@ def test_kill_and_resume_soak(tmp_path: Path) -> None:
         kills += 1
         assert _export_is_current(out), f"after kill {kills} ({what})"
     assert kills == 12
-    final = _worker(out, steps)
-    assert final.wait(timeout=120) == 0
+    for folder in (out, tmp_path / "ref"):  # finish the killed run; train the same steps uninterrupted
+        assert _worker(folder, far).wait(timeout=120) == 0
     want, got = load_weights(tmp_path / "ref" / "model.safetensors"), load_weights(out / "model.safetensors")
-    assert exported_step(out / "model.safetensors") == steps
+    assert exported_step(out / "model.safetensors") == far
     assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
 
 
