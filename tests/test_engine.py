@@ -263,3 +263,74 @@ def test_one_run_per_out_dir(tmp_path: Path, caplog: pytest.LogCaptureFixture) -
     lock.write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
     with pytest.raises(RunLocked, match=f"host elsewhere; if that run is over, delete {lock}"):
         make_trainer(tmp_path).fit(resume=True)
+
+
+class _Vectors(torch.utils.data.Dataset):
+    """64 fixed random vectors: one epoch covers every run of these tests."""
+
+    def __len__(self) -> int:
+        return 64
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"x": torch.randn(8, generator=torch.Generator().manual_seed(i))}
+
+
+def _linear_step(model: torch.nn.Module, batch: dict) -> dict[str, torch.Tensor]:
+    y = model(batch["x"])
+    return {"loss": (y**2).mean(), "peak": y.abs().max()}
+
+
+@pytest.mark.parametrize("kind", ["linear", "vqvae"])
+def test_no_host_sync_between_sync_points(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Metrics and the non-finite flag stay on the device between log points, and so do the VQ's EMA update,
+    its non-finite guard and its dead-code restarts: the tensor->Python conversions inside fit do not grow with
+    the number of steps (a per-step float() or bool() would add at least one per step)."""
+    conversions = {"n": 0}
+    for name in ("item", "tolist", "__float__", "__bool__", "__int__", "__index__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+            conversions["n"] += 1
+            return _original(self, *args, **kw)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    counts = {}
+    for steps in (4, 12):
+        torch.manual_seed(0)
+        cfg = TrainConfig(out_dir=str(tmp_path / str(steps)), max_steps=steps, lr=1e-3, warmup_steps=0,
+                          log_every=steps, valid_every=steps, ckpt_every=steps, tensorboard=False, progress=False)
+        if kind == "linear":
+            trainer = Trainer(torch.nn.Linear(8, 8), _linear_step, _Vectors(), cfg, batch_size=4)
+        else:  # restarts happen at this threshold
+            trainer = Trainer(tiny_vqvae(dead_threshold=1.5), tiny_objective(), SineDataset(n=64, seed=1), cfg,
+                              batch_size=4)
+        conversions["n"] = 0
+        trainer.fit()
+        counts[steps] = conversions["n"]
+    assert counts[12] == counts[4] <= 8, counts
+
+
+def test_a_skipped_step_leaves_weights_and_optimizer_state_untouched(tmp_path: Path) -> None:
+    """The update of a non-finite step is skipped on the device (the fused optimizer's found_inf): the weights
+    and the optimizer's moments and step count after steps [ok, NaN] equal those after [ok] alone."""
+
+    def nan_at_step_2(model: torch.nn.Module, batch: dict) -> dict[str, torch.Tensor]:
+        out = _linear_step(model, batch)
+        nan_at_step_2.calls += model.training
+        return out | {"loss": out["loss"] * float("nan")} if nan_at_step_2.calls == 2 else out
+
+    results = []
+    for steps, fn in ((1, _linear_step), (2, nan_at_step_2)):
+        nan_at_step_2.calls = 0
+        torch.manual_seed(0)
+        cfg = TrainConfig(out_dir=str(tmp_path / str(steps)), max_steps=steps, lr=1e-2, warmup_steps=0,
+                          log_every=1, ckpt_every=100, tensorboard=False, progress=False)
+        trainer = Trainer(torch.nn.Linear(8, 8), fn, _Vectors(), cfg, batch_size=4)
+        result = trainer.fit()
+        results.append((trainer, result.state))
+    (a, _), (b, state_b) = results
+    assert state_b.step == 2 and state_b.skipped_steps == 1
+    for p, q in zip(a.unwrapped_model().parameters(), b.unwrapped_model().parameters(), strict=True):
+        assert torch.equal(p, q)
+        sa, sb = a.optimizer.state[p], b.optimizer.state[q]
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), sorted(sa)

@@ -196,6 +196,16 @@ class VectorQuantizerEMA(Bottleneck):
         self.register_buffer("ema_sum", torch.zeros(num_codes, dim))
         self.register_buffer("initialized", torch.zeros(()))
         self._distance_buffer: torch.Tensor | None = None  # scratch, reused across calls
+        self._known_initialized = False  # host-side copy of ``initialized`` once it is 1: no sync per step
+
+    def _load_from_state_dict(self, *args, **kw) -> None:  # noqa: ANN002, ANN003
+        super()._load_from_state_dict(*args, **kw)
+        self._known_initialized = False  # read the loaded buffer again
+
+    def _is_initialized(self) -> bool:
+        if not self._known_initialized:
+            self._known_initialized = bool(self.initialized)  # a host sync, only until the codebook exists
+        return self._known_initialized
 
     def extra_repr(self) -> str:
         return f"num_codes={self.num_codes}, dim={self.dim}, beta={self.beta}, decay={self.decay}"
@@ -208,7 +218,7 @@ class VectorQuantizerEMA(Bottleneck):
         """
         points = self._flatten(x)  # (N, D+1) float32 [x | 1], detached
         with torch.autocast(device_type=x.device.type, enabled=False):
-            if self.training and not bool(self.initialized):
+            if self.training and not self._is_initialized():
                 self._initialize(points)
             codebook = self.codebook.float()
             codes = nearest_codes(points[:, :-1], codebook, self.chunk_size, self._buffer_for(points))  # (N,)
@@ -284,39 +294,43 @@ class VectorQuantizerEMA(Bottleneck):
     def _update(self, points: torch.Tensor, codes: torch.Tensor) -> dict[str, torch.Tensor]:
         """EMA step with statistics summed over all processes, then dead-code restarts.
 
-        Skipped (on every rank) if any rank's statistics are non-finite, i.e. its batch held a
-        NaN/inf (or overflowed); metrics then come from the local counts.
+        Skipped (on every rank) if the summed statistics are non-finite, i.e. some rank's batch held a NaN/inf
+        (or overflowed). The decision stays on the device (``torch.where``), so a step needs no host sync.
         """
         k, d = self.num_codes, self.dim
-        stats = code_stats(points, codes, k)  # (K, D+1): [sums | counts]
-        if not bool(self.initialized) or not all_true(bool(torch.isfinite(stats).all()), device=stats.device):
+        if not self._is_initialized():
+            stats = code_stats(points, codes, k)
             return usage_metrics(stats[:, d], self.ema_count < self.dead_threshold)
-        all_reduce_sum_(stats)  # one collective for both statistics
+        stats = all_reduce_sum_(code_stats(points, codes, k))  # (K, D+1): [sums | counts], one collective
+        ok = torch.isfinite(stats).all()  # the same on every rank: a NaN anywhere is in every sum
         sums, counts = stats[:, :d], stats[:, d]
-        self.ema_count.mul_(self.decay).add_(counts, alpha=1.0 - self.decay)
-        self.ema_sum.mul_(self.decay).add_(sums, alpha=1.0 - self.decay)
-        total = self.ema_count.sum()
-        smoothed = (self.ema_count + self.eps) / (total + k * self.eps) * total  # (K,)
-        self.codebook.copy_(self.ema_sum / smoothed[:, None])
+        ema_count = self.ema_count * self.decay + counts * (1.0 - self.decay)
+        ema_sum = self.ema_sum * self.decay + sums * (1.0 - self.decay)
+        total = ema_count.sum()
+        smoothed = (ema_count + self.eps) / (total + k * self.eps) * total  # (K,)
+        self.ema_count.copy_(torch.where(ok, ema_count, self.ema_count))
+        self.ema_sum.copy_(torch.where(ok, ema_sum, self.ema_sum))
+        self.codebook.copy_(torch.where(ok, ema_sum / smoothed[:, None], self.codebook))
         dead = self.ema_count < self.dead_threshold  # (K,)
         metrics = usage_metrics(counts, dead)
-        self._restart(points[:, :d], dead)
+        if self.dead_threshold > 0:
+            self._restart(points[:, :d], dead & ok)
         return metrics
 
     @torch.no_grad()
     def _restart(self, flat: torch.Tensor, dead: torch.Tensor) -> None:
-        """Move ``dead`` codes onto rows of ``flat`` sampled on rank 0 (global torch RNG)."""
+        """Move ``dead`` codes onto rows of ``flat`` sampled on rank 0 (global torch RNG). One candidate row is
+        drawn per code every step and taken where the code is dead, so the step needs no host sync to count
+        the dead codes."""
         dead = broadcast_(dead.to(torch.uint8)).bool()  # guards against any cross-rank drift
-        num_dead = int(dead.sum())
-        if num_dead == 0:
-            return
         if rank() == 0:
-            vectors = sample_rows(flat, num_dead)  # (num_dead, D)
+            vectors = sample_rows(flat, self.num_codes)  # (K, D)
         else:
-            vectors = flat.new_empty(num_dead, self.dim)
+            vectors = flat.new_empty(self.num_codes, self.dim)
         broadcast_(vectors)
         reset_count = self.dead_threshold / self.decay if self.decay > 0 else self.dead_threshold
-        self.codebook[dead] = vectors
-        self.ema_sum[dead] = vectors * reset_count
-        self.ema_count[dead] = reset_count
+        mask = dead[:, None]  # (K, 1)
+        self.codebook.copy_(torch.where(mask, vectors, self.codebook))
+        self.ema_sum.copy_(torch.where(mask, vectors * reset_count, self.ema_sum))
+        self.ema_count.copy_(torch.where(dead, torch.full_like(self.ema_count, reset_count), self.ema_count))
 

@@ -39,3 +39,13 @@ def all_true(flag: bool, device: torch.device | str = "cpu") -> bool:
     t = torch.tensor([0 if flag else 1], device=device, dtype=torch.int32)
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return int(t.item()) == 0
+
+
+def all_true_tensor(flag: torch.Tensor) -> torch.Tensor:
+    """A 0-dim bool tensor: ``flag`` and-ed over every process, left on its device (an all-reduce that a GPU runs
+    asynchronously: no host sync)."""
+    if not is_distributed():
+        return flag.reshape(()).bool()
+    t = flag.reshape(()).to(torch.int32)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return t.bool()

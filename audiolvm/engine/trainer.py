@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from audiolvm.config import TrainConfig
-from audiolvm.core.distributed import all_true
+from audiolvm.core.distributed import all_true, all_true_tensor
 from audiolvm.core.files import atomic_write_json, read_json
 from audiolvm.core.seed import seed_everything
 from audiolvm.engine import checkpoint as ckpt
@@ -77,16 +77,18 @@ def lr_multiplier(step: int, cfg: TrainConfig) -> float:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW (betas 0.9 / 0.99) or SGD with momentum 0.9. AdamW uses the fused kernel when every parameter
+    """AdamW (betas 0.9 / 0.99) or SGD with momentum 0.9. Both use the fused kernel when every parameter
     is a floating tensor on CPU or CUDA (one kernel for all tensors instead of a loop over them: about 3x
-    faster optimizer steps on the small image models, see BENCHMARKS.md); the maths is the same."""
+    faster optimizer steps on the small image models, see BENCHMARKS.md); the maths is the same. A fused
+    kernel can also skip an update on a device-side flag (``found_inf``), which the trainer uses so that the
+    non-finite guard needs no host sync."""
     params = [p for p in model.parameters() if p.requires_grad]
+    fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
     if cfg.optimizer == "adamw":
-        fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
         return torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay,
                                  fused=fused or None)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, fused=fused or None)
     raise ValueError(f"train.optimizer={cfg.optimizer!r} is unknown; use 'adamw' or 'sgd'")
 
 
@@ -166,6 +168,10 @@ class Trainer:
         self.valid_dl = self.accelerator.prepare(valid_dl) if valid_dl is not None else None
         self.state = TrainerState()
         self.last_train: dict[str, float] = {}
+        # the non-finite guard skips updates on a device flag when the optimizer's fused kernel reads one
+        # (fp16's gradient scaler sets that flag itself, so it keeps the host-side branch)
+        self._inner_optimizer = optimizer
+        self._skip_on_device = bool(optimizer.defaults.get("fused")) and cfg.mixed_precision != "fp16"
 
     # ----------------------------------------------------------------------------------------
     @property
@@ -274,7 +280,8 @@ class Trainer:
         acc.wait_for_everyone()
         acc.save_state(str(tmp))
         acc.wait_for_everyone()
-        finite = all(bool(torch.isfinite(p).all()) for p in self.unwrapped_model().parameters())
+        params = list(self.unwrapped_model().parameters())
+        finite = bool(torch.stack([torch.isfinite(p).all() for p in params]).all()) if params else True
         self.state.pending = self.state.step if finite else -1  # judged by the next loss (_judge_checkpoint)
         if self.is_main:
             atomic_write_json(tmp / "trainer_state.json", dataclasses.asdict(self.state))
@@ -309,22 +316,30 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------
     def _micro_step(self, batch: Mapping[str, torch.Tensor], window: dict) -> dict[str, torch.Tensor]:
-        """Forward/backward one micro-batch inside the accumulation context."""
+        """Forward/backward one micro-batch inside the accumulation context. Returns the step function's entries
+        plus ``"ok"``: a 0-dim device tensor, 1 when every loss of the accumulation window was finite on every
+        process. A window that is not ok makes no update: a fused optimizer skips it on the device flag itself
+        (``found_inf``, no host sync); any other optimizer reads the flag (one sync). It still counts as a step
+        (as a step skipped by AMP's gradient scaler does), and the scheduler moves on."""
         acc = self.accelerator
         with acc.accumulate(self.model):
             out = dict(self.step_fn(self.model, batch))
             loss = out["loss"]
-            finite = all_true(bool(torch.isfinite(loss.detach()).all()), loss.device)
-            window["ok"] = window.get("ok", True) and finite
-            if finite:
-                acc.backward(loss)
+            finite = all_true_tensor(torch.isfinite(loss.detach()).all())
+            window["ok"] = finite if "ok" not in window else window["ok"] & finite
+            acc.backward(loss)  # a non-finite loss poisons the window's gradients, and its update is skipped
             if acc.sync_gradients:
-                if window["ok"]:
-                    if self.cfg.grad_clip > 0:
-                        out["grad_norm"] = acc.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+                ok = window["ok"]
+                if self.cfg.grad_clip > 0:
+                    out["grad_norm"] = acc.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+                if self._skip_on_device:
+                    self._inner_optimizer.found_inf = (~ok).float()
                     self.optimizer.step()
-                    self.scheduler.step()
+                elif bool(ok):
+                    self.optimizer.step()
+                self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
+            out["ok"] = window["ok"]
         return out
 
     def _judge_checkpoint(self, loss: float) -> None:
@@ -349,11 +364,12 @@ class Trainer:
         path = ckpt.step_dir(self.ckpt_root, self.state.last_good) if self.state.last_good >= 0 else None
         return path if path is not None and path.is_dir() else None
 
-    def _after_nonfinite(self) -> bool:
-        """Count a skipped update; after ``max_nonfinite`` in a row roll back (returns True) or raise."""
+    def _after_nonfinite(self, step: int) -> bool:
+        """Count a skipped update (of ``step``); after ``max_nonfinite`` in a row roll back (returns True) or
+        raise."""
         self.state.nonfinite_in_row += 1
         self.state.skipped_steps += 1
-        msg = f"step {self.state.step}: non-finite loss, update skipped ({self.state.nonfinite_in_row} in a row)"
+        msg = f"step {step}: non-finite loss, update skipped ({self.state.nonfinite_in_row} in a row)"
         log.warning(msg)
         if self.state.nonfinite_in_row >= self.cfg.max_nonfinite:
             good, cfg = self.good_checkpoint(), self.cfg
@@ -367,7 +383,7 @@ class Trainer:
                      "--resume after lowering train.lr" if good is not None
                      else "no good checkpoint was written, so start again")
             raise TrainingDiverged(
-                f"training diverged{tried}: {cfg.max_nonfinite} non-finite losses in a row at step {self.state.step}; "
+                f"training diverged{tried}: {cfg.max_nonfinite} non-finite losses in a row at step {step}; "
                 f"{where}. Lower train.lr (now {cfg.lr:g}); {clip}; or check the data."
             )
         return False
@@ -447,6 +463,7 @@ class Trainer:
         bar = tqdm(total=cfg.max_steps, initial=start, disable=not (self.is_main and cfg.progress),
                    dynamic_ncols=True, desc="train")
         running: dict[str, list[float]] = defaultdict(list)
+        records: list[dict[str, torch.Tensor]] = []  # each step's entries since the last sync point, on device
         last_valid: dict[str, float] = {}
         try:
             while self.state.step < end:
@@ -456,23 +473,21 @@ class Trainer:
                     self.state.batch_in_epoch += 1
                     if not acc.sync_gradients:
                         continue
-                    ok = window.get("ok", True)
                     window = {}
-                    if not ok:
-                        if self._after_nonfinite():  # rolled back: the state is the good checkpoint's
-                            running.clear()
-                            bar.n = self.state.step
-                            bar.refresh()
-                            if csv is not None:
-                                csv = CSVLogger(self.out_dir / "metrics.csv", self.state.step)
-                            break
-                        continue
-                    self.state.nonfinite_in_row = 0
                     self.state.step += 1
-                    for k, v in out.items():
-                        running[k].append(float(v.detach().float().mean()))
-                    self._judge_checkpoint(running["loss"][-1])
+                    records.append({k: v.detach().float().mean() for k, v in out.items()})
                     bar.update(1)
+                    if not self._sync_point(end):
+                        continue
+                    rolled_back = self._flush(records, running)
+                    records = []
+                    if rolled_back:  # the state is the good checkpoint's
+                        running.clear()
+                        bar.n = self.state.step
+                        bar.refresh()
+                        if csv is not None:
+                            csv = CSVLogger(self.out_dir / "metrics.csv", self.state.step)
+                        break
                     last_ckpt, last_valid = self._periodic(running, csv, bar, last_ckpt, last_valid, end)
                     if self.state.step >= end:
                         break
@@ -487,8 +502,38 @@ class Trainer:
                 plot_curves(self.out_dir / "metrics.csv", self.out_dir / "curves.png")
         return FitResult(self.state, self.out_dir, last_ckpt, dict(self.last_train), last_valid)
 
+    def _sync_point(self, end: int) -> bool:
+        """Whether this step logs, validates or checkpoints (or ends the run): the only steps that read values
+        back from the device."""
+        step, cfg = self.state.step, self.cfg
+        return (step >= end or step % cfg.log_every == 0 or step % cfg.ckpt_every == 0
+                or (self.valid_dl is not None and step % cfg.valid_every == 0))
+
+    def _flush(self, records: list[dict[str, torch.Tensor]], running: dict[str, list[float]]) -> bool:
+        """Copy the steps' entries to the host in one transfer and replay them in order: the non-finite guard
+        (:meth:`_after_nonfinite`), the judgement of a pending checkpoint, and the running means (finite steps
+        only). Returns True if the guard rolled back to the last good checkpoint."""
+        if not records:
+            return False
+        keys = sorted(set().union(*records))
+        nan = torch.full((), math.nan, device=records[0]["ok"].device)
+        table = torch.stack([torch.stack([r.get(k, nan) for k in keys]) for r in records]).tolist()  # one sync
+        first = self.state.step - len(records) + 1
+        for i, row in enumerate(table):
+            values = dict(zip(keys, row, strict=True))
+            if values.pop("ok") < 0.5:
+                if self._after_nonfinite(first + i):
+                    return True
+                continue
+            self.state.nonfinite_in_row = 0
+            for k, v in values.items():
+                running[k].append(v)
+            self._judge_checkpoint(values["loss"])
+        return False
+
     def _periodic(self, running, csv, bar, last_ckpt, last_valid, end):  # noqa: ANN001, ANN202
-        """Logging, validation and checkpointing after an optimiser step."""
+        """Logging, validation and checkpointing at a sync point (after :meth:`_flush`). No checkpoint is written
+        in the middle of a run of skipped steps: its weights would be the last good step's anyway."""
         cfg, step = self.cfg, self.state.step
         final = step >= end
         if step % cfg.log_every == 0 or final:
@@ -501,6 +546,6 @@ class Trainer:
         if self.valid_dl is not None and (step % cfg.valid_every == 0 or final):
             last_valid = self.validate()
             self._log("valid", last_valid, csv)
-        if step % cfg.ckpt_every == 0 or final:
+        if final or (step % cfg.ckpt_every == 0 and self.state.nonfinite_in_row == 0):
             last_ckpt = self.save_checkpoint()
         return last_ckpt, last_valid
