@@ -1,8 +1,12 @@
-"""Shared measuring helpers for the benchmarks: CPU load of other processes, peak memory."""
+"""Shared measuring helpers for the benchmarks: CPU load of other processes, peak memory, the device
+(CUDA synchronisation, GPU peak memory, bf16 autocast, its name) and the ``--json`` output."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import platform
 import resource
 import time
 from collections.abc import Callable
@@ -39,3 +43,66 @@ def timed(fn: Callable[[], Any], sync: Callable[[], None] | None = None) -> tupl
     wall = time.perf_counter() - t0
     busy1, own1 = cpu_seconds()
     return out, wall, max(0.0, ((busy1 - busy0) - (own1 - own0)) / wall)
+
+
+def is_cuda(device: Any) -> bool:
+    """Whether ``device`` (``"cuda"``, ``"cuda:1"``, a ``torch.device``) is a CUDA device."""
+    return str(device).startswith("cuda")
+
+
+def device_sync(device: Any) -> Callable[[], None] | None:
+    """The ``sync`` for :func:`timed`: ``torch.cuda.synchronize`` on a CUDA device, else ``None``."""
+    if not is_cuda(device):
+        return None
+    import torch
+
+    return lambda: torch.cuda.synchronize(device)
+
+
+def peak_gpu_mib(device: Any) -> float | None:
+    """Peak memory allocated by tensors on a CUDA ``device`` (``torch.cuda.max_memory_allocated``) in
+    MiB; ``None`` off CUDA."""
+    if not is_cuda(device):
+        return None
+    import torch
+
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def device_name(device: Any) -> str:
+    """``torch.cuda.get_device_name`` on CUDA, else the processor's name (``"cpu"`` if unknown)."""
+    if is_cuda(device):
+        import torch
+
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or "cpu"
+
+
+def bf16_autocast(device: Any, enabled: bool) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` to bfloat16 on ``device``'s type when ``enabled``, else a no-op context."""
+    if not enabled:
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically (``path.tmp``, then ``os.replace``); NaN and
+    infinities become ``null``."""
+    tmp = f"{os.fspath(path)}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(_finite(obj), f, indent=2, allow_nan=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with NaN and infinite floats as ``None`` (strict JSON has no NaN)."""
+    if isinstance(obj, float):
+        return obj if obj == obj and abs(obj) != float("inf") else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj

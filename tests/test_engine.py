@@ -334,3 +334,25 @@ def test_a_skipped_step_leaves_weights_and_optimizer_state_untouched(tmp_path: P
         assert torch.equal(p, q)
         sa, sb = a.optimizer.state[p], b.optimizer.state[q]
         assert all(torch.equal(sa[k], sb[k]) for k in sa), sorted(sa)
+
+
+class _SlowVectors(_Vectors):
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        import time
+
+        time.sleep(0.02)
+        return super().__getitem__(i)
+
+
+def test_throughput_and_loader_wait_are_logged(tmp_path: Path) -> None:
+    """Each log point records steps/s and the share of wall time spent waiting for batches: a loader that
+    sleeps 80 ms per batch in front of a microsecond model shows up as mostly waiting."""
+    from audiolvm.engine.logs import read_series
+
+    cfg = TrainConfig(out_dir=str(tmp_path), max_steps=6, lr=1e-3, warmup_steps=0, log_every=3, ckpt_every=100,
+                      tensorboard=False, progress=False)
+    Trainer(torch.nn.Linear(8, 8), _linear_step, _SlowVectors(), cfg, batch_size=4).fit()
+    series = read_series(tmp_path / "metrics.csv")
+    steps, wait = series["time/data_wait"]["train"]
+    assert steps == [3, 6] and all(0.5 < w <= 1.0 for w in wait), wait
+    assert all(0 < s < 1 / 0.08 for s in series["time/steps_per_s"]["train"][1])

@@ -72,7 +72,7 @@ def plot_curves(csv_path: str | Path, png_path: str | Path, skip: tuple[str, ...
         for split, (steps, values) in sorted(series[name].items()):
             ax.plot(steps, values, label=split, marker="o" if split != "train" else None, ms=3)
         positive = all(v > 0 for _, vals in series[name].values() for v in vals)
-        if positive and not any(t in name for t in ("perplexity", "used", "dead", "lr")):
+        if positive and not any(t in name for t in ("perplexity", "used", "dead", "lr", "time/")):
             ax.set_yscale("log")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("step", fontsize=8)

@@ -12,13 +12,14 @@ import logging
 import math
 import shutil
 import statistics
+import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
 from accelerate.state import AcceleratorState, GradientState
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -145,11 +146,14 @@ class Trainer:
             # VQ statistics are all-reduced inside the bottleneck; broadcasting rank 0's buffers
             # would be redundant at best (and hide a missing all-reduce at worst).
             kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
+            # batches go to the GPU from pinned memory without blocking the host (a blocking copy is a sync)
+            dataloader_config=DataLoaderConfiguration(non_blocking=True),
         )
         seed_everything(cfg.seed)
         self.train_data, self.valid_data = train_data, valid_data
         self.sampler = EpochSampler(len(train_data), seed=cfg.seed)
-        loader_kw = {"batch_size": batch_size, "num_workers": num_workers, "drop_last": True}
+        loader_kw = {"batch_size": batch_size, "num_workers": num_workers, "drop_last": True,
+                     "pin_memory": self.accelerator.device.type == "cuda"}
         # own generators: creating a loader iterator must not consume the global RNG (exact resume)
         train_dl = DataLoader(train_data, sampler=self.sampler, generator=torch.Generator(), **loader_kw)
         if len(train_dl) == 0:
@@ -168,6 +172,7 @@ class Trainer:
         self.valid_dl = self.accelerator.prepare(valid_dl) if valid_dl is not None else None
         self.state = TrainerState()
         self.last_train: dict[str, float] = {}
+        self._clock, self._waited = (time.perf_counter(), 0), 0.0  # wall time and batch waits since the last log
         # the non-finite guard skips updates on a device flag when the optimizer's fused kernel reads one
         # (fp16's gradient scaler sets that flag itself, so it keeps the host-side branch)
         self._inner_optimizer = optimizer
@@ -180,6 +185,18 @@ class Trainer:
 
     def unwrapped_model(self) -> nn.Module:
         return self.accelerator.unwrap_model(self.model)
+
+    def _timed(self, loader: Iterable) -> Iterator:
+        """Iterate ``loader``, adding the seconds spent waiting for each batch to ``self._waited``."""
+        batches = iter(loader)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            self._waited += time.perf_counter() - t0
+            yield batch
 
     def _epoch_loader(self) -> Iterable:
         """The loader for the current epoch, skipping batches already consumed before a resume.
@@ -409,17 +426,20 @@ class Trainer:
         if self.valid_dl is None:
             return {}
         self.model.eval()
-        sums: dict[str, float] = defaultdict(float)
+        sums: dict[str, torch.Tensor] = {}
         n = 0
         for i, batch in enumerate(self.valid_dl):
             if i >= self.cfg.valid_batches:
                 break
             out = self.step_fn(self.model, batch)
             for k, v in out.items():
-                sums[k] += self.accelerator.gather_for_metrics(v.detach().float().reshape(1)).mean().item()
+                value = self.accelerator.gather_for_metrics(v.detach().float().reshape(1)).mean()
+                sums[k] = sums[k] + value if k in sums else value
             n += 1
         self.model.train()
-        return {k: v / max(n, 1) for k, v in sums.items()}
+        keys = sorted(sums)
+        totals = torch.stack([sums[k] for k in keys]).tolist() if keys else []  # one copy to the host
+        return {k: v / max(n, 1) for k, v in zip(keys, totals, strict=True)}
 
     def _log(self, split: str, values: dict[str, float], csv: CSVLogger | None) -> None:
         if csv is not None:
@@ -463,12 +483,13 @@ class Trainer:
         bar = tqdm(total=cfg.max_steps, initial=start, disable=not (self.is_main and cfg.progress),
                    dynamic_ncols=True, desc="train")
         running: dict[str, list[float]] = defaultdict(list)
+        self._clock, self._waited = (time.perf_counter(), self.state.step), 0.0  # for _throughput
         records: list[dict[str, torch.Tensor]] = []  # each step's entries since the last sync point, on device
         last_valid: dict[str, float] = {}
         try:
             while self.state.step < end:
                 window: dict = {}
-                for batch in self._epoch_loader():
+                for batch in self._timed(self._epoch_loader()):
                     out = self._micro_step(batch, window)
                     self.state.batch_in_epoch += 1
                     if not acc.sync_gradients:
@@ -501,6 +522,18 @@ class Trainer:
             if self.is_main and (self.out_dir / "metrics.csv").exists():
                 plot_curves(self.out_dir / "metrics.csv", self.out_dir / "curves.png")
         return FitResult(self.state, self.out_dir, last_ckpt, dict(self.last_train), last_valid)
+
+    def _throughput(self, step: int) -> dict[str, float]:
+        """``time/steps_per_s`` and ``time/data_wait`` (the share of wall time spent waiting for batches: near 1
+        means the loader is the bottleneck) since the previous log point. Read at a sync point, so the device's
+        work is inside the wall time."""
+        now = time.perf_counter()
+        wall, steps = now - self._clock[0], step - self._clock[1]
+        out = {}
+        if wall > 0 and steps > 0:
+            out = {"time/steps_per_s": steps / wall, "time/data_wait": self._waited / wall}
+        self._clock, self._waited = (now, step), 0.0
+        return out
 
     def _sync_point(self, end: int) -> bool:
         """Whether this step logs, validates or checkpoints (or ends the run): the only steps that read values
@@ -539,6 +572,7 @@ class Trainer:
         if step % cfg.log_every == 0 or final:
             means = {k: sum(v) / len(v) for k, v in running.items() if v}
             means["lr"] = self.scheduler.get_last_lr()[0]
+            means |= self._throughput(step)
             self._log("train", means, csv)
             bar.set_postfix({k: f"{means[k]:.4g}" for k in self.progress_keys if k in means})
             self.last_train = means
