@@ -8,21 +8,36 @@ Measured, each variant in its own subprocess so that peak RSS is its own:
   * training throughput (audio-seconds per second) and peak memory, eager and ``torch.compile``d;
   * encode and decode real-time factors (wall / audio; lower is faster) per level and for all levels.
 Printed beside the figures the issue reports for Jukebox's own code on this machine (not run here).
+On a GPU (``--device cuda``) the timing is synchronised and ``peak MiB`` is
+``torch.cuda.max_memory_allocated`` (the RSS stays in the JSON); ``--json PATH`` also writes the figures
+as one JSON object.
 
     .venv/bin/python benchmarks/bench_multilevel.py               # CPU, eager and compiled
     .venv/bin/python benchmarks/bench_multilevel.py --quick       # fewer steps, no compile
     .venv/bin/python benchmarks/bench_multilevel.py --device cuda --bf16   # on a GPU
+    .venv/bin/python benchmarks/bench_multilevel.py --device cuda --bf16 --json multilevel.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import (  # noqa: E402
+    bf16_autocast,
+    device_name,
+    device_sync,
+    is_cuda,
+    peak_gpu_mib,
+    peak_rss_mib,
+    write_json,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 JUKEBOX = {"train_audio_s_per_s": 3.0, "train_peak_gib": 1.9, "encode_rtf_all": 0.09, "decode_rtf_level": 0.02}
@@ -56,7 +71,7 @@ def worker_train(args: argparse.Namespace) -> dict:
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def step() -> None:
-        with torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.bf16):
+        with bf16_autocast(args.device, args.bf16):
             loss = objective(step_model, {"audio": x})["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -71,7 +86,7 @@ def worker_train(args: argparse.Namespace) -> dict:
     _sync(torch, args.device)
     seconds = time.perf_counter() - t0
     return {"audio_s_per_s": 4 * 2.0 * args.steps / seconds, "step_s": seconds / args.steps,
-            "peak_mib": _peak_mib(torch, args.device)}
+            **_peaks(args.device)}
 
 
 def worker_codec(args: argparse.Namespace) -> dict:
@@ -82,7 +97,7 @@ def worker_codec(args: argparse.Namespace) -> dict:
     seconds = 10.0
     x = _audio(torch, 1, seconds, cfg.data.sample_rate, args.device)
     out = {}
-    with torch.no_grad(), torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.bf16):
+    with torch.no_grad(), bf16_autocast(args.device, args.bf16):
         codes = model.encode(x)
         for i, level in enumerate(model.levels):
             out[f"encode_rtf_l{i}"] = _time(torch, args.device, lambda lv=level: lv.encode(x)) / seconds
@@ -90,7 +105,7 @@ def worker_codec(args: argparse.Namespace) -> dict:
         out["encode_rtf_all"] = _time(torch, args.device, lambda: model.encode(x)) / seconds
         out["decode_rtf_all"] = _time(torch, args.device, lambda: [model.decode(codes, i)
                                                                     for i in range(model.num_levels)]) / seconds
-    out["peak_mib"] = _peak_mib(torch, args.device)
+    out.update(_peaks(args.device))
     return out
 
 
@@ -107,14 +122,19 @@ def _time(torch, device: str, fn, repeats: int = 3) -> float:  # noqa: ANN001
 
 
 def _sync(torch, device: str) -> None:  # noqa: ANN001
-    if device == "cuda":
-        torch.cuda.synchronize()
+    if (sync := device_sync(device)) is not None:
+        sync()
 
 
-def _peak_mib(torch, device: str) -> float:  # noqa: ANN001
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def _peaks(device: str) -> dict:
+    """``peak_mib``: GPU ``max_memory_allocated`` on CUDA, else ``ru_maxrss`` (``peak_mib_source`` says
+    which); ``peak_rss_mib`` always, ``peak_gpu_mib`` on CUDA."""
+    rss, gpu = peak_rss_mib(), peak_gpu_mib(device)
+    out = {"peak_mib": rss if gpu is None else gpu, "peak_mib_source": "rss" if gpu is None else "gpu",
+           "peak_rss_mib": rss}
+    if gpu is not None:
+        out["peak_gpu_mib"] = gpu
+    return out
 
 
 #: (label, extra worker flags): the training variants compared side by side
@@ -148,6 +168,7 @@ def main() -> None:
     p.add_argument("--bf16", action="store_true", help="bf16 autocast")
     p.add_argument("--override", action="append", default=[], help="config key=value for the worker")
     p.add_argument("--quick", action="store_true", help="2 steps, eager variant only")
+    p.add_argument("--json", metavar="PATH", help="also write the figures to PATH as one JSON object")
     args = p.parse_args()
     if args.worker:
         fn = worker_train if args.worker == "train" else worker_codec
@@ -159,15 +180,24 @@ def main() -> None:
     rows = [(name, run_worker("train", args, extra)) for name, extra in variants]
     eager = rows[0][1]
     codec = run_worker("codec", args)
-    print(f"device {args.device}, threads {args.threads}, bf16 {args.bf16}, steps {args.steps}")
-    print(f"{'variant':24s} {'audio-s/s':>10s} {'step s':>8s} {'peak MiB':>9s}  vs Jukebox (3.0 audio-s/s, 1.9 GiB)")
+    cuda = is_cuda(args.device)
+    where = f" ({device_name(args.device)})" if cuda else ""
+    print(f"device {args.device}{where}, threads {args.threads}, bf16 {args.bf16}, steps {args.steps}")
+    peak_head = "GPU peak MiB" if cuda else "peak MiB"
+    print(f"{'variant':24s} {'audio-s/s':>10s} {'step s':>8s} {peak_head:>{13 if cuda else 9}s}  "
+          "vs Jukebox (3.0 audio-s/s, 1.9 GiB)")
     for name, r in rows:
-        print(f"{name:24s} {r['audio_s_per_s']:10.2f} {r['step_s']:8.3f} {r['peak_mib']:9.0f}  "
-              f"{r['audio_s_per_s'] / JUKEBOX['train_audio_s_per_s']:.2f}x throughput, "
-              f"{r['peak_mib'] / 1024 / JUKEBOX['train_peak_gib']:.2f}x memory")
+        r["throughput_vs_jukebox"] = r["audio_s_per_s"] / JUKEBOX["train_audio_s_per_s"]
+        r["memory_vs_jukebox"] = r["peak_mib"] / 1024 / JUKEBOX["train_peak_gib"]
+        print(f"{name:24s} {r['audio_s_per_s']:10.2f} {r['step_s']:8.3f} {r['peak_mib']:{13 if cuda else 9}.0f}  "
+              f"{r['throughput_vs_jukebox']:.2f}x throughput, {r['memory_vs_jukebox']:.2f}x memory")
     for name, r in rows[1:]:
-        print(f"{name} / eager: {r['audio_s_per_s'] / eager['audio_s_per_s']:.2f}x throughput, "
-              f"{r['peak_mib'] / eager['peak_mib']:.2f}x peak memory")
+        r["throughput_vs_eager"] = r["audio_s_per_s"] / eager["audio_s_per_s"]
+        r["memory_vs_eager"] = r["peak_mib"] / eager["peak_mib"]
+        print(f"{name} / eager: {r['throughput_vs_eager']:.2f}x throughput, "
+              f"{r['memory_vs_eager']:.2f}x peak memory")
+    if cuda:
+        print("GPU peak MiB: torch.cuda.max_memory_allocated of the variant's own process.")
     print("real-time factors (wall / audio, 10 s clip; lower is faster):")
     for key in sorted(k for k in codec if k.startswith(("encode", "decode"))):
         ref = JUKEBOX["encode_rtf_all"] if key == "encode_rtf_all" else (
@@ -175,6 +205,13 @@ def main() -> None:
         note = f"  (Jukebox {ref}: {ref / codec[key]:.1f}x faster)" if ref else ""
         print(f"  {key:16s} {codec[key]:.4f}{note}")
     print(json.dumps({"train": dict(rows), "codec": codec}))
+    if args.json:
+        import torch
+
+        write_json(args.json, {
+            "bench": "multilevel", "device": args.device, "device_name": device_name(args.device),
+            "bf16": args.bf16, "torch": torch.__version__, "threads": args.threads, "steps": args.steps,
+            "warmup": args.warmup, "quick": args.quick, "train": dict(rows), "codec": codec, "jukebox": JUKEBOX})
 
 
 if __name__ == "__main__":

@@ -11,10 +11,15 @@ side by side in this process with the same seed:
 
 The real-time factor is wall seconds per second of audio (below 1 is faster than real time). The
 ``other load`` column counts CPU cores that other processes kept busy meanwhile (``/proc/stat``).
-``--dim/--layers/--context`` scale both priors up, ``--device cuda`` runs on a GPU.
+``--dim/--layers/--context`` scale both priors up, ``--device cuda`` runs on a GPU (timing synchronised,
+peak memory from ``torch.cuda.max_memory_allocated``), ``--bf16`` samples and decodes under bfloat16
+autocast, ``--json PATH`` also writes the figures as one JSON object, and ``--quick`` is a smoke test
+(0.25 s of audio).
 
     .venv/bin/python benchmarks/bench_sampling.py                      # demo size, 8 s, CPU
+    .venv/bin/python benchmarks/bench_sampling.py --quick              # 0.25 s, every code path
     .venv/bin/python benchmarks/bench_sampling.py --device cuda --dim 1024 --layers 24 --context 2048 --seconds 20
+    .venv/bin/python benchmarks/bench_sampling.py --device cuda --bf16 --json sampling.json
 """
 
 from __future__ import annotations
@@ -28,7 +33,15 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from machine import peak_rss_mib, timed  # noqa: E402
+from machine import (  # noqa: E402
+    bf16_autocast,
+    device_name,
+    device_sync,
+    peak_gpu_mib,
+    peak_rss_mib,
+    timed,
+    write_json,
+)
 
 from audiolvm.builders import build_model, build_prior  # noqa: E402
 from audiolvm.config import ExperimentConfig, PriorExperimentConfig, load_config  # noqa: E402
@@ -63,8 +76,8 @@ def chain(vqvae, priors, args: argparse.Namespace, device: torch.device, use_cac
     label = torch.full((args.n,), LABELS.index("organ"), dtype=torch.long, device=device)
     codes: list[torch.Tensor | None] = [None] * vqvae.num_levels
     rows = []
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
-    with torch.no_grad():
+    sync = device_sync(device)
+    with torch.no_grad(), bf16_autocast(device, args.bf16):
         for level, prior in priors:
             length = -(-int(args.seconds * rate) // vqvae.hops[level])
             cond = {"label": label}
@@ -93,19 +106,27 @@ def main() -> None:
     p.add_argument("--context", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-recompute", action="store_true", help="time the cached chain only")
+    p.add_argument("--bf16", action="store_true", help="sample and decode under bfloat16 autocast")
+    p.add_argument("--json", metavar="PATH", help="also write the figures to PATH as one JSON object")
+    p.add_argument("--quick", action="store_true", help="0.25 s of audio (a smoke test of every code path)")
     args = p.parse_args()
+    if args.quick:
+        args.seconds = 0.25
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     vqvae, priors = build(args, device)
     top = priors[0][1]
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{args.threads} threads"
+    where = device_name(device) if device.type == "cuda" else f"{args.threads} threads"
     print(f"device {device} ({where}), torch {torch.__version__}; priors dim {top.dim}, "
-          f"{len(top.transformer.blocks)} layers, context {top.context}; {args.n} x {args.seconds:g} s at 16 kHz")
-    chain(vqvae, priors, argparse.Namespace(**{**vars(args), "seconds": 0.5}), device, True)  # warm-up
+          f"{len(top.transformer.blocks)} layers, context {top.context}; {args.n} x {args.seconds:g} s at 16 kHz"
+          + (", bf16 autocast" if args.bf16 else ""))
+    warm = argparse.Namespace(**{**vars(args), "seconds": min(0.5, args.seconds)})
+    chain(vqvae, priors, warm, device, True)  # warm-up
     ways = {"cached": chain(vqvae, priors, args, device, True)}
     if not args.skip_recompute:
         ways["recompute"] = chain(vqvae, priors, args, device, False)
     audio = args.n * args.seconds
+    table = []  # the printed rows, for --json
     print("| stage | way | tokens | wall s | tok/s | real-time factor | other load |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for way, rows in ways.items():
@@ -114,14 +135,28 @@ def main() -> None:
             tps = f"{r['tokens'] / r['wall']:,.0f}" if r["tokens"] else "-"
             print(f"| {r['stage']} | {way} | {r['tokens']:,} | {r['wall']:.2f} | {tps} | "
                   f"{r['wall'] / audio:.3f} | {r['load']:.2f} |")
+            table.append({"stage": r["stage"].strip("*"), "way": way, "tokens": r["tokens"], "wall_s": r["wall"],
+                          "tok_s": r["tokens"] / r["wall"] if r["tokens"] else None, "rtf": r["wall"] / audio,
+                          "other_load": r["load"]})
+    speedups = {}
     if "recompute" in ways:
         for i, row in enumerate(ways["cached"][:-1]):
-            print(f"{row['stage']}: cache speedup {ways['recompute'][i]['wall'] / row['wall']:.1f}x")
+            speedups[row["stage"]] = ways["recompute"][i]["wall"] / row["wall"]
+            print(f"{row['stage']}: cache speedup {speedups[row['stage']]:.1f}x")
         total = [sum(r["wall"] for r in rows) for rows in ways.values()]
-        print(f"whole chain: cache speedup {total[1] / total[0]:.1f}x")
-    mem = f"{torch.cuda.max_memory_allocated(device) / 2**20:,.0f} MiB GPU" if device.type == "cuda" else \
-        f"{peak_rss_mib():,.0f} MiB RSS"
+        speedups["whole chain"] = total[1] / total[0]
+        print(f"whole chain: cache speedup {speedups['whole chain']:.1f}x")
+    gpu, rss = peak_gpu_mib(device), peak_rss_mib()
+    mem = f"{gpu:,.0f} MiB GPU (torch.cuda.max_memory_allocated)" if gpu is not None else f"{rss:,.0f} MiB RSS"
     print(f"peak memory {mem}")
+    if args.json:
+        write_json(args.json, {
+            "bench": "sampling", "device": str(device), "device_name": device_name(device), "bf16": args.bf16,
+            "torch": torch.__version__, "threads": args.threads,
+            "config": {"seconds": args.seconds, "n": args.n, "sample_rate": 16000, "temperature": args.temperature,
+                       "seed": args.seed, "prior_dim": top.dim, "prior_layers": len(top.transformer.blocks),
+                       "prior_context": top.context},
+            "rows": table, "cache_speedup": speedups, "peak_rss_mib": rss, "peak_gpu_mib": gpu})
 
 
 if __name__ == "__main__":
