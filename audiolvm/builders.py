@@ -23,6 +23,7 @@ from audiolvm.config import (
 from audiolvm.core.files import read_json
 from audiolvm.core.pitch import PITCH_METHODS, PitchSettings
 from audiolvm.data import CropDataset, open_corpus, split_entries
+from audiolvm.data.cache import CachedReader, ResampledCache
 from audiolvm.data.codes import CodeStore
 from audiolvm.data.manifest import Entry
 from audiolvm.data.pitch import PitchTable
@@ -168,6 +169,12 @@ def build_pitch_table(cfg: ExperimentConfig, reader: CorpusReader, entries: list
 def build_datasets(cfg: ExperimentConfig) -> tuple[CropDataset, CropDataset | None]:
     """Random training crops and centred validation crops (with their F0 for a pitch-aware model)."""
     reader, train, valid = build_corpus(cfg.data)
+    if cfg.data.cache == "resampled":
+        cache = ResampledCache.build(reader, train + valid, cfg.data.sample_rate, cfg.data.root,
+                                     progress=cfg.train.progress)
+        reader = CachedReader(reader, cache)
+    elif cfg.data.cache != "none":
+        raise ConfigError(f"data.cache={cfg.data.cache!r} is unknown; use 'none' or 'resampled'")
     crop = int(round(cfg.data.crop_seconds * cfg.data.sample_rate))
     common = {"crop_samples": crop, "sample_rate": cfg.data.sample_rate,
               "pitch": build_pitch_table(cfg, reader, train + valid)}

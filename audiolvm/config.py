@@ -35,6 +35,9 @@ class DataConfig:
     batch_size: int = 8
     num_workers: int = 0
     split_seed: int = 0
+    # resampled: files at another rate than sample_rate are decoded and resampled once into an int16 cache beside
+    # the corpus (audiolvm.data.cache), so a crop is a memory copy; none: every crop decodes and resamples its file
+    cache: str = "none"
 
 
 @dataclass

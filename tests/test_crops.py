@@ -144,3 +144,28 @@ def test_silent_crops_are_drawn_again_deterministically(tmp_path: Path) -> None:
         assert torch.equal(ds[0]["audio"], crop)
         sums.add(crop.sum().item())
     assert first_silent >= 4 and len(sums) > 8  # the redraw was needed, and crops still vary across epochs
+
+
+def test_resampled_cache_gives_the_same_crops_and_is_reused(tmp_path: Path) -> None:
+    """data.cache: resampled decodes and resamples each 22.05 kHz file once; crops from the cache equal the
+    direct ones to int16 precision, the second build reads the cache back, and a new file rebuilds it."""
+    from audiolvm.data.cache import CachedReader, ResampledCache
+
+    write(tmp_path / "a" / "one.wav", 22050, 22050, seed=1)
+    write(tmp_path / "a" / "two.flac", 44100, 22050, seed=2)
+    write(tmp_path / "b" / "same_rate.wav", 16000, 16000, seed=3)
+    reader = FolderReader(tmp_path)
+    entries = reader.entries()
+    cache = ResampledCache.build(reader, entries, 16000, tmp_path, progress=False)
+    assert len(cache.index) == 2  # the 16 kHz file is read as windows, never cached
+    direct = CropDataset(reader, entries, CROP, 16000, seed=3)
+    cached = CropDataset(CachedReader(reader, cache), entries, CROP, 16000, seed=3)
+    for i in range(len(entries)):
+        np.testing.assert_allclose(cached[i]["audio"].numpy(), direct[i]["audio"].numpy(), atol=1 / 32768 + 1e-6)
+    again = ResampledCache.build(reader, entries, 16000, tmp_path, progress=False)
+    assert again.index == cache.index and again.folder == cache.folder
+    write(tmp_path / "b" / "new.wav", 22050, 22050, seed=4)
+    reader = FolderReader(tmp_path)
+    rebuilt = ResampledCache.build(reader, reader.entries(), 16000, tmp_path, progress=False)
+    assert len(rebuilt.index) == 3
+    assert not list(tmp_path.glob(".audiolvm_audio*.tmp")) and not list(tmp_path.glob(".audiolvm_audio*.old"))
