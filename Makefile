@@ -40,6 +40,9 @@ bench: setup-dev  ## run the benchmarks (see BENCHMARKS.md)
 	$(PY) benchmarks/bench_pitch.py
 	$(PY) benchmarks/bench_speech_step.py
 
+gpu-check: setup-dev  ## on a CUDA machine: tests, benchmarks, a 200-step train, figures in gpu_check.json (ARGS=--dry-run on a CPU)
+	$(PY) benchmarks/gpu_check.py --out gpu_check.json $(ARGS)
+
 lint: setup-dev
 	$(PY) -m ruff check audiolvm pipelines data_scripts tests benchmarks
 

@@ -116,6 +116,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3, help="timed model steps on the CPU")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--gpu-tflops", type=float, default=40.0, help="assumed sustained GPU throughput")
+    p.add_argument("--model-steps-per-s", type=float, default=None,
+                   help="the reference model's measured steps/s on a GPU (from the GPU check): replaces the estimate")
     p.add_argument("--quick", action="store_true", help="a small corpus, 4 batches, 1 model step")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = p.parse_args()
@@ -124,7 +126,8 @@ def main() -> None:
     cfg = load_config(CONFIG, ["train.progress=false"])
     batch, crop = cfg.data.batch_size, int(cfg.data.crop_seconds * cfg.data.sample_rate)
     steps_cpu, flops = model_steps(cfg, args.steps, args.threads)
-    steps_gpu = args.gpu_tflops * 1e12 / flops
+    steps_gpu = args.model_steps_per_s or args.gpu_tflops * 1e12 / flops
+    gpu_how = "MEASURED by the GPU check" if args.model_steps_per_s else f"ESTIMATE at {args.gpu_tflops:g} TFLOP/s"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = make_vctk(Path(tmp), args.speakers, args.utterances, args.seconds)
@@ -143,8 +146,7 @@ def main() -> None:
           f"training step")
     print(f"  consumes {steps_cpu * batch:.1f} crops/s measured here (CPU, {args.threads} threads, "
           f"{steps_cpu:.2f} steps/s)")
-    print(f"  consumes {steps_gpu * batch:.0f} crops/s on a GPU (ESTIMATE at {args.gpu_tflops:g} TFLOP/s: "
-          f"{steps_gpu:.1f} steps/s)")
+    print(f"  consumes {steps_gpu * batch:.0f} crops/s on a GPU ({gpu_how}: {steps_gpu:.1f} steps/s)")
     print(f"\n48 kHz FLAC -> 16 kHz crops, {args.speakers * args.utterances} files of {args.seconds:g} s; building "
           f"the resampled cache took {build_s:.1f} s once\n")
     print("| crops from | loader workers | crops/s | x CPU model | x GPU estimate | other load |")
@@ -154,9 +156,8 @@ def main() -> None:
               f"{r['x_gpu_estimate']:.2f} | {r['other_load']:.2f} |")
     if args.json:
         report = {"config": CONFIG, "batch": batch, "cache_build_s": build_s, "gflop_per_step": flops / 1e9,
-                  "cpu_steps_per_s": steps_cpu,
-                  "gpu_tflops_assumed": args.gpu_tflops, "gpu_steps_per_s_estimate": steps_gpu, "rows": rows,
-                  "torch": torch.__version__}
+                  "cpu_steps_per_s": steps_cpu, "gpu_tflops_assumed": args.gpu_tflops, "gpu_steps_per_s": steps_gpu,
+                  "gpu_steps_how": gpu_how, "rows": rows, "torch": torch.__version__}
         atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
 
 
