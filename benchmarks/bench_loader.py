@@ -24,7 +24,6 @@ The ratio ``crops/s / (steps/s x batch)`` says how many times over the loader ca
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -37,11 +36,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from machine import cpu_seconds  # noqa: E402
+from machine import cpu_seconds, write_json  # noqa: E402
 
 from audiolvm.builders import build_model, build_objective  # noqa: E402
 from audiolvm.config import load_config  # noqa: E402
-from audiolvm.core.files import atomic_write_text  # noqa: E402
 from audiolvm.data import CropDataset, VCTKReader  # noqa: E402
 from audiolvm.data.cache import CachedReader, ResampledCache  # noqa: E402
 
@@ -158,7 +156,7 @@ def main() -> None:
         report = {"config": CONFIG, "batch": batch, "cache_build_s": build_s, "gflop_per_step": flops / 1e9,
                   "cpu_steps_per_s": steps_cpu, "gpu_tflops_assumed": args.gpu_tflops, "gpu_steps_per_s": steps_gpu,
                   "gpu_steps_how": gpu_how, "rows": rows, "torch": torch.__version__}
-        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
+        write_json(args.json, report)
 
 
 if __name__ == "__main__":

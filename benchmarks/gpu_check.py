@@ -34,6 +34,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from machine import write_json  # noqa: E402
+
 PY = sys.executable
 
 
@@ -140,20 +143,12 @@ def main() -> int:
                 entry["figures"] = train_figures(tmp / "train_run")
             report["sections"][name] = entry
             print(f"[{time.perf_counter() - t_start:6.0f} s] {name}: {status} ({entry['seconds']} s)", flush=True)
-            _write(args.out, report)
+            write_json(args.out, report)
     report["seconds"] = round(time.perf_counter() - t_start, 1)
-    _write(args.out, report)
+    write_json(args.out, report)
     failed = [n for n, e in report["sections"].items() if e["status"] != "ok"]
     print(f"gpu_check: {len(report['sections']) - len(failed)} of {len(report['sections'])} sections ok; {args.out}")
     return 1 if failed else 0
-
-
-def _write(path: str, report: dict) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as fh:
-        json.dump(report, fh, indent=2, default=str)
-        fh.write("\n")
-    os.replace(tmp, path)
 
 
 if __name__ == "__main__":
