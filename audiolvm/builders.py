@@ -172,7 +172,7 @@ def build_datasets(cfg: ExperimentConfig) -> tuple[CropDataset, CropDataset | No
     if cfg.data.cache == "resampled":
         cache = ResampledCache.build(reader, train + valid, cfg.data.sample_rate, cfg.data.root,
                                      progress=cfg.train.progress)
-        reader = CachedReader(reader, cache)
+        reader = CachedReader(reader, cache) if cache is not None else reader
     elif cfg.data.cache != "none":
         raise ConfigError(f"data.cache={cfg.data.cache!r} is unknown; use 'none' or 'resampled'")
     crop = int(round(cfg.data.crop_seconds * cfg.data.sample_rate))

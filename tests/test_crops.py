@@ -157,15 +157,17 @@ def test_resampled_cache_gives_the_same_crops_and_is_reused(tmp_path: Path) -> N
     reader = FolderReader(tmp_path)
     entries = reader.entries()
     cache = ResampledCache.build(reader, entries, 16000, tmp_path, progress=False)
-    assert len(cache.index) == 2  # the 16 kHz file is read as windows, never cached
+    assert cache is not None and len(cache.index) == 2  # the 16 kHz file is read as windows, never cached
     direct = CropDataset(reader, entries, CROP, 16000, seed=3)
     cached = CropDataset(CachedReader(reader, cache), entries, CROP, 16000, seed=3)
     for i in range(len(entries)):
         np.testing.assert_allclose(cached[i]["audio"].numpy(), direct[i]["audio"].numpy(), atol=1 / 32768 + 1e-6)
+    assert ResampledCache.build(reader, entries, 22050, tmp_path, progress=False) is not None  # one file
+    assert ResampledCache.build(reader, entries[-1:], 16000, tmp_path, progress=False) is None  # nothing to do
     again = ResampledCache.build(reader, entries, 16000, tmp_path, progress=False)
-    assert again.index == cache.index and again.folder == cache.folder
+    assert again is not None and again.index == cache.index and again.folder == cache.folder
     write(tmp_path / "b" / "new.wav", 22050, 22050, seed=4)
     reader = FolderReader(tmp_path)
     rebuilt = ResampledCache.build(reader, reader.entries(), 16000, tmp_path, progress=False)
-    assert len(rebuilt.index) == 3
+    assert rebuilt is not None and len(rebuilt.index) == 3
     assert not list(tmp_path.glob(".audiolvm_audio*.tmp")) and not list(tmp_path.glob(".audiolvm_audio*.old"))

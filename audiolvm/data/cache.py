@@ -73,10 +73,13 @@ class ResampledCache:
 
     @classmethod
     def build(cls, reader: CorpusReader, entries: Sequence[Entry], rate: int, root: str | Path,
-              progress: bool = True) -> ResampledCache:
+              progress: bool = True) -> ResampledCache | None:
         """The cache of ``root`` at ``rate`` holding every entry of ``entries`` not already at ``rate``: read
-        back if it holds them all, else built again. Files that fail to decode are skipped (``reader.skip``)."""
+        back if it holds them all, else built again; None when every entry is at ``rate`` already (crops are
+        then read as windows of the files). Files that fail to decode are skipped (``reader.skip``)."""
         wanted = [e for e in entries if e.sample_rate != rate]
+        if not wanted:
+            return None
         candidates = cache_dirs(root, rate)
         for folder in candidates:
             cache = cls.open(folder, rate)
