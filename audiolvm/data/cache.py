@@ -13,7 +13,6 @@ does not hold (new files) trigger a rebuild. Samples are stored as int16 (-96 dB
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,7 +26,7 @@ from tqdm.auto import tqdm
 
 from audiolvm.core.audio import AudioError
 from audiolvm.data.manifest import Entry
-from audiolvm.data.pitch import entry_key
+from audiolvm.data.pitch import cache_locations, entry_key
 from audiolvm.data.readers import CorpusReader
 
 LOG = logging.getLogger("audiolvm.data")
@@ -36,11 +35,7 @@ SAMPLES, INDEX = "samples.i16", "index.json"
 
 def cache_dirs(root: str | Path, rate: int) -> list[Path]:
     """Where the resampled copy of ``root`` may live, in order of preference."""
-    root = Path(root)
-    name = f".audiolvm_audio.{rate}hz"
-    digest = hashlib.sha256(str(root.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return [root / name, Path(xdg) / "audiolvm" / f"{digest}{name}"]
+    return cache_locations(root, f".audiolvm_audio.{rate}hz")
 
 
 class ResampledCache:

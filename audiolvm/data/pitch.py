@@ -42,13 +42,18 @@ def entry_key(entry: Entry) -> str:
     return hashlib.sha1(raw.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def cache_paths(root: str | Path, settings: PitchSettings) -> list[Path]:
-    """Where a corpus's F0 cache may live, in order of preference (the corpus folder, then the user cache)."""
+def cache_locations(root: str | Path, name: str) -> list[Path]:
+    """Where a corpus's derived file ``name`` may live, in order of preference: the corpus folder, then the user
+    cache (``$XDG_CACHE_HOME/audiolvm``, the name prefixed by a digest of the corpus path) for a read-only corpus."""
     root = Path(root)
-    name = f".audiolvm_pitch.{settings.key()}.npz"
     digest = hashlib.sha256(str(root.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return [root / name, Path(xdg) / "audiolvm" / f"{digest}{name}"]
+
+
+def cache_paths(root: str | Path, settings: PitchSettings) -> list[Path]:
+    """Where a corpus's F0 cache may live, in order of preference (the corpus folder, then the user cache)."""
+    return cache_locations(root, f".audiolvm_pitch.{settings.key()}.npz")
 
 
 def _read_npz(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
