@@ -45,18 +45,32 @@ class ResampledCache:
     def __init__(self, folder: Path, index: dict[str, list[int]], rate: int) -> None:
         self.folder, self.index, self.rate = folder, index, rate
         self._samples: np.ndarray | None = None  # opened lazily in each process (loader workers)
+        self._spans: dict[Entry, list[int] | None] = {}  # entry -> index span, so a crop costs no stat or hash
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_samples": None}  # a worker maps the file itself instead of copying it
 
-    def get(self, entry: Entry) -> np.ndarray | None:
-        span = self.index.get(entry_key(entry))
+    def _span(self, entry: Entry) -> list[int] | None:
+        if entry not in self._spans:
+            self._spans[entry] = self.index.get(entry_key(entry))
+        return self._spans[entry]
+
+    def frames(self, entry: Entry) -> int | None:
+        """Length of the cached entry in samples (None if not cached)."""
+        span = self._span(entry)
+        return None if span is None else span[1]
+
+    def get(self, entry: Entry, start: int = 0, frames: int | None = None) -> np.ndarray | None:
+        """Samples ``[start, start + frames)`` (all by default) of a cached entry as float32 (T,); None if the
+        entry is not cached. Only the span is converted from int16."""
+        span = self._span(entry)
         if span is None:
             return None
         if self._samples is None:
             self._samples = np.memmap(self.folder / SAMPLES, dtype=np.int16, mode="r")
-        start, frames = span
-        return self._samples[start : start + frames].astype(np.float32) / 32768.0  # (T,)
+        offset, length = span
+        stop = length if frames is None else min(length, start + frames)
+        return self._samples[offset + start : offset + stop].astype(np.float32) / 32768.0
 
     @classmethod
     def open(cls, folder: Path, rate: int) -> ResampledCache | None:
@@ -148,3 +162,12 @@ class CachedReader(CorpusReader):
         if target == self.cache.rate and (hit := self.cache.get(entry)) is not None:
             return hit
         return self.inner.load(entry, sample_rate)
+
+    def span_length(self, entry: Entry, sample_rate: int) -> int:
+        cached = self.cache.frames(entry) if sample_rate == self.cache.rate else None
+        return cached if cached is not None else self.inner.span_length(entry, sample_rate)
+
+    def load_span(self, entry: Entry, start: int, frames: int, sample_rate: int) -> np.ndarray:
+        if sample_rate == self.cache.rate and (hit := self.cache.get(entry, start, frames)) is not None:
+            return hit  # only the span is converted, not the whole utterance
+        return self.inner.load_span(entry, start, frames, sample_rate)

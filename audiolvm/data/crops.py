@@ -124,12 +124,11 @@ class CropDataset(_ReaderDataset):
 
     def _crop(self, j: int) -> tuple[np.ndarray, int]:
         """``(wave (<= crop,), start)``: the crop of entry ``j``, drawn again while it is silent."""
-        entry, crop = self.entries[j], self.crop_samples
-        full = None if entry.sample_rate == self.sample_rate else self.reader.load(entry, self.sample_rate)
-        total = entry.frames if full is None else len(full)
+        entry, crop, rate = self.entries[j], self.crop_samples, self.sample_rate
+        total = self.reader.span_length(entry, rate)
         for attempt in range(self.REDRAWS if self.random and total > crop else 1):
             start = self.offset(j, total, attempt)
-            wave = self.reader.load_window(entry, start, crop) if full is None else full[start : start + crop]
+            wave = self.reader.load_span(entry, start, crop, rate)
             if rms_dbfs(wave) >= SILENCE_DBFS:
                 break
         return wave, start

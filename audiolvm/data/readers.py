@@ -77,6 +77,7 @@ class CorpusReader:
         self.skipped: Counter[str] = Counter()
         self.skipped_files: list[tuple[str, str]] = []
         self._seen: set[tuple[str, str]] = set()
+        self._memo: tuple[tuple[str, int | None], np.ndarray] | None = None  # the last utterance resampled
 
     def entries(self) -> list[Entry]:
         raise NotImplementedError
@@ -103,6 +104,24 @@ class CorpusReader:
     def load_window(self, entry: Entry, offset: int, frames: int) -> np.ndarray:
         """Only ``frames`` samples from ``offset``, at the file's rate (no resampling), shape (T,)."""
         return self.read(entry, offset, frames)[0]
+
+    def span_length(self, entry: Entry, sample_rate: int) -> int:
+        """Length of the utterance at ``sample_rate``, in samples (what :meth:`load_span` indexes)."""
+        return entry.frames if entry.sample_rate == sample_rate else len(self._resampled(entry, sample_rate))
+
+    def load_span(self, entry: Entry, start: int, frames: int, sample_rate: int) -> np.ndarray:
+        """Samples ``[start, start + frames)`` of the utterance at ``sample_rate``, shape (<= frames,). At the
+        file's rate only the window is read; at another rate the whole utterance is decoded and resampled, and
+        the last one is kept, so further spans of it (a crop drawn again) cost no decode."""
+        if entry.sample_rate == sample_rate:
+            return self.load_window(entry, start, frames)
+        return self._resampled(entry, sample_rate)[start : start + frames]
+
+    def _resampled(self, entry: Entry, sample_rate: int) -> np.ndarray:
+        key = (entry.path, sample_rate)
+        if self._memo is None or self._memo[0] != key:
+            self._memo = (key, self.load(entry, sample_rate))
+        return self._memo[1]
 
     def __iter__(self) -> Iterator[Utterance]:
         for entry in self.entries():
