@@ -36,7 +36,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from machine import cpu_seconds, write_json  # noqa: E402
+from machine import cpu_seconds, process_cpu_seconds, write_json  # noqa: E402
 
 from audiolvm.builders import build_model, build_objective  # noqa: E402
 from audiolvm.config import load_config  # noqa: E402
@@ -70,15 +70,18 @@ def crops_per_second(dataset: CropDataset, batch: int, workers: int, batches: in
                                          drop_last=True)
     it = iter(loader)
     next(it)  # worker start-up is not throughput
+    pids = [w.pid for w in getattr(it, "_workers", [])]
     busy0, own0 = cpu_seconds()
+    kids0 = sum(map(process_cpu_seconds, pids))
     t0 = time.perf_counter()
     for _ in range(batches):
         next(it)
     wall = time.perf_counter() - t0
     busy1, own1 = cpu_seconds()
+    kids1 = sum(map(process_cpu_seconds, pids))
     del it
-    # other load: machine busy time minus this process and its workers (approximated by the loader's own share)
-    other = max(0.0, (busy1 - busy0) - (own1 - own0) - (workers * wall if workers else 0.0)) / wall
+    # other load: machine busy time minus this process and its loader workers (each read from /proc)
+    other = max(0.0, (busy1 - busy0) - (own1 - own0) - (kids1 - kids0)) / wall
     return batches * batch / wall, other
 
 

@@ -25,6 +25,17 @@ def cpu_seconds() -> tuple[float, float]:
     return busy, usage.ru_utime + usage.ru_stime
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) another process of this machine has used so far (``/proc/<pid>/stat``; NaN
+    off Linux or once it has exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
+
+
 def peak_rss_mib() -> float:
     """Peak resident memory of this process (``ru_maxrss``, KiB on Linux) in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

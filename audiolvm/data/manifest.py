@@ -1,7 +1,8 @@
 """Corpus manifests: entries, finding and probing files, the cached scan, and train/valid splits.
 
-A scan walks the corpus, probes every audio file's header with :func:`audio_info` (no decoding),
-and writes the result as JSON lines: a header line with a signature of the file list (relative
+A scan walks the corpus, probes every audio file's header with :func:`audio_info` and decodes it once,
+streaming (:func:`check_samples`: NaN/Inf, silence, a body that fails to decode), and writes the result as
+JSON lines: a header line with a signature of the file list (relative
 paths, sizes, mtimes) and the reader's kind and options, then one line per file, either an entry
 or ``{"path": ..., "error": reason}``. The next scan with the same signature reads the file back
 instead of probing again, so a 44-hour corpus is probed once. Bad files stay in the manifest and

@@ -32,13 +32,10 @@ class CSVLogger:
         writer.writerows(rows)
         atomic_write_text(self.path, buf.getvalue())
 
-    def _write(self, rows: list[dict], mode: str) -> None:
-        with self.path.open(mode, newline="") as fh:
-            csv.DictWriter(fh, fieldnames=FIELDS).writerows(rows)
-
     def log(self, step: int, split: str, values: dict[str, float]) -> None:
         rows = [{"step": step, "split": split, "name": k, "value": f"{v:.6g}"} for k, v in values.items()]
-        self._write(rows, "a")
+        with self.path.open("a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=FIELDS).writerows(rows)
 
 
 def read_rows(path: str | Path) -> list[dict]:

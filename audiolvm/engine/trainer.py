@@ -498,7 +498,7 @@ class Trainer:
                     self.state.step += 1
                     records.append({k: v.detach().float().mean() for k, v in out.items()})
                     bar.update(1)
-                    if not self._sync_point(end):
+                    if not any(self._due(end)):
                         continue
                     rolled_back = self._flush(records, running)
                     records = []
@@ -535,12 +535,13 @@ class Trainer:
         self._clock, self._waited = (now, step), 0.0
         return out
 
-    def _sync_point(self, end: int) -> bool:
-        """Whether this step logs, validates or checkpoints (or ends the run): the only steps that read values
-        back from the device."""
-        step, cfg = self.state.step, self.cfg
-        return (step >= end or step % cfg.log_every == 0 or step % cfg.ckpt_every == 0
-                or (self.valid_dl is not None and step % cfg.valid_every == 0))
+    def _due(self, end: int) -> tuple[bool, bool, bool]:
+        """``(log, validate, checkpoint)`` at this step; a step where any is due is a sync point, the only kind
+        of step that reads values back from the device."""
+        step, cfg, final = self.state.step, self.cfg, self.state.step >= end
+        return (final or step % cfg.log_every == 0,
+                self.valid_dl is not None and (final or step % cfg.valid_every == 0),
+                final or step % cfg.ckpt_every == 0)
 
     def _flush(self, records: list[dict[str, torch.Tensor]], running: dict[str, list[float]]) -> bool:
         """Copy the steps' entries to the host in one transfer and replay them in order: the non-finite guard
@@ -567,9 +568,9 @@ class Trainer:
     def _periodic(self, running, csv, bar, last_ckpt, last_valid, end):  # noqa: ANN001, ANN202
         """Logging, validation and checkpointing at a sync point (after :meth:`_flush`). No checkpoint is written
         in the middle of a run of skipped steps: its weights would be the last good step's anyway."""
-        cfg, step = self.cfg, self.state.step
-        final = step >= end
-        if step % cfg.log_every == 0 or final:
+        step, final = self.state.step, self.state.step >= end
+        log_due, valid_due, ckpt_due = self._due(end)
+        if log_due:
             means = {k: sum(v) / len(v) for k, v in running.items() if v}
             means["lr"] = self.scheduler.get_last_lr()[0]
             means |= self._throughput(step)
@@ -577,9 +578,9 @@ class Trainer:
             bar.set_postfix({k: f"{means[k]:.4g}" for k in self.progress_keys if k in means})
             self.last_train = means
             running.clear()
-        if self.valid_dl is not None and (step % cfg.valid_every == 0 or final):
+        if valid_due:
             last_valid = self.validate()
             self._log("valid", last_valid, csv)
-        if final or (step % cfg.ckpt_every == 0 and self.state.nonfinite_in_row == 0):
+        if ckpt_due and (final or self.state.nonfinite_in_row == 0):
             last_ckpt = self.save_checkpoint()
         return last_ckpt, last_valid
