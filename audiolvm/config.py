@@ -174,6 +174,9 @@ class TrainConfig:
     # this many times per run (0: stop and name the last good checkpoint instead)
     rollbacks: int = 0
     rollback_lr_scale: float = 0.1
+    # intra-op CPU threads: auto (the cores other processes leave free when training starts, kept for the run
+    # and on resume), follow (re-decided at every log point; numerics then depend on the load), or a number
+    threads: str = "auto"
     tensorboard: bool = True
     progress: bool = True
 
@@ -433,7 +436,9 @@ RANGES: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
                     "lr": _POSITIVE, "warmup_steps": _NOT_NEGATIVE, "keep_last": _NOT_NEGATIVE,
                     "grad_clip": _NOT_NEGATIVE, "divergence_ratio": (lambda v: v > 1, "> 1"),
                     "rollbacks": _NOT_NEGATIVE, "rollback_lr_scale": (lambda v: 0 < v < 1, "in (0, 1)"),
-                    "out_dir": _NOT_EMPTY},
+                    "out_dir": _NOT_EMPTY, "threads": (
+                        lambda v: str(v).strip().lower() in ("auto", "follow") or (str(v).isdigit() and int(v) >= 1),
+                        "'auto', 'follow' or a number of threads >= 1")},
     "DataConfig": {"root": _NOT_EMPTY, "crop_seconds": _POSITIVE, "batch_size": _AT_LEAST_1,
                    "sample_rate": _POSITIVE},
     "CodesDataConfig": {"root": _NOT_EMPTY, "window": (lambda v: v >= 2, ">= 2"), "batch_size": _AT_LEAST_1},

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 import torch
+
+# Runs that tests compare bitwise (resume, two processes, CLI runs in subprocesses) must use equal thread counts,
+# so the suite pins today's count: train.threads=auto then leaves it alone (tests/test_threads.py tests the policy).
+os.environ.setdefault("OMP_NUM_THREADS", str(torch.get_num_threads()))
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,28 @@ def test_resampling_convs_are_exact_factors(stride: int) -> None:
     assert Upsample1d(6, 4, stride)(down).shape == x.shape
 
 
+@pytest.mark.parametrize("stride", [2, 3, 4, 8])
+def test_space_to_depth_resampling_is_the_strided_and_transposed_conv(stride: int) -> None:
+    """Downsample1d / Upsample1d compute a strided conv and a transposed conv with rearranged weights: outputs and
+    gradients (input and weights) must equal the plain torch modules' on the same parameters."""
+    torch.manual_seed(stride)
+    s = stride
+    for module, length in ((Downsample1d(5, 6, s), 7 * s), (Upsample1d(5, 6, s), 7)):
+        x = torch.randn(3, 5, length, requires_grad=True)
+        out = module(x)
+        if isinstance(module, Downsample1d):
+            ref = module.conv(torch.nn.functional.pad(x, (s // 2, s - s // 2)))
+        else:
+            full = module.conv(x)
+            ref = full[..., s // 2 : full.shape[-1] - (s - s // 2)]
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+        g = torch.randn_like(out)
+        grads = torch.autograd.grad(out, (x, module.conv.weight, module.conv.bias), g)
+        ref_grads = torch.autograd.grad(ref, (x, module.conv.weight, module.conv.bias), g)
+        for a, b in zip(grads, ref_grads, strict=True):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
 def test_hop_is_product_of_strides() -> None:
     model = audio_autoencoder(IdentityBottleneck(), latent_dim=4, width=8, strides=[2, 3, 5], depth=1)
     assert model.hop == 30

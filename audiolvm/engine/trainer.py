@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import shutil
 import statistics
 import time
@@ -33,6 +34,7 @@ from audiolvm.engine import checkpoint as ckpt
 from audiolvm.engine.lock import RunLock, RunLocked
 from audiolvm.engine.logs import CSVLogger, plot_curves
 from audiolvm.engine.sampling import EpochSampler
+from audiolvm.engine.threads import ThreadPolicy
 
 log = logging.getLogger("audiolvm.engine")
 StepFn = Callable[[nn.Module, Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]
@@ -54,6 +56,7 @@ class TrainerState:
     recent_losses: list[float] = field(default_factory=list)  # for the running median (last 64 steps)
     lr_scale: float = 1.0  # train.lr is multiplied by this (lowered by each rollback)
     rollbacks: int = 0  # automatic rollbacks to the last good checkpoint so far (train.rollbacks)
+    threads: int = 0  # intra-op threads the run started with (train.threads=auto keeps them on resume; 0: unknown)
 
 
 @dataclass
@@ -177,6 +180,10 @@ class Trainer:
         # (fp16's gradient scaler sets that flag itself, so it keeps the host-side branch)
         self._inner_optimizer = optimizer
         self._skip_on_device = bool(optimizer.defaults.get("fused")) and cfg.mixed_precision != "fp16"
+        # train.threads: only a one-process CPU run without OMP_NUM_THREADS is ours to adapt (engine/threads.py)
+        adaptive = (self.accelerator.device.type == "cpu" and self.accelerator.num_processes == 1
+                    and "OMP_NUM_THREADS" not in os.environ)
+        self.threads = ThreadPolicy(cfg.threads, adaptive)
 
     # ----------------------------------------------------------------------------------------
     @property
@@ -462,6 +469,7 @@ class Trainer:
         try:
             return self._fit(resume, stop_after)
         finally:
+            self.threads.restore()
             if lock is not None:
                 lock.release()
 
@@ -475,6 +483,7 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         if resumed is not None:
             self._refresh_export()
+        self.state.threads = self.threads.begin(self.state.threads if resumed is not None else 0)
         csv = CSVLogger(self.out_dir / "metrics.csv", self.state.step if resumed else None) if self.is_main else None
         if cfg.tensorboard:
             acc.init_trackers("tensorboard")
@@ -531,7 +540,8 @@ class Trainer:
         wall, steps = now - self._clock[0], step - self._clock[1]
         out = {}
         if wall > 0 and steps > 0:
-            out = {"time/steps_per_s": steps / wall, "time/data_wait": self._waited / wall}
+            out = {"time/steps_per_s": steps / wall, "time/data_wait": self._waited / wall,
+                   "time/threads": float(torch.get_num_threads())}
         self._clock, self._waited = (now, step), 0.0
         return out
 
@@ -571,6 +581,7 @@ class Trainer:
         step, final = self.state.step, self.state.step >= end
         log_due, valid_due, ckpt_due = self._due(end)
         if log_due:
+            self.state.threads = self.threads.at_sync_point()
             means = {k: sum(v) / len(v) for k, v in running.items() if v}
             means["lr"] = self.scheduler.get_last_lr()[0]
             means |= self._throughput(step)

@@ -25,7 +25,10 @@ class ResidualDilatedBlock(nn.Module):
         self.res_scale = res_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.res_scale * self.proj(F.relu(self.conv(F.relu(x))))
+        # the inner ReLU works in place on the conv's fresh output (its backward needs only its output), and a
+        # unit scale is not multiplied: one full-size tensor less to write and keep per block
+        branch = self.proj(F.relu(self.conv(F.relu(x)), inplace=True))
+        return x + branch if self.res_scale == 1.0 else x + self.res_scale * branch
 
 
 def init_waveform_convs(module: nn.Module) -> None:
@@ -71,7 +74,11 @@ class ResidualStack(nn.Sequential):
 
 class Downsample1d(nn.Module):
     """Strided conv with kernel ``2 * stride`` that maps length ``L`` to exactly ``L // stride``
-    (for ``L`` divisible by ``stride``), for any integer stride."""
+    (for ``L`` divisible by ``stride``), for any integer stride.
+
+    Computed as space-to-depth: the padded input's blocks of ``stride`` samples become channels and a
+    stride-1 conv with 2 taps runs over them, with the same weights rearranged. The result is the strided
+    conv's (to float rounding), and on a CPU it is faster, forward and backward (BENCHMARKS.md, multi-level)."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int) -> None:
         super().__init__()
@@ -80,11 +87,22 @@ class Downsample1d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.stride
-        return self.conv(F.pad(x, (s // 2, s - s // 2)))  # (B, C, L + s) -> (B, C', L / s)
+        x = F.pad(x, (s // 2, s - s // 2))  # (B, C, L + s)
+        if s == 1 or x.shape[-1] % s:
+            return self.conv(x)  # (B, C', L / s)
+        b, c, n = x.shape
+        blocks = x.view(b, c, n // s, s).transpose(2, 3).reshape(b, c * s, n // s)  # channel c * s + phase
+        w = self.conv.weight  # (C', C, 2s): tap j * s + phase
+        w = w.view(w.shape[0], c, 2, s).transpose(2, 3).reshape(w.shape[0], c * s, 2)
+        return F.conv1d(blocks, w, self.conv.bias)  # (B, C', L / s)
 
 
 class Upsample1d(nn.Module):
-    """Transposed conv with kernel ``2 * stride`` that maps length ``L`` to exactly ``L * stride``."""
+    """Transposed conv with kernel ``2 * stride`` that maps length ``L`` to exactly ``L * stride``.
+
+    Computed as depth-to-space: output sample ``m * stride + p`` is ``x[m] w[p] + x[m - 1] w[stride + p]``,
+    a stride-1 conv with 2 taps giving ``stride`` phases as channels, which are then interleaved. Same weights
+    and result as the transposed conv (to float rounding), faster on a CPU."""
 
     def __init__(self, in_ch: int, out_ch: int, stride: int) -> None:
         super().__init__()
@@ -93,7 +111,17 @@ class Upsample1d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.stride
-        y = self.conv(x)  # (B, C', L * s + s)
+        if s == 1:
+            y = self.conv(x)
+        else:
+            w = self.conv.weight  # (C, C', 2s): tap k = j * s + phase, where x[m - 1] meets j = 1
+            c_in, c_out = w.shape[0], w.shape[1]
+            w = w.view(c_in, c_out, 2, s).flip(2).permute(1, 3, 0, 2).reshape(c_out * s, c_in, 2)
+            y = F.conv1d(F.pad(x, (1, 1)), w)  # (B, C' * s, L + 1): channel c' * s + phase
+            b, _, n = y.shape
+            y = y.view(b, c_out, s, n).transpose(2, 3).reshape(b, c_out, n * s)
+            if self.conv.bias is not None:
+                y = y + self.conv.bias[:, None]
         return y[..., s // 2 : y.shape[-1] - (s - s // 2)]  # (B, C', L * s)
 
 
