@@ -177,6 +177,9 @@ class TrainConfig:
     # intra-op CPU threads: auto (the cores other processes leave free when training starts, kept for the run
     # and on resume), follow (re-decided at every log point; numerics then depend on the load), or a number
     threads: str = "auto"
+    # torch.compile the step function (forward and loss; backward through AOTAutograd). Pays where a step is many
+    # small ops (the image VAEs on a CPU, any model on a GPU); the first steps are slower while it compiles
+    compile: bool = False
     tensorboard: bool = True
     progress: bool = True
 

@@ -137,7 +137,7 @@ def adapt_pythae(model: nn.Module) -> NLLAdapter:
 #: our training setups, all timed against pythae: "ours" uses the same plain Adam as the pythae loop; "fused"
 #: is what ``audiolvm train-image`` uses (the engine's fused AdamW kernel); "bf16" adds the engine's
 #: ``train.mixed_precision=bf16`` (the model's forward under CPU bf16 autocast, the bound in float32).
-VARIANTS = ("ours", "fused", "bf16")
+VARIANTS = ("ours", "fused", "bf16", "compiled")
 
 
 def build_variant(name: str, k: int, initial: dict, lr: float) -> tuple[VAE, torch.optim.Optimizer]:
@@ -162,10 +162,12 @@ def train_pair(k: int, x_train: torch.Tensor, epochs: int, batch: int, lr: float
 
     def step_ours(name):
         model, opt = models[name]
+        # "compiled": the whole step function under torch.compile, as train.compile does in the engine
+        step_fn = torch.compile(objective) if name == "compiled" else objective
 
         def step(x):
             opt.zero_grad(set_to_none=True)
-            loss = objective(model, {"image": x})["loss"]
+            loss = step_fn(model, {"image": x})["loss"]
             loss.backward()
             opt.step()
             return loss

@@ -209,3 +209,15 @@ def test_cyclical_schedule_restarts_each_period_and_ends_high() -> None:
     assert make_schedule("constant", value=0.3)(12345) == 0.3
     with pytest.raises(ValueError, match="unknown schedule"):
         make_schedule("cosine")
+
+
+@pytest.mark.parametrize("schedule", [LinearSchedule(start=0.2, end=1.0, steps=100, delay=20),
+                                      CyclicalSchedule(period=100, ramp=0.5, low=0.1, high=1.0, cycles=3),
+                                      CyclicalSchedule(period=40, ramp=0.25)])
+def test_schedules_give_the_same_values_at_a_tensor_step(schedule) -> None:  # noqa: ANN001
+    """The VAE reads its step counter as a tensor (no host sync; one graph under torch.compile): every schedule
+    must give at a 0-dim long tensor the value it gives at the int."""
+    for step in [0, 1, 19, 20, 21, 50, 99, 100, 150, 299, 300, 301, 10**6]:
+        value = schedule(torch.tensor(step))
+        assert isinstance(value, torch.Tensor) and value.dim() == 0
+        assert float(value) == pytest.approx(schedule(step), abs=1e-6), step

@@ -68,7 +68,9 @@ def test_overfitting_one_batch_reduces_loss_tenfold() -> None:
     batch = {"audio": torch.stack([ds[i]["audio"] for i in range(4)])}
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
-    for _ in range(400):
+    # 600 steps: at 400 the VQ's discrete assignments make the ratio a matter of float rounding (8.6x to 13.3x over
+    # four seeds after a change of conv kernels with the same maths); at 600 every seed tried reached 12.8x or more
+    for _ in range(600):
         loss = objective(model, batch)["loss"]
         opt.zero_grad()
         loss.backward()

@@ -135,7 +135,8 @@ class Trainer:
         run_config: dict | None = None,
         progress_keys: tuple[str, ...] = ("loss", "vq/perplexity"),
     ) -> None:
-        self.cfg, self.step_fn, self.run_config = cfg, step_fn, run_config
+        self.cfg, self.run_config = cfg, run_config
+        self.step_fn = torch.compile(step_fn) if cfg.compile else step_fn  # validation runs it too
         self.progress_keys = progress_keys
         self.out_dir = Path(cfg.out_dir)
         self.ckpt_root = self.out_dir / "checkpoints"

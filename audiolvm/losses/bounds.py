@@ -100,7 +100,8 @@ def free_bits_kl(kl_elements: torch.Tensor, free_bits: float) -> torch.Tensor:
     return per_dim.clamp(min=free_bits).sum()
 
 
-def kl_penalty(kl: torch.Tensor, weight: float, capacity: float | None = None) -> torch.Tensor:
+def kl_penalty(kl: torch.Tensor, weight: float | torch.Tensor, capacity: float | torch.Tensor | None = None
+               ) -> torch.Tensor:
     """``weight * KL`` or, with a capacity ``C``, ``weight * |KL - C|`` (Burgess et al. 2018); ``kl`` scalar."""
     return weight * (kl - capacity).abs() if capacity is not None else weight * kl
 
@@ -111,6 +112,13 @@ def active_dims(kl_elements: torch.Tensor, threshold: float = 0.01) -> torch.Ten
 
 
 # ------------------------------------------------------------------------------------------ schedules
+#: a training step: an int, or a 0-dim tensor (the model's step counter read without a host sync, which also
+#: keeps a compiled step in one graph); schedules return a float or a tensor to match
+Step = int | torch.Tensor
+
+
+def _clip01(value: Step) -> Step:
+    return value.clamp(0.0, 1.0) if isinstance(value, torch.Tensor) else min(max(value, 0.0), 1.0)
 
 
 @dataclass(frozen=True)
@@ -119,7 +127,7 @@ class ConstantSchedule:
 
     value: float = 1.0
 
-    def __call__(self, step: int) -> float:
+    def __call__(self, step: Step) -> float:
         return self.value
 
 
@@ -136,8 +144,8 @@ class LinearSchedule:
         if self.steps < 1 or self.delay < 0:
             raise ValueError(f"LinearSchedule: steps must be >= 1 and delay >= 0, got {self.steps}, {self.delay}")
 
-    def __call__(self, step: int) -> float:
-        progress = min(max(step - self.delay, 0) / self.steps, 1.0)
+    def __call__(self, step: Step) -> Step:
+        progress = _clip01((step - self.delay) / self.steps)
         return self.start + (self.end - self.start) * progress
 
 
@@ -156,11 +164,13 @@ class CyclicalSchedule:
         if self.period < 1 or not 0.0 < self.ramp <= 1.0:
             raise ValueError(f"CyclicalSchedule: need period >= 1 and 0 < ramp <= 1, got {self.period}, {self.ramp}")
 
-    def __call__(self, step: int) -> float:
-        if self.cycles is not None and step >= self.cycles * self.period:
-            return self.high
+    def __call__(self, step: Step) -> Step:
         phase = (step % self.period) / self.period
-        return self.low + (self.high - self.low) * min(phase / self.ramp, 1.0)
+        value = self.low + (self.high - self.low) * _clip01(phase / self.ramp)
+        if self.cycles is None:
+            return value
+        done = step >= self.cycles * self.period
+        return torch.where(done, self.high, value) if isinstance(step, torch.Tensor) else (self.high if done else value)
 
 
 Schedule = ConstantSchedule | LinearSchedule | CyclicalSchedule

@@ -39,7 +39,8 @@ class VAEOutput(AutoencoderOutput):
         log_px_z: ``log p(x|z_k)`` per sample, ``Tensor[k*B]``.
         kl_elements: the analytic KL of every latent element (float32), ``Tensor[B x D x *L]``.
         samples: k.
-        step: the model's training-step count before this pass (drives KL schedules).
+        step: the model's training-step count before this pass (drives KL schedules), a 0-dim long tensor on
+            the model's device (reading it as an int would be a host sync every step).
     """
 
     params: torch.Tensor
@@ -48,7 +49,7 @@ class VAEOutput(AutoencoderOutput):
     log_px_z: torch.Tensor
     kl_elements: torch.Tensor
     samples: int
-    step: int
+    step: torch.Tensor
 
     @property
     def z(self) -> torch.Tensor:
@@ -134,7 +135,7 @@ class VAE(Autoencoder):
         ``sample_in_eval``); ``sample=True`` always samples (objectives use it so that validation
         estimates a bound). A training-mode pass with gradients counts one step (``train_steps``).
         """
-        step = int(self.train_steps)
+        step = self.train_steps.clone()
         if self.training and torch.is_grad_enabled():
             self.train_steps += 1
         cond = self.condition(label)

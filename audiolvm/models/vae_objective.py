@@ -45,6 +45,14 @@ def item_bound(out: VAEOutput, estimator: str = "standard", analytic_kl: bool = 
                           "stl" if estimator == "dreg" and out.samples == 1 else estimator)
 
 
+def _logged(value: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A schedule's value (a float, or a tensor computed from the step counter) as a float32 scalar on ``like``'s
+    device, detached."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().float()
+    return torch.tensor(float(value), device=like.device)
+
+
 class VAEObjective:
     """Loss for VAE, beta-VAE (with capacity / warm-up / free bits) and IWAE (k > 1, any estimator).
 
@@ -108,7 +116,7 @@ class VAEObjective:
                              f"model draws k={out.samples} samples (IWAE); set them to their defaults or use samples=1")
         bound = item_bound(out, self.estimator)  # (B,)
         logged["iwae"] = bound.detach().mean()
-        logged["kl/weight"] = torch.ones(())
+        logged["kl/weight"] = torch.ones((), device=bound.device)
         return -bound.mean()
 
     def _elbo_loss(self, out: VAEOutput, kl_elements: torch.Tensor, logged: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -121,7 +129,7 @@ class VAEObjective:
         kl_value = free_bits_kl(kl_elements, self.free_bits) if self.free_bits else kl_items.mean()
         weight = self.beta * (self.warmup(out.step) if self.warmup is not None else 1.0)
         capacity = self.capacity(out.step) if self.capacity is not None else None
-        logged["kl/weight"] = torch.tensor(float(weight))
+        logged["kl/weight"] = _logged(weight, out.log_px_z)
         if capacity is not None:
-            logged["kl/capacity"] = torch.tensor(float(capacity))
+            logged["kl/capacity"] = _logged(capacity, out.log_px_z)
         return -out.log_px_z.mean() + kl_penalty(kl_value, weight, capacity)
