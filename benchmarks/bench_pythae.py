@@ -357,7 +357,8 @@ def main() -> None:
 
 
 SETUPS = {"ours": "ours, plain Adam (as pythae)", "fused": "ours, fused Adam (engine default)",
-          "bf16": "ours, fused Adam + bf16 autocast", "pythae": "pythae 0.1.2, plain Adam"}
+          "bf16": "ours, fused Adam + bf16 autocast", "compiled": "ours, fused Adam + compiled step (train.compile)",
+          "pythae": "pythae 0.1.2, plain Adam"}
 
 
 if __name__ == "__main__":
