@@ -69,16 +69,22 @@ def _our_step(args: argparse.Namespace):  # noqa: ANN202
     torch, cfg, model, objective = _setup(args.device, args.threads, args.override)
     x = _audio(torch, 4, 2.0, cfg.data.sample_rate, args.device)
     step_model = torch.compile(model) if args.compile else model
+    return torch, _adam_step(torch, model, lambda: objective(step_model, {"audio": x})["loss"], args)
+
+
+def _adam_step(torch, model, loss_fn, args: argparse.Namespace):  # noqa: ANN001, ANN202
+    """The timed training step, the same for every model: ``loss_fn()`` (under bf16 autocast with ``--bf16``),
+    backward, Adam 1e-4."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def step() -> None:
         with bf16_autocast(args.device, args.bf16):
-            loss = objective(step_model, {"audio": x})["loss"]
+            loss = loss_fn()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
-    return torch, step
+    return step
 
 
 def worker_train(args: argparse.Namespace) -> dict:
@@ -136,16 +142,7 @@ def _jukebox_step(args: argparse.Namespace):  # noqa: ANN202
     model, hps = _jukebox_vqvae(torch, args.jukebox)
     model = model.to(args.device)
     x = _audio(torch, 4, 2.0, 16000, args.device).transpose(1, 2).contiguous()  # Jukebox takes (B, T, C)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-
-    def step() -> None:
-        with bf16_autocast(args.device, args.bf16):
-            _, loss, _ = model(x, hps, loss_fn="l2")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    return torch, step
+    return torch, _adam_step(torch, model, lambda: model(x, hps, loss_fn="l2")[1], args)
 
 
 def worker_jukebox(args: argparse.Namespace) -> dict:
