@@ -15,15 +15,17 @@ interleaved in the same process. Peak memory: the bytes of tensors autograd save
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import interleaved  # noqa: E402
 
 from audiolvm.builders import build_model, build_objective  # noqa: E402
 from audiolvm.config import load_config  # noqa: E402
@@ -95,15 +97,7 @@ def main() -> None:
 
         steps[name] = adversarial
         memory[name] = saved_mib(d_loss)
-    times: dict[str, list[float]] = {k: [] for k in steps}
-    order = list(steps)
-    for i in range(args.steps + 2):
-        for name in order:
-            t0 = time.perf_counter()
-            steps[name]()
-            if i >= 2:
-                times[name].append(time.perf_counter() - t0)
-        order.reverse()
+    times = interleaved(steps, args.steps, warmup=2)
     with open("/proc/loadavg") as fh:
         load = fh.read().split()[0]
     gen = statistics.median(times["generator step (demo speech VQ-VAE)"])

@@ -33,6 +33,7 @@ from machine import (  # noqa: E402
     bf16_autocast,
     device_name,
     device_sync,
+    interleaved,
     is_cuda,
     peak_gpu_mib,
     peak_rss_mib,
@@ -158,15 +159,8 @@ def worker_pair(args: argparse.Namespace) -> dict:
 
     torch, ours = _our_step(args)
     _, theirs = _jukebox_step(args)
-    times: dict[str, list[float]] = {"ours": [], "jukebox": []}
-    steps = {"ours": ours, "jukebox": theirs}
-    for i in range(args.warmup + 2 * args.steps):
-        for name in (("ours", "jukebox") if i % 2 else ("jukebox", "ours")):
-            t0 = time.perf_counter()
-            steps[name]()
-            _sync(torch, args.device)
-            if i >= args.warmup:
-                times[name].append(time.perf_counter() - t0)
+    sync = device_sync(args.device)
+    times = interleaved({"jukebox": theirs, "ours": ours}, 2 * args.steps, args.warmup, sync)
     median = {k: statistics.median(v) for k, v in times.items()}
     return {"ours_step_s": median["ours"], "jukebox_step_s": median["jukebox"], "steps": len(times["ours"]),
             "throughput_ratio": median["jukebox"] / median["ours"]}

@@ -5,9 +5,10 @@ the seeded 1297 / 500 split), MLP encoder 64-200-200-(2 x 8), Bernoulli decoder 
 Adam 1e-3, for VAE, IWAE k=5 and IWAE k=50. All models start from the *same* weights (ours are copied
 into pythae's networks) and see the same batches in the same order. Training is an Adam loop: ours calls
 ``VAEObjective()(model, batch)["loss"]``, pythae calls ``model({"data": x}).loss`` (its trainer is not
-used). Three setups of ours train beside pythae (``VARIANTS``): plain Adam as in the pythae loop, the
-fused Adam kernel that ``audiolvm train-image`` uses, and that plus ``train.mixed_precision=bf16`` (bf16
-autocast on the model's forward; the bound stays float32). Every step (zero_grad + forward + backward +
+used). Four setups of ours train beside pythae (``VARIANTS``): plain Adam as in the pythae loop, the
+fused Adam kernel that ``audiolvm train-image`` uses, that plus ``train.mixed_precision=bf16`` (bf16
+autocast on the model's forward; the bound stays float32), and that plus ``train.compile`` (the step
+function under ``torch.compile``). Every step (zero_grad + forward + backward +
 Adam step) is timed separately, all setups alternating step by step (the order flips every step) so
 that all see the same CPU contention.
 
@@ -136,7 +137,8 @@ def adapt_pythae(model: nn.Module) -> NLLAdapter:
 
 #: our training setups, all timed against pythae: "ours" uses the same plain Adam as the pythae loop; "fused"
 #: is what ``audiolvm train-image`` uses (the engine's fused AdamW kernel); "bf16" adds the engine's
-#: ``train.mixed_precision=bf16`` (the model's forward under CPU bf16 autocast, the bound in float32).
+#: ``train.mixed_precision=bf16`` (the model's forward under CPU bf16 autocast, the bound in float32); "compiled"
+#: is fused Adam with the step function under ``torch.compile`` (``train.compile``).
 VARIANTS = ("ours", "fused", "bf16", "compiled")
 
 

@@ -8,21 +8,38 @@ import json
 import os
 import platform
 import resource
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from audiolvm.core.cpu import busy_seconds  # noqa: E402
+
 
 def cpu_seconds() -> tuple[float, float]:
-    """(busy CPU seconds of the whole machine, CPU seconds of this process); machine is NaN off Linux."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    try:
-        with open("/proc/stat") as f:
-            ticks = [int(v) for v in f.readline().split()[1:9]]
-        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
-    except OSError:
-        busy = float("nan")
-    return busy, usage.ru_utime + usage.ru_stime
+    """(busy CPU seconds of the cores this process may use, CPU seconds of this process); the first is NaN off
+    Linux. The same reading as the trainer's ``train.threads`` load meter (``audiolvm.core.cpu``)."""
+    busy = busy_seconds()
+    return float("nan") if busy is None else busy, time.process_time()
+
+
+def interleaved(steps: dict[str, Callable[[], Any]], rounds: int, warmup: int = 0,
+                sync: Callable[[], None] | None = None) -> dict[str, list[float]]:
+    """Seconds of each call of every ``steps`` entry, all called once per round, the order reversed every round
+    so that each sees the same background load; the first ``warmup`` rounds are not kept."""
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    order = list(steps)
+    for i in range(warmup + rounds):
+        for name in order:
+            t0 = time.perf_counter()
+            steps[name]()
+            if sync is not None:
+                sync()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - t0)
+        order.reverse()
+    return times
 
 
 def process_cpu_seconds(pid: int) -> float:

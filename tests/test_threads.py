@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from audiolvm.config import ConfigError, TrainConfig, load_config
+from audiolvm.core import cpu
+from audiolvm.core.cpu import LoadMeter
 from audiolvm.engine import Trainer
-from audiolvm.engine import threads as threads_mod
-from audiolvm.engine.threads import LoadMeter, parse_threads, threads_for
+from audiolvm.engine.threads import parse_threads, threads_for
 from tests.helpers import SineDataset, tiny_objective, tiny_vqvae
 
 
@@ -56,7 +57,7 @@ def two_threads_two_cores(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     """A 2-core machine whose other load the test sets (``load["now"]``); torch at 2 threads, no
     OMP_NUM_THREADS (the test suite sets it, which turns the policy off)."""
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(threads_mod, "_cpus", lambda: [0, 1])
+    monkeypatch.setattr(cpu, "usable_cpus", lambda: [0, 1])
     load = {"now": 0.0}
     monkeypatch.setattr(LoadMeter, "other_load", lambda self: load["now"])
     before = torch.get_num_threads()

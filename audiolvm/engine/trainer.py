@@ -56,7 +56,7 @@ class TrainerState:
     recent_losses: list[float] = field(default_factory=list)  # for the running median (last 64 steps)
     lr_scale: float = 1.0  # train.lr is multiplied by this (lowered by each rollback)
     rollbacks: int = 0  # automatic rollbacks to the last good checkpoint so far (train.rollbacks)
-    threads: int = 0  # intra-op threads the run started with (train.threads=auto keeps them on resume; 0: unknown)
+    threads: int = 0  # intra-op threads in use (auto: the run's count, reused on resume; follow: the latest; 0: unknown)
 
 
 @dataclass

@@ -17,18 +17,15 @@ from torch import nn
 class ResidualDilatedBlock(nn.Module):
     """``x + conv1x1(act(conv3_dilated(act(x))))`` (Jukebox / WaveNet style), length preserving."""
 
-    def __init__(self, channels: int, dilation: int, hidden: int | None = None, res_scale: float = 1.0) -> None:
+    def __init__(self, channels: int, dilation: int, hidden: int | None = None) -> None:
         super().__init__()
         hidden = hidden or channels
         self.conv = nn.Conv1d(channels, hidden, kernel_size=3, dilation=dilation, padding=dilation)
         self.proj = nn.Conv1d(hidden, channels, kernel_size=1)
-        self.res_scale = res_scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # the inner ReLU works in place on the conv's fresh output (its backward needs only its output), and a
-        # unit scale is not multiplied: one full-size tensor less to write and keep per block
-        branch = self.proj(F.relu(self.conv(F.relu(x)), inplace=True))
-        return x + branch if self.res_scale == 1.0 else x + self.res_scale * branch
+        # the inner ReLU works in place on the conv's fresh output (its backward needs only its output)
+        return x + self.proj(F.relu(self.conv(F.relu(x)), inplace=True))
 
 
 def init_waveform_convs(module: nn.Module) -> None:
@@ -88,8 +85,8 @@ class Downsample1d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.stride
         x = F.pad(x, (s // 2, s - s // 2))  # (B, C, L + s)
-        if s == 1 or x.shape[-1] % s:
-            return self.conv(x)  # (B, C', L / s)
+        if x.shape[-1] % s:  # L not divisible by the stride: the strided conv's floor(L / s) outputs
+            return self.conv(x)
         b, c, n = x.shape
         blocks = x.view(b, c, n // s, s).transpose(2, 3).reshape(b, c * s, n // s)  # channel c * s + phase
         w = self.conv.weight  # (C', C, 2s): tap j * s + phase
@@ -110,18 +107,12 @@ class Upsample1d(nn.Module):
         self.conv = nn.ConvTranspose1d(in_ch, out_ch, kernel_size=2 * stride, stride=stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = self.stride
-        if s == 1:
-            y = self.conv(x)
-        else:
-            w = self.conv.weight  # (C, C', 2s): tap k = j * s + phase, where x[m - 1] meets j = 1
-            c_in, c_out = w.shape[0], w.shape[1]
-            w = w.view(c_in, c_out, 2, s).flip(2).permute(1, 3, 0, 2).reshape(c_out * s, c_in, 2)
-            y = F.conv1d(F.pad(x, (1, 1)), w)  # (B, C' * s, L + 1): channel c' * s + phase
-            b, _, n = y.shape
-            y = y.view(b, c_out, s, n).transpose(2, 3).reshape(b, c_out, n * s)
-            if self.conv.bias is not None:
-                y = y + self.conv.bias[:, None]
+        s, w, bias = self.stride, self.conv.weight, self.conv.bias  # w: (C, C', 2s), tap k = j * s + phase
+        c_in, c_out = w.shape[0], w.shape[1]
+        w = w.view(c_in, c_out, 2, s).flip(2).permute(1, 3, 0, 2).reshape(c_out * s, c_in, 2)  # x[m - 1]: j = 1
+        y = F.conv1d(F.pad(x, (1, 1)), w, None if bias is None else bias.repeat_interleave(s))  # channel c' * s + p
+        b, _, n = y.shape  # (B, C' * s, L + 1)
+        y = y.view(b, c_out, s, n).transpose(2, 3).reshape(b, c_out, n * s)  # (B, C', L * s + s)
         return y[..., s // 2 : y.shape[-1] - (s - s // 2)]  # (B, C', L * s)
 
 
