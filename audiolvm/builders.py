@@ -12,6 +12,7 @@ from torch import nn
 
 from audiolvm.bottleneck import Bottleneck, IdentityBottleneck, VectorQuantizerEMA
 from audiolvm.config import (
+    AdversarialConfig,
     ConfigError,
     DataConfig,
     ExperimentConfig,
@@ -30,12 +31,20 @@ from audiolvm.data.pitch import PitchTable
 from audiolvm.data.readers import CorpusReader
 from audiolvm.engine.checkpoint import latest_checkpoint, load_weights, shape_mismatches
 from audiolvm.losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
+from audiolvm.losses.balancer import Balancer
 from audiolvm.models import AudioReconstructionObjective, MultiLevelAutoencoder
+from audiolvm.models.adversarial import ADV_TERMS, AdversarialObjective, Discriminators, balancer_keys
 from audiolvm.models.audio_vqvae import audio_autoencoder
 from audiolvm.models.chain import ChainStage, SamplingChain
 from audiolvm.models.pitch import PitchConditioner
 from audiolvm.models.priors import Prior
 from audiolvm.models.speaker import SpeakerConditioner
+from audiolvm.nn.discriminators import (
+    MultiBandSTFTDiscriminator,
+    MultiPeriodDiscriminator,
+    MultiScaleSTFTDiscriminator,
+    MultiScaleWaveformDiscriminator,
+)
 
 
 def build_bottleneck(cfg: ModelConfig, level: int = 0) -> Bottleneck:
@@ -118,10 +127,52 @@ def check_pitch_config(cfg: ModelConfig, need_stats: bool = True) -> list[int]:
     return levels
 
 
-def build_objective(cfg: ExperimentConfig) -> AudioReconstructionObjective:
+DISCRIMINATORS: dict[str, Callable[[AdversarialConfig], nn.Module]] = {
+    "mpd": lambda a: MultiPeriodDiscriminator(a.periods, channels=[a.channels, 2 * a.channels, 4 * a.channels,
+                                                                   4 * a.channels]),
+    "msd": lambda a: MultiScaleWaveformDiscriminator(a.scales, channels=[a.channels, 4 * a.channels,
+                                                                         8 * a.channels]),
+    "msstft": lambda a: MultiScaleSTFTDiscriminator(a.fft_sizes, a.channels),
+    "mbstft": lambda a: MultiBandSTFTDiscriminator(a.fft_sizes, channels=a.channels),
+}
+
+
+def build_discriminators(cfg: ExperimentConfig) -> Discriminators:
+    """``adv.discriminators`` by kind, and the balancer's state when ``adv.balancer`` is on."""
+    a = cfg.adv
+    unknown = [k for k in a.discriminators if k not in DISCRIMINATORS]
+    if unknown or len(set(a.discriminators)) != len(a.discriminators):
+        raise ConfigError(f"adv.discriminators={a.discriminators} must name each of {sorted(DISCRIMINATORS)} at most "
+                          "once (mpd: HiFi-GAN multi-period, msd: multi-scale waveform, msstft: EnCodec STFT, mbstft: "
+                          "DAC multi-band STFT)")
+    too_long = [n for n in a.fft_sizes if n // 2 >= int(cfg.data.crop_seconds * cfg.data.sample_rate)]
+    if too_long and {"msstft", "mbstft"} & set(a.discriminators):
+        raise ConfigError(f"adv.fft_sizes {too_long} need crops longer than n_fft / 2 samples; data.crop_seconds="
+                          f"{cfg.data.crop_seconds} is {int(cfg.data.crop_seconds * cfg.data.sample_rate)} samples")
+    balancer = None
+    if a.balancer:
+        balancer = Balancer(balancer_keys(cfg.model.num_levels, cfg.loss.weights), a.balancer_total, a.balancer_decay)
+    return Discriminators({k: DISCRIMINATORS[k](a) for k in a.discriminators}, balancer)
+
+
+def build_objective(cfg: ExperimentConfig) -> AudioReconstructionObjective | AdversarialObjective:
+    """The reconstruction objective; wrapped in :class:`AdversarialObjective` when ``adv.discriminators`` names
+    any."""
+    weights = dict(cfg.loss.weights)
+    adv_weights = {k: weights.pop(k) for k in ADV_TERMS if k in weights}
+    base = build_reconstruction_objective(cfg, weights)
+    if not cfg.adv.discriminators:
+        if any(adv_weights.values()):
+            raise ConfigError(f"loss.weights names {sorted(adv_weights)} but adv.discriminators is empty; name the "
+                              "discriminators (e.g. adv.discriminators=[mpd,msstft]) or remove those weights")
+        return base
+    return AdversarialObjective(base, build_discriminators(cfg), cfg.adv.loss, adv_weights, cfg.adv.start_step,
+                                cfg.adv.levels or None)
+
+
+def build_reconstruction_objective(cfg: ExperimentConfig, weights: dict[str, float]) -> AudioReconstructionObjective:
     s = cfg.loss.stft
     stft = MultiResolutionSTFTLoss(s.fft_sizes, s.hop_sizes, s.win_sizes)
-    weights = dict(cfg.loss.weights)
     if cfg.model.bottleneck != "vq":
         weights = {k: v for k, v in weights.items() if not k.startswith("vq/")}
     if weights.get("mel", 1.0) == 0.0:

@@ -148,11 +148,47 @@ class LossConfig:
 
 
 @dataclass
+class AdversarialConfig:
+    """Adversarial training (HiFi-GAN / EnCodec / DAC): discriminators trained beside the model, their own optimizer
+    in ``train.groups.disc``; the generator's terms are weighted in ``loss.weights`` as ``adv/gen`` (default 1) and
+    ``adv/feat`` (feature matching, default 2)."""
+
+    discriminators: list[str] = field(default_factory=list)  # mpd | msd | msstft | mbstft; [] = off
+    loss: str = "hinge"  # hinge | ls
+    start_step: int = 0  # discriminator steps before the generator's adversarial terms switch on
+    levels: list[int] = field(default_factory=list)  # levels whose reconstructions are judged; [] = all
+    periods: list[int] = field(default_factory=lambda: [2, 3, 5, 7, 11])  # mpd
+    scales: int = 3  # msd
+    fft_sizes: list[int] = field(default_factory=lambda: [1024, 512, 256])  # msstft, mbstft (hop n_fft / 4)
+    channels: int = 16  # width of every discriminator's conv stacks (HiFi-GAN's MPD: 32..1024; ours stay small)
+    # EnCodec's gradient balancer: each term's weight sets its share of the gradient at the reconstruction
+    balancer: bool = False
+    balancer_total: float = 1.0
+    balancer_decay: float = 0.999
+
+
+@dataclass
+class OptimGroupConfig:
+    """Optimizer settings of one trained module besides the model (a discriminator, ``train.groups.<name>``);
+    an unset field takes the ``train`` value of the same name."""
+
+    optimizer: str | None = None
+    lr: float | None = None
+    betas: list[float] | None = None
+    weight_decay: float | None = None
+    warmup_steps: int | None = None
+    schedule: str | None = None
+    min_lr_ratio: float | None = None
+    grad_clip: float | None = None
+
+
+@dataclass
 class TrainConfig:
     out_dir: str = "runs/speech_vqvae"
     max_steps: int = 2000
     optimizer: str = "adamw"  # adamw | sgd (momentum 0.9)
     lr: float = 3e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])  # adamw
     weight_decay: float = 0.0
     warmup_steps: int = 100
     schedule: str = "cosine"  # cosine | constant
@@ -180,6 +216,18 @@ class TrainConfig:
     # torch.compile the step function (forward and loss; backward through AOTAutograd). Pays where a step is many
     # small ops (the image VAEs on a CPU, any model on a GPU); the first steps are slower while it compiles
     compile: bool = False
+    # modules trained besides the model (a step function with phases, e.g. discriminators): their optimizer
+    # settings by module name, each field defaulting to the train value above (e.g. groups.disc.lr: 1e-4)
+    groups: dict[str, OptimGroupConfig] = field(default_factory=dict)
+    # the order in which the phases' optimizers step within a step ([] = the step function's own order,
+    # discriminator before model for adversarial training)
+    update_order: list[str] = field(default_factory=list)
+    # warm start: a run folder whose model.safetensors (and the saved weights of any module trained beside it,
+    # e.g. disc.safetensors) initialise a new run; ignored when --resume finds a checkpoint
+    init_from: str = ""
+    # exponential moving average of the model's weights (0 = off, e.g. 0.999): what model.safetensors holds,
+    # so evaluation and inference use it; validation during training sees the live weights
+    ema: float = 0.0
     tensorboard: bool = True
     progress: bool = True
 
@@ -190,6 +238,7 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    adv: AdversarialConfig = field(default_factory=AdversarialConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 

@@ -16,8 +16,10 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
@@ -33,10 +35,20 @@ from audiolvm.core.seed import seed_everything
 from audiolvm.engine import checkpoint as ckpt
 from audiolvm.engine.lock import RunLock, RunLocked
 from audiolvm.engine.logs import CSVLogger, plot_curves
+from audiolvm.engine.phases import (
+    MODEL,
+    PhasedModules,
+    PhasedStep,
+    WeightEMA,
+    group_config,
+    phase_entries,
+    update_order,
+)
 from audiolvm.engine.sampling import EpochSampler
 from audiolvm.engine.threads import ThreadPolicy
 
 log = logging.getLogger("audiolvm.engine")
+EMA_FILE = "ema.safetensors"  #: a checkpoint's weight average (train.ema)
 StepFn = Callable[[nn.Module, Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]
 
 
@@ -56,7 +68,20 @@ class TrainerState:
     recent_losses: list[float] = field(default_factory=list)  # for the running median (last 64 steps)
     lr_scale: float = 1.0  # train.lr is multiplied by this (lowered by each rollback)
     rollbacks: int = 0  # automatic rollbacks to the last good checkpoint so far (train.rollbacks)
-    threads: int = 0  # intra-op threads in use (auto: the run's count, reused on resume; follow: the latest; 0: unknown)
+    threads: int = 0  # intra-op threads (auto: the run's count, reused on resume; follow: the latest; 0: unknown)
+
+
+@dataclass
+class OptimGroup:
+    """One trained module's optimizer: its settings (``train`` with ``train.groups.<name>`` over it), the prepared
+    optimizer and scheduler, and the raw optimizer (whose ``found_inf`` skips an update on a device flag)."""
+
+    name: str
+    cfg: TrainConfig
+    optimizer: Any
+    scheduler: Any
+    inner: torch.optim.Optimizer
+    skip_on_device: bool
 
 
 @dataclass
@@ -81,19 +106,35 @@ def lr_multiplier(step: int, cfg: TrainConfig) -> float:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW (betas 0.9 / 0.99) or SGD with momentum 0.9. Both use the fused kernel when every parameter
-    is a floating tensor on CPU or CUDA (one kernel for all tensors instead of a loop over them: about 3x
+    """AdamW (``train.betas``, 0.9 / 0.99 by default) or SGD with momentum 0.9. Both use the fused kernel when every
+    parameter is a floating tensor on CPU or CUDA (one kernel for all tensors instead of a loop over them: about 3x
     faster optimizer steps on the small image models, see BENCHMARKS.md); the maths is the same. A fused
     kernel can also skip an update on a device-side flag (``found_inf``), which the trainer uses so that the
     non-finite guard needs no host sync."""
     params = [p for p in model.parameters() if p.requires_grad]
     fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay,
+        if len(cfg.betas) != 2:
+            raise ValueError(f"train.betas={list(cfg.betas)} must be two numbers, e.g. [0.9, 0.99]")
+        return torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay,
                                  fused=fused or None)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, fused=fused or None)
     raise ValueError(f"train.optimizer={cfg.optimizer!r} is unknown; use 'adamw' or 'sgd'")
+
+
+def load_strict(module: nn.Module, tensors: Mapping[str, torch.Tensor], path: Path, fix: str) -> None:
+    """Copy ``tensors`` into ``module``: every tensor of its state dict must be there with its shape; ValueError
+    naming ``path``, the first differences and ``fix`` otherwise."""
+    own = module.state_dict()
+    missing, extra = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
+    wrong = ckpt.shape_mismatches({k: v.shape for k, v in tensors.items()}, module)
+    if missing or extra or wrong:
+        parts = [f"{len(missing)} tensors missing (e.g. {missing[0]})" if missing else "",
+                 f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "",
+                 f"{len(wrong)} of another shape (e.g. {wrong[0]})" if wrong else ""]
+        raise ValueError(f"{path}: does not fit the model built now: {'; '.join(p for p in parts if p)}; {fix}")
+    module.load_state_dict(tensors, strict=True)
 
 
 def _fresh_accelerator_state() -> None:
@@ -113,7 +154,9 @@ class Trainer:
 
     Args:
         model: any ``nn.Module``.
-        step_fn: returns a dict of scalar tensors with a ``loss`` key; all entries are logged.
+        step_fn: returns a dict of scalar tensors with a ``loss`` key; all entries are logged. A
+            :class:`~audiolvm.engine.phases.PhasedStep` also trains its own modules (discriminators), each with its
+            own optimizer (``train.groups.<name>``), one phase per module in its update order.
         train_data, valid_data: map-style datasets; a ``set_epoch(e)`` method, if present, is called
             at each epoch (random crops that depend only on (seed, epoch, index)).
         cfg: optimisation, logging and checkpoint settings.
@@ -136,7 +179,13 @@ class Trainer:
         progress_keys: tuple[str, ...] = ("loss", "vq/perplexity"),
     ) -> None:
         self.cfg, self.run_config = cfg, run_config
-        self.step_fn = torch.compile(step_fn) if cfg.compile else step_fn  # validation runs it too
+        self.phased = step_fn if isinstance(step_fn, PhasedStep) else None
+        if self.phased is not None and cfg.mixed_precision == "fp16":
+            raise ValueError("train.mixed_precision=fp16 keeps one gradient scaler for all optimizers; a step with "
+                             "several (adversarial training) needs bf16 or no")
+        if self.phased is not None and cfg.compile:
+            log.warning("train.compile is not applied to a step in phases (adversarial training); running eagerly")
+        self.step_fn = torch.compile(step_fn) if cfg.compile and self.phased is None else step_fn  # validation too
         self.progress_keys = progress_keys
         self.out_dir = Path(cfg.out_dir)
         self.ckpt_root = self.out_dir / "checkpoints"
@@ -149,7 +198,9 @@ class Trainer:
             step_scheduler_with_optimizer=False,
             # VQ statistics are all-reduced inside the bottleneck; broadcasting rank 0's buffers
             # would be redundant at best (and hide a missing all-reduce at worst).
-            kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)],
+            # a phase's forward reaches only some modules' parameters (the discriminator phase not the model's)
+            kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False,
+                                                          find_unused_parameters=self.phased is not None)],
             # batches go to the GPU from pinned memory without blocking the host (a blocking copy is a sync)
             dataloader_config=DataLoaderConfiguration(non_blocking=True),
         )
@@ -169,18 +220,33 @@ class Trainer:
         if valid_data is not None and len(valid_data) > 0:
             valid_dl = DataLoader(valid_data, shuffle=False, generator=torch.Generator(), **{
                 **loader_kw, "drop_last": False})
-        optimizer = make_optimizer(model, cfg)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_multiplier(s, cfg))
-        prepared = self.accelerator.prepare(model, optimizer, scheduler, train_dl)
-        self.model, self.optimizer, self.scheduler, self.train_dl = prepared
+        trained: nn.Module = model if self.phased is None else PhasedModules(model, self.phased)
+        self.order = (MODEL,) if self.phased is None else update_order(self.phased, cfg)
+        settings = {name: group_config(cfg, name) for name in self.order}
+        unknown = sorted(set(cfg.groups) - set(self.order))
+        if unknown:
+            raise ValueError(f"train.groups names {unknown}, which this run does not train; its modules: "
+                             f"{[n for n in self.order if n != MODEL]}")
+        optimizers = [make_optimizer(trained if self.phased is None else trained.group(n), settings[n])
+                      for n in self.order]
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lambda s, c=settings[n]: lr_multiplier(s, c))
+                      for n, o in zip(self.order, optimizers, strict=True)]
+        prepared = self.accelerator.prepare(trained, *optimizers, *schedulers, train_dl)
+        self.model, self.train_dl = prepared[0], prepared[-1]
+        k = len(self.order)
+        # the non-finite guard skips updates on a device flag when the optimizer's fused kernel reads one
+        # (fp16's gradient scaler sets that flag itself, so it keeps the host-side branch)
+        self.groups = [OptimGroup(n, settings[n], opt, sched, raw, bool(raw.defaults.get("fused"))
+                                  and cfg.mixed_precision != "fp16")
+                       for n, opt, sched, raw in zip(self.order, prepared[1:1 + k], prepared[1 + k:1 + 2 * k],
+                                                     optimizers, strict=True)]
+        main = next(g for g in self.groups if g.name == MODEL)
+        self.optimizer, self.scheduler = main.optimizer, main.scheduler
         self.valid_dl = self.accelerator.prepare(valid_dl) if valid_dl is not None else None
         self.state = TrainerState()
         self.last_train: dict[str, float] = {}
         self._clock, self._waited = (time.perf_counter(), 0), 0.0  # wall time and batch waits since the last log
-        # the non-finite guard skips updates on a device flag when the optimizer's fused kernel reads one
-        # (fp16's gradient scaler sets that flag itself, so it keeps the host-side branch)
-        self._inner_optimizer = optimizer
-        self._skip_on_device = bool(optimizer.defaults.get("fused")) and cfg.mixed_precision != "fp16"
+        self.ema = WeightEMA(self.unwrapped_model(), cfg.ema) if cfg.ema > 0 else None
         # train.threads: only a one-process CPU run without OMP_NUM_THREADS is ours to adapt (engine/threads.py)
         adaptive = (self.accelerator.device.type == "cpu" and self.accelerator.num_processes == 1
                     and "OMP_NUM_THREADS" not in os.environ)
@@ -191,8 +257,14 @@ class Trainer:
     def is_main(self) -> bool:
         return self.accelerator.is_main_process
 
-    def unwrapped_model(self) -> nn.Module:
+    def trained_modules(self) -> nn.Module:
+        """Everything this run trains and checkpoints: the model, or :class:`PhasedModules` around it."""
         return self.accelerator.unwrap_model(self.model)
+
+    def unwrapped_model(self) -> nn.Module:
+        """The model (without the modules trained beside it)."""
+        trained = self.trained_modules()
+        return trained.model if isinstance(trained, PhasedModules) else trained
 
     def _timed(self, loader: Iterable) -> Iterator:
         """Iterate ``loader``, adding the seconds spent waiting for each batch to ``self._waited``."""
@@ -258,13 +330,19 @@ class Trainer:
         except TypeError as exc:
             raise ValueError(f"{state_file}: not a trainer state ({exc})") from exc
         self.accelerator.load_state(str(folder))
+        if self.ema is not None:
+            if (folder / EMA_FILE).is_file():
+                self.ema.load(ckpt.load_weights(folder / EMA_FILE))
+            else:  # a checkpoint of a run without train.ema: the average starts from its weights
+                log.warning("%s has no %s; the weight average (train.ema) starts from its weights", folder, EMA_FILE)
+                self.ema.load(self.unwrapped_model().state_dict())
         self.state = state
 
     def _check_fits(self, folder: Path) -> None:
         """Raise ValueError if the checkpoint's weights have other shapes than the model's (a changed config)."""
         weights = folder / "model.safetensors"
         try:
-            wrong = ckpt.shape_mismatches(ckpt.tensor_shapes(weights), self.unwrapped_model())
+            wrong = ckpt.shape_mismatches(ckpt.tensor_shapes(weights), self.trained_modules())
         except (ValueError, OSError):
             return  # missing or unreadable: loading fails and the checkpoint is skipped
         if not wrong:
@@ -282,18 +360,20 @@ class Trainer:
                          "model into another train.out_dir")
 
     def _apply_lr(self) -> None:
-        """Set the base learning rate to ``train.lr * state.lr_scale``; a checkpoint restores its own (the config
-        given on --resume may have lowered it, a rollback scales it). Unchanged rates are left untouched."""
-        sched = self.scheduler.scheduler  # the LambdaLR inside accelerate's wrapper
-        base = self.cfg.lr * self.state.lr_scale
-        if all(b == base for b in sched.base_lrs):
-            return
-        log.info("learning rate: base %g (train.lr %g x %g), the checkpoint had %g", base, self.cfg.lr,
-                 self.state.lr_scale, sched.base_lrs[0])
-        sched.base_lrs = [base] * len(sched.base_lrs)
-        sched._last_lr = [base * lmbda(sched.last_epoch) for lmbda in sched.lr_lambdas]  # as LambdaLR computes
-        for group, lr in zip(self.optimizer.param_groups, sched._last_lr, strict=True):
-            group["lr"] = lr
+        """Set each optimizer's base learning rate to its ``lr`` (``train.lr``, or ``train.groups.<name>.lr``)
+        times ``state.lr_scale``; a checkpoint restores its own (the config given on --resume may have lowered it,
+        a rollback scales it). Unchanged rates are left untouched."""
+        for group in self.groups:
+            sched = group.scheduler.scheduler  # the LambdaLR inside accelerate's wrapper
+            base = group.cfg.lr * self.state.lr_scale
+            if all(b == base for b in sched.base_lrs):
+                continue
+            log.info("learning rate of %s: base %g (lr %g x %g), the checkpoint had %g", group.name, base,
+                     group.cfg.lr, self.state.lr_scale, sched.base_lrs[0])
+            sched.base_lrs = [base] * len(sched.base_lrs)
+            sched._last_lr = [base * lmbda(sched.last_epoch) for lmbda in sched.lr_lambdas]  # as LambdaLR computes
+            for param_group, lr in zip(group.optimizer.param_groups, sched._last_lr, strict=True):
+                param_group["lr"] = lr
 
     def save_checkpoint(self) -> Path:
         """Write the full training state atomically, rotate old ones, export safetensors weights."""
@@ -305,10 +385,12 @@ class Trainer:
         acc.wait_for_everyone()
         acc.save_state(str(tmp))
         acc.wait_for_everyone()
-        params = list(self.unwrapped_model().parameters())
+        params = list(self.trained_modules().parameters())
         finite = bool(torch.stack([torch.isfinite(p).all() for p in params]).all()) if params else True
         self.state.pending = self.state.step if finite else -1  # judged by the next loss (_judge_checkpoint)
         if self.is_main:
+            if self.ema is not None:
+                ckpt.save_weights(self.ema.shadow, tmp / EMA_FILE, self.state.step)
             atomic_write_json(tmp / "trainer_state.json", dataclasses.asdict(self.state))
             if self.run_config is not None:
                 atomic_write_json(tmp / "config.json", self.run_config)
@@ -321,11 +403,40 @@ class Trainer:
 
     def export(self) -> Path:
         """Write ``<out>/config.json`` and ``<out>/model.safetensors`` (the weights of the current step, which
-        its metadata names): what inference loads. Main process only."""
+        its metadata names; their moving average with ``train.ema``): what inference loads. Modules trained beside
+        the model go beside it, ``<out>/<name>.safetensors`` (a discriminator, for fine-tuning later with
+        ``train.init_from``); the model's file is written last. Main process only."""
         if self.run_config is not None:
             atomic_write_json(self.out_dir / "config.json", self.run_config)
-        return ckpt.save_weights(self.unwrapped_model().state_dict(), self.out_dir / "model.safetensors",
-                                 self.state.step)
+        trained = self.trained_modules()
+        if isinstance(trained, PhasedModules):
+            for name, module in trained.aux.items():
+                ckpt.save_weights(module.state_dict(), self.out_dir / f"{name}.safetensors", self.state.step)
+        weights = self.ema.shadow if self.ema is not None else self.unwrapped_model().state_dict()
+        return ckpt.save_weights(weights, self.out_dir / "model.safetensors", self.state.step)
+
+    def init_from(self, run: str | Path) -> None:
+        """Warm start (``train.init_from``): load a run's ``model.safetensors`` into the model, strictly (every
+        tensor present, same shapes), and the saved weights of each module trained beside it where the run has
+        them (``<name>.safetensors``); a module without a file starts fresh."""
+        run = Path(run)
+        weights = run / "model.safetensors" if run.is_dir() else run
+        fix = (f"give train.init_from a run folder written by 'audiolvm train' for the same model config "
+               f"(it has {run / 'config.json'})")
+        if not weights.is_file():
+            raise ValueError(f"train.init_from={str(run)!r}: {weights} not found; {fix}")
+        targets: dict[str, tuple[nn.Module, Path]] = {MODEL: (self.unwrapped_model(), weights)}
+        trained = self.trained_modules()
+        if isinstance(trained, PhasedModules):
+            targets |= {name: (m, weights.with_name(f"{name}.safetensors")) for name, m in trained.aux.items()}
+        for name, (module, path) in targets.items():
+            if name != MODEL and not path.is_file():
+                log.info("init_from: %s has no %s; %s starts fresh", run, path.name, name)
+                continue
+            load_strict(module, ckpt.load_weights(path), path, fix)
+            log.info("init_from: %s loaded from %s", name, path)
+        if self.ema is not None:
+            self.ema.load(self.unwrapped_model().state_dict())
 
     def _refresh_export(self) -> None:
         """After a resume: if the exported weights are missing, unreadable or from another step than the
@@ -347,24 +458,68 @@ class Trainer:
         (``found_inf``, no host sync); any other optimizer reads the flag (one sync). It still counts as a step
         (as a step skipped by AMP's gradient scaler does), and the scheduler moves on."""
         acc = self.accelerator
+        if self.phased is not None:
+            return self._phased_step(batch, window)
         with acc.accumulate(self.model):
             out = dict(self.step_fn(self.model, batch))
-            loss = out["loss"]
-            finite = all_true_tensor(torch.isfinite(loss.detach()).all())
-            window["ok"] = finite if "ok" not in window else window["ok"] & finite
-            acc.backward(loss)  # a non-finite loss poisons the window's gradients, and its update is skipped
+            window["ok"] = self._backward(out["loss"], window.get("ok"))
             if acc.sync_gradients:
-                ok = window["ok"]
-                if self.cfg.grad_clip > 0:
-                    out["grad_norm"] = acc.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-                if self._skip_on_device:
-                    self._inner_optimizer.found_inf = (~ok).float()
-                    self.optimizer.step()
-                elif bool(ok):
-                    self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer.zero_grad(set_to_none=True)
+                out |= self._update(self.groups[0], self.model.parameters(), window["ok"])
             out["ok"] = window["ok"]
+        return out
+
+    def _backward(self, loss: torch.Tensor, ok: torch.Tensor | None) -> torch.Tensor:
+        """Backward ``loss``; returns ``ok`` and-ed with "the loss is finite on every process" (a device tensor).
+        A non-finite loss poisons the window's gradients, and the update is skipped."""
+        finite = all_true_tensor(torch.isfinite(loss.detach()).all())
+        self.accelerator.backward(loss)
+        return finite if ok is None else ok & finite
+
+    def _update(self, group: OptimGroup, params: Iterable[nn.Parameter], ok: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Clip, step (skipped when not ``ok``), schedule and zero one optimizer; returns ``grad_norm`` if clipped."""
+        out = {}
+        if group.cfg.grad_clip > 0:
+            out["grad_norm"] = self.accelerator.clip_grad_norm_(params, group.cfg.grad_clip)
+        if group.skip_on_device:
+            group.inner.found_inf = (~ok).float()
+            group.optimizer.step()
+        elif bool(ok):
+            group.optimizer.step()
+        group.scheduler.step()
+        group.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None and group.name == MODEL:
+            self.ema.update(self.unwrapped_model(), self.state.step)
+        return out
+
+    def _phased_step(self, batch: Mapping[str, torch.Tensor], window: dict) -> dict[str, torch.Tensor]:
+        """A step in phases (:class:`~audiolvm.engine.phases.PhasedStep`). The window's micro-batches are held
+        until the last arrives; then each phase in update order runs every micro-batch forward and backward (each
+        with its own ``carry``, kept across the phases, so the window's graphs are held) and steps its module's
+        optimizer. Gradients a phase leaves in other modules are cleared before the next phase. Each phase's update
+        is skipped on its own non-finite flag; the step's ``ok`` is all of them."""
+        acc = self.accelerator
+        with acc.accumulate(self.model):
+            window.setdefault("batches", []).append(batch)
+            if not acc.sync_gradients:
+                return {}
+            batches = window.pop("batches")
+            carries: list[dict] = [{} for _ in batches]
+            out: dict[str, torch.Tensor] = {}
+            step_ok = None
+            trained = self.trained_modules()
+            for group in self.groups:
+                trained.zero_grad(set_to_none=True)
+                ok = None
+                for j, (micro, carry) in enumerate(zip(batches, carries, strict=True)):
+                    # DDP all-reduces at the window's last backward only
+                    with acc.no_sync(self.model) if j < len(batches) - 1 else nullcontext():
+                        entries = dict(self.model(micro, phase=group.name, carry=carry))
+                        ok = self._backward(entries["loss"], ok)
+                entries |= self._update(group, trained.group(group.name).parameters(), ok)
+                out |= phase_entries(entries, group.name)
+                step_ok = ok if step_ok is None else step_ok & ok
+            trained.zero_grad(set_to_none=True)
+            out["ok"] = step_ok
         return out
 
     def _judge_checkpoint(self, loss: float) -> None:
@@ -439,7 +594,7 @@ class Trainer:
         for i, batch in enumerate(self.valid_dl):
             if i >= self.cfg.valid_batches:
                 break
-            out = self.step_fn(self.model, batch)
+            out = self._evaluate(batch)
             for k, v in out.items():
                 value = self.accelerator.gather_for_metrics(v.detach().float().reshape(1)).mean()
                 sums[k] = sums[k] + value if k in sums else value
@@ -448,6 +603,15 @@ class Trainer:
         keys = sorted(sums)
         totals = torch.stack([sums[k] for k in keys]).tolist() if keys else []  # one copy to the host
         return {k: v / max(n, 1) for k, v in zip(keys, totals, strict=True)}
+
+    def _evaluate(self, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The step function's entries for a held-out batch (every phase, in update order, for a phased step)."""
+        if self.phased is None:
+            return dict(self.step_fn(self.model, batch))
+        out, carry = {}, {}
+        for name in self.order:
+            out |= phase_entries(self.model(batch, phase=name, carry=carry), name)
+        return out
 
     def _log(self, split: str, values: dict[str, float], csv: CSVLogger | None) -> None:
         if csv is not None:
@@ -484,6 +648,8 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         if resumed is not None:
             self._refresh_export()
+        elif cfg.init_from:
+            self.init_from(cfg.init_from)
         self.state.threads = self.threads.begin(self.state.threads if resumed is not None else 0)
         csv = CSVLogger(self.out_dir / "metrics.csv", self.state.step if resumed else None) if self.is_main else None
         if cfg.tensorboard:
@@ -584,7 +750,8 @@ class Trainer:
         if log_due:
             self.state.threads = self.threads.at_sync_point()
             means = {k: sum(v) / len(v) for k, v in running.items() if v}
-            means["lr"] = self.scheduler.get_last_lr()[0]
+            for group in self.groups:
+                means["lr" if group.name == MODEL else f"lr/{group.name}"] = group.scheduler.get_last_lr()[0]
             means |= self._throughput(step)
             self._log("train", means, csv)
             bar.set_postfix({k: f"{means[k]:.4g}" for k in self.progress_keys if k in means})

@@ -75,19 +75,30 @@ class AudioReconstructionObjective:
         return sum(w * terms[name] for name, w in self.weights.items()  # type: ignore[return-value]
                    if w != 0.0 and name not in self.MODEL_TERMS)
 
-    def __call__(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        audio = batch["audio"]
+    def forward(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> MultiLevelOutput | AutoencoderOutput:
+        """The model's output for a batch (with its speakers and F0 where the model takes them)."""
         kwargs = {"speaker": batch["speaker"]} if self.speaker else {}
         if self.pitch:
             kwargs["pitch"] = Pitch(batch["f0"], batch["voiced"])
-        out = model(audio, **kwargs)
+        return model(batch["audio"], **kwargs)
+
+    def losses(self, out: MultiLevelOutput | AutoencoderOutput, audio: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``loss`` and the logged terms of a model output against the audio it reconstructs."""
         levels = out.levels if isinstance(out, MultiLevelOutput) else [out]
-        extra = out.losses if isinstance(out, MultiLevelOutput) else {}  # model-wide terms, e.g. speaker/encoder
         result = self._level_loss(levels, audio)
+        return self.add_model_terms(result, out)
+
+    def add_model_terms(self, result: dict[str, torch.Tensor], out: MultiLevelOutput | AutoencoderOutput
+                        ) -> dict[str, torch.Tensor]:
+        """Add the model-wide terms (``speaker/encoder``, ``pitch/f0``) to ``result["loss"]`` and log them."""
+        extra = out.losses if isinstance(out, MultiLevelOutput) else {}
         for name, value in extra.items():
             result["loss"] = result["loss"] + self.weights.get(name, 1.0) * value
             result[name] = value.detach()
         return result
+
+    def __call__(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return self.losses(self.forward(model, batch), batch["audio"])
 
     def _level_loss(self, levels: list, audio: torch.Tensor) -> dict[str, torch.Tensor]:
         level_weights = self.level_weights or [1.0] * len(levels)
