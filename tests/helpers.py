@@ -68,3 +68,17 @@ def tiny_pitch_model(rate: int = 8000, hop: int = 64):  # noqa: ANN201 - MultiLe
     cfg = ModelConfig(strides=[[4, 16]], width=16, depth=1, vq=VQConfig(num_codes=[32], dim=8),
                       pitch=PitchConfig(levels=[0], hop=hop, stats={"*": [6.0, 0.5]}))
     return build_model(cfg, rate)
+
+
+def tiny_adversarial(start_step: int = 0, balancer: bool = False, loss: str = "hinge"):  # noqa: ANN201
+    """:func:`tiny_objective` with two small discriminators (multi-period, multi-scale STFT): a step in phases."""
+    from audiolvm.losses.balancer import Balancer
+    from audiolvm.models.adversarial import AdversarialObjective, Discriminators, balancer_keys
+    from audiolvm.nn.discriminators import MultiPeriodDiscriminator, MultiScaleSTFTDiscriminator
+
+    base = tiny_objective()
+    keys = balancer_keys(1, base.weights)
+    disc = Discriminators({"mpd": MultiPeriodDiscriminator((2, 3), channels=(4, 8)),
+                           "msstft": MultiScaleSTFTDiscriminator((256, 128), 4)},
+                          Balancer(keys, decay=0.9) if balancer else None)
+    return AdversarialObjective(base, disc, loss, {"adv/gen": 1.0, "adv/feat": 2.0}, start_step)

@@ -47,3 +47,18 @@ def test_two_process_pitch_model_stays_identical(tmp_path: Path) -> None:
     assert any("pitch.predictor" in k for k in r0["params"]) and r0["params"].keys() == r1["params"].keys()
     for k in r0["params"]:
         assert torch.equal(r0["params"][k], r1["params"][k]), k
+
+
+@pytest.mark.skipif(not ACCELERATE.exists(), reason="accelerate CLI not installed next to this python")
+def test_two_process_adversarial_training_keeps_generator_and_discriminators_identical(tmp_path: Path) -> None:
+    """Adversarial training (two optimizers, the discriminator phase's forward reaching no model parameter): every
+    model and discriminator tensor is identical on both ranks, and both were trained."""
+    r0, r1 = launch(tmp_path / "adv", "--adv")
+    assert int(r0["world_size"]) == 2
+    for part in ("params", "disc"):
+        assert r0[part].keys() == r1[part].keys() and r0[part]
+        for k in r0[part]:
+            assert torch.equal(r0[part][k], r1[part][k]), f"{part} {k}"
+    assert int(r0["disc"]["steps"]) == 5  # five discriminator steps were taken
+    initial = r0["disc_initial"]
+    assert all(not torch.equal(initial[k], r0["disc"][k]) for k in initial if k.endswith("original1"))

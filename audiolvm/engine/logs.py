@@ -54,21 +54,30 @@ def read_series(path: str | Path) -> dict[str, dict[str, tuple[list[int], list[f
 
 
 def plot_curves(csv_path: str | Path, png_path: str | Path, skip: tuple[str, ...] = ("lr",)) -> Path:
-    """One panel per metric (train and valid overlaid); losses on a log axis."""
+    """One panel per metric (train and valid overlaid); losses on a log axis. The other phases' losses of a step in
+    phases (``loss/disc``) are drawn in the ``loss`` panel beside the model's, so generator and discriminator losses
+    read off one plot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = {k: v for k, v in read_series(csv_path).items() if k not in skip}
+    series = {k: v for k, v in read_series(csv_path).items() if k not in skip and not k.startswith("lr/")}
+    # the losses of the other phases (loss/disc: the discriminators') share the model's loss panel
+    phases = {k.split("/", 1)[1]: series.pop(k) for k in sorted(series) if k.startswith("loss/")}
     names = sorted(series, key=lambda n: (n != "loss", n))
     cols = min(4, max(1, len(names)))
     rows = max(1, math.ceil(len(names) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
     for ax, name in zip(axes.flat, names, strict=False):
-        for split, (steps, values) in sorted(series[name].items()):
-            ax.plot(steps, values, label=split, marker="o" if split != "train" else None, ms=3)
-        positive = all(v > 0 for _, vals in series[name].values() for v in vals)
+        lines = {(split, ""): data for split, data in series[name].items()}
+        if name == "loss" and phases:
+            lines = {(split, " model"): data for split, data in series[name].items()}
+            lines |= {(split, f" {phase}"): data for phase, by_split in phases.items()
+                      for split, data in by_split.items()}
+        for (split, who), (steps, values) in sorted(lines.items()):
+            ax.plot(steps, values, label=split + who, marker="o" if split != "train" else None, ms=3)
+        positive = all(v > 0 for _, vals in lines.values() for v in vals)
         if positive and not any(t in name for t in ("perplexity", "used", "dead", "lr", "time/")):
             ax.set_yscale("log")
         ax.set_title(name, fontsize=9)

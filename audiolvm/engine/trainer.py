@@ -224,7 +224,9 @@ class Trainer:
         self.order = (MODEL,) if self.phased is None else update_order(self.phased, cfg)
         settings = {name: group_config(cfg, name) for name in self.order}
         unknown = sorted(set(cfg.groups) - set(self.order))
-        if unknown:
+        if unknown and self.phased is None:  # e.g. a GAN config with its discriminators switched off
+            log.warning("train.groups %s are not used: this run trains no module besides the model", unknown)
+        elif unknown:
             raise ValueError(f"train.groups names {unknown}, which this run does not train; its modules: "
                              f"{[n for n in self.order if n != MODEL]}")
         optimizers = [make_optimizer(trained if self.phased is None else trained.group(n), settings[n])

@@ -5,8 +5,10 @@ For terms ``l_k`` of an output ``y`` with weights ``w_k``, the gradient that rea
 ``G = sum_k total * (w_k / sum_j w_j) * g_k / ema_k``, where ``g_k = d l_k / d y`` and ``ema_k`` is an exponential
 moving average (decay ``decay``) of ``g_k``'s norm, the per-item L2 norm averaged over the batch. So term ``k``'s
 contribution has norm ``~ total * w_k / sum w`` (exactly, once the average has settled). ``balance`` returns a
-scalar surrogate, ``sum(y * G.detach())``: its gradient at ``y`` is ``G``, and backward carries ``G`` into the
-network that made ``y``. Terms that do not depend on ``y`` (a VQ commitment term) are added to it unbalanced.
+scalar surrogate built on ``sum(y * G.detach())``: its gradient at ``y`` is ``G``, and backward carries ``G`` into the
+network that made ``y``; its value is the plain weighted sum ``sum_k w_k l_k``, so logs and the checkpoint health
+check read a loss, not the surrogate. Terms that do not depend on ``y`` (a VQ commitment term) are added to it
+unbalanced.
 
 A term whose gradient is exactly zero (switched off by a zero factor) is left out: its average stays and it takes
 no share. The averages are buffers, so they are checkpointed with the module that holds the balancer (exact resume).
@@ -67,4 +69,6 @@ class Balancer(nn.Module):
         share = torch.tensor([weights[n] for n in names], device=output.device) * active
         scale = self.total * share / share.sum().clamp_min(self.eps) / (avg + self.eps)
         total = sum(s * g for s, g in zip(scale, per_term, strict=True))
-        return (output * total.detach()).sum()
+        surrogate = (output * total.detach()).sum()
+        plain = sum(weights[n] * terms[n] for n in names)
+        return plain.detach() + surrogate - surrogate.detach()  # the weighted sum's value, the balanced gradient
