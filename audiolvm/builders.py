@@ -29,7 +29,7 @@ from audiolvm.data.codes import CodeStore
 from audiolvm.data.manifest import Entry
 from audiolvm.data.pitch import PitchTable
 from audiolvm.data.readers import CorpusReader
-from audiolvm.engine.checkpoint import latest_checkpoint, load_weights, shape_mismatches
+from audiolvm.engine.checkpoint import REEXPORT_FIX, latest_checkpoint, load_strict, load_weights, shape_mismatches
 from audiolvm.losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
 from audiolvm.losses.balancer import Balancer
 from audiolvm.models import AudioReconstructionObjective, MultiLevelAutoencoder
@@ -296,6 +296,19 @@ def load_run(path: str | Path, schema: type, build: Callable[[Any], nn.Module], 
 def load_model(path: str | Path) -> tuple[MultiLevelAutoencoder, ExperimentConfig]:
     """Rebuild a trained audio VQ-VAE from its saved config and safetensors weights (eval mode)."""
     return load_run(path, ExperimentConfig, lambda cfg: build_model(cfg.model, cfg.data.sample_rate), "audio model")
+
+
+def load_discriminators(path: str | Path) -> Discriminators | None:
+    """The discriminators saved beside an adversarial run's model (``<run>/disc.safetensors``), in eval mode;
+    None for a run trained without them."""
+    weights, config = resolve_checkpoint(path)
+    cfg = config_from_dict(read_json(config), str(config))
+    file = weights.with_name("disc.safetensors")
+    if not cfg.adv.discriminators or not file.is_file():
+        return None
+    disc = build_discriminators(cfg)
+    load_strict(disc, load_weights(file), file, f"it was not written with {config}; {REEXPORT_FIX}")
+    return disc.eval()
 
 
 # ----------------------------------------------------------------------------------------- priors

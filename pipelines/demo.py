@@ -134,7 +134,7 @@ def run_stage(name: str, args: argparse.Namespace, out: Path) -> dict:
     t0 = time.time()
     log.info("[%s 1/4] training %d steps (hops %s)", name, cfg.train.max_steps, cfg.model.hops)
     train.run(argparse.Namespace(config=config, overrides=[*args.overrides, f"train.out_dir={run_dir}"],
-                                 resume=False, stop_after=None))
+                                 resume=False, stop_after=None, time_limit=None))
     seconds = time.time() - t0
     log.info("[%s 2/4] encoding the corpus to codes", name)
     codes_dir = out / f"{name}_codes"

@@ -33,7 +33,8 @@ def train_and_score(name: str, out: Path, steps: int, samples: int) -> dict:
     run_dir = out / name
     overrides = [f"train.out_dir={run_dir}", *_schedule(steps)]
     t0 = time.time()
-    train_image.run(argparse.Namespace(config=MODELS[name], overrides=overrides, resume=False, stop_after=None))
+    train_image.run(argparse.Namespace(config=MODELS[name], overrides=overrides, resume=False, stop_after=None,
+                                       time_limit=None))
     seconds = time.time() - t0
     t0 = time.time()
     evaluate_image.run(argparse.Namespace(checkpoint=str(run_dir), samples=samples, chunk=500, batch_size=100,
@@ -54,9 +55,10 @@ def vqvae_and_prior(root: Path, steps: int, prior_steps: int | None = None) -> d
     vq_dir, prior_dir = root / "vqvae_digits", root / "pixelcnn_vqvae_digits"
     t0 = time.time()
     train_image.run(argparse.Namespace(config="configs/image/vqvae_digits.yaml", resume=False, stop_after=None,
+                                       time_limit=None,
                                        overrides=[f"train.out_dir={vq_dir}", *_schedule(steps)]))
     train_image_prior.run(argparse.Namespace(
-        config="configs/image/pixelcnn_vqvae_digits.yaml", resume=False, stop_after=None,
+        config="configs/image/pixelcnn_vqvae_digits.yaml", resume=False, stop_after=None, time_limit=None,
         overrides=[f"vqvae={vq_dir}", f"train.out_dir={prior_dir}",
                    *(_schedule(prior_steps) if prior_steps else QUIET)]))
     evaluate_image.run(argparse.Namespace(checkpoint=str(prior_dir), batch_size=100, seed=0, temperature=1.0,

@@ -27,7 +27,8 @@ def run_vc(out: Path, classifier_steps: int | None = None) -> dict:
     log.info("[vc 1/2] training the speaker classifier on real audio")
     overrides = [f"train.out_dir={out / 'speaker_classifier'}"]
     overrides += [f"train.max_steps={classifier_steps}"] if classifier_steps else []
-    train_classifier.run(argparse.Namespace(config=CLASSIFIER, overrides=overrides, resume=False, stop_after=None))
+    train_classifier.run(argparse.Namespace(config=CLASSIFIER, overrides=overrides, resume=False, stop_after=None,
+                                            time_limit=None))
     log.info("[vc 2/2] converting held-out utterances to two other speakers")
     evaluate_vc.run(argparse.Namespace(checkpoint=str(out / "speech_vqvae"), classifier=str(out / "speaker_classifier"),
                                        data=None, n_utterances=0, targets=2, level=0, out=str(out / "vc"), seed=0,

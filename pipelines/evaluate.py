@@ -1,7 +1,8 @@
 """Reconstruction quality per level on a held-out split: multi-scale mel distance, multi-resolution
 STFT distance, SI-SDR, spectral convergence, codebook perplexity / used / dead codes, and bitrate; for
 speech also the F0 error in cents (median and 90th percentile, frames voiced in both), the voicing
-decision error, wide-band PESQ and STOI.
+decision error, wide-band PESQ and STOI. For an adversarial run, the discriminators' own mean scores on the
+originals and on each level's reconstruction (discriminator_scores.json), a sanity figure.
 
 Examples:
   audiolvm evaluate --checkpoint outputs/demo/music_vqvae
@@ -14,8 +15,10 @@ import argparse
 import logging
 from pathlib import Path
 
-from audiolvm.builders import load_model, resolve_checkpoint, split_entries_for
+from audiolvm.builders import load_discriminators, load_model, resolve_checkpoint, split_entries_for
+from audiolvm.core.files import atomic_write_json
 from audiolvm.eval import evaluate_model
+from audiolvm.eval.adversarial import discriminator_scores
 from audiolvm.eval.evaluate import speech_pitch_settings
 
 HELP = "per-level reconstruction metrics on held-out audio"
@@ -46,4 +49,9 @@ def run(args: argparse.Namespace) -> int:
     report.write_json(out / "metrics.json")
     print(report.to_table())
     log.info("%d items; wrote %s and %s", len(entries), out / "metrics.csv", out / "metrics.json")
+    discriminators = load_discriminators(args.checkpoint)
+    if discriminators is not None:  # an adversarial run: its discriminators' verdict on the same items
+        scores = discriminator_scores(discriminators, model, reader, entries, cfg.data.sample_rate)
+        atomic_write_json(out / "discriminator_scores.json", scores.summary())
+        print("\nThe run's discriminators on the same items (higher: judged real):\n" + scores.to_markdown())
     return 0

@@ -34,14 +34,27 @@ def add_training_arguments(p: argparse.ArgumentParser, config_help: str = "YAML 
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in train.out_dir")
     p.add_argument("--stop-after", type=int, default=None, metavar="N",
                    help="stop (with a checkpoint) after N steps of this call; --resume continues")
+    p.add_argument("--time-limit", type=float, default=None, metavar="MINUTES",
+                   help="stop (with a checkpoint) at the first log point after this many minutes of training in "
+                        "this call (a job's wall-clock limit, or runs compared at equal time); --resume continues")
+
+
+def fit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``Trainer.fit`` keywords from the arguments of :func:`add_training_arguments`."""
+    minutes = args.time_limit
+    if minutes is not None and minutes <= 0:
+        raise ValueError(f"--time-limit {minutes}: give a positive number of minutes")
+    return {"resume": args.resume, "stop_after": args.stop_after,
+            "time_limit": minutes * 60 if minutes is not None else None}
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
     add_training_arguments(p)
 
 
-def progress_keys(num_levels: int, pitch: bool = False) -> tuple[str, ...]:
+def progress_keys(num_levels: int, pitch: bool = False, adversarial: bool = False) -> tuple[str, ...]:
     extra = ("pitch/f0",) if pitch else ()
+    extra += ("loss/disc",) if adversarial else ()
     if num_levels == 1:
         return ("loss", "vq/perplexity", *extra)
     return ("loss", *(f"l{i}/vq/perplexity" for i in range(num_levels)), *extra)
@@ -100,13 +113,13 @@ def run(args: argparse.Namespace) -> int:
     trainer = Trainer(
         model, build_objective(cfg), train_ds, cfg.train, batch_size=cfg.data.batch_size,
         valid_data=valid_ds, num_workers=cfg.data.num_workers, run_config=config_to_dict(cfg),
-        progress_keys=progress_keys(cfg.model.num_levels, bool(cfg.model.pitch.levels)),
+        progress_keys=progress_keys(cfg.model.num_levels, bool(cfg.model.pitch.levels), bool(cfg.adv.discriminators)),
     )
     if trainer.is_main:
         n_params = sum(p.numel() for p in model.parameters())
         log.info("%s: %d train / %d valid items, %.2fM parameters, hops %s, out %s", cfg.name,
                  len(train_ds), len(valid_ds or []), n_params / 1e6, cfg.model.hops, cfg.train.out_dir)
-    result = trainer.fit(resume=args.resume, stop_after=args.stop_after)
+    result = trainer.fit(**fit_options(args))
     if trainer.is_main:
         loaded = [ds.skipped for ds in (train_ds, valid_ds) if ds is not None]
         if train_ds.reader.skipped or any(loaded):

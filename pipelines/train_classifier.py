@@ -24,7 +24,7 @@ from audiolvm.data import CropDataset
 from audiolvm.engine import Trainer
 from audiolvm.eval.speaker import utterance_accuracy
 from audiolvm.models.classifier import ClassificationObjective
-from pipelines.train import add_training_arguments, training_speakers, warn_if_resumed_config_differs
+from pipelines.train import add_training_arguments, fit_options, training_speakers, warn_if_resumed_config_differs
 
 HELP = "train the speaker classifier used by evaluate-vc (real audio only)"
 log = logging.getLogger("audiolvm.train_classifier")
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("%s: %d speakers, %d train / %d valid items, %.2fM parameters, out %s", cfg.name,
                  len(cfg.model.speakers), len(train_ds), len(valid_ds or []),
                  sum(p.numel() for p in model.parameters()) / 1e6, cfg.train.out_dir)
-    result = trainer.fit(resume=args.resume, stop_after=args.stop_after)
+    result = trainer.fit(**fit_options(args))
     if not trainer.is_main:
         return 0
     log.info("done at step %d; checkpoint %s; valid crops %s", result.state.step, result.last_checkpoint,

@@ -19,7 +19,7 @@ from audiolvm.builders import build_image_datasets, build_image_model, build_ima
 from audiolvm.config import ImageExperimentConfig, config_to_dict, load_config
 from audiolvm.core.seed import seed_everything
 from audiolvm.engine import Trainer
-from pipelines.train import add_training_arguments, warn_if_resumed_config_differs
+from pipelines.train import add_training_arguments, fit_options, warn_if_resumed_config_differs
 
 HELP = "train an image VAE / IWAE / conditional VAE / M2 / VQ-VAE from a config"
 log = logging.getLogger("audiolvm.train_image")
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("%s (%s): %d train / %d test images of %s, %.3fM parameters, out %s", cfg.name, cfg.model.kind,
                  len(train_ds), len(test_ds), cfg.model.image_shape,
                  sum(p.numel() for p in model.parameters()) / 1e6, cfg.train.out_dir)
-    result = trainer.fit(resume=args.resume, stop_after=args.stop_after)
+    result = trainer.fit(**fit_options(args))
     if trainer.is_main:
         log.info("done at step %d; test %s", result.state.step, {k: round(v, 3) for k, v in result.last_valid.items()})
     return 0

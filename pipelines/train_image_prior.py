@@ -21,7 +21,7 @@ from audiolvm.config import ImagePriorExperimentConfig, config_to_dict, load_con
 from audiolvm.core.seed import seed_everything
 from audiolvm.engine import Trainer
 from audiolvm.models.priors.objective import PriorObjective
-from pipelines.train import add_training_arguments, warn_if_resumed_config_differs
+from pipelines.train import add_training_arguments, fit_options, warn_if_resumed_config_differs
 
 HELP = "train a 2-D gated PixelCNN prior over an image VQ-VAE's code maps"
 log = logging.getLogger("audiolvm.train_image_prior")
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                  "parameters", cfg.name, "x".join(map(str, shape)), cfg.prior.num_codes, cfg.vqvae,
                  f"{len(cfg.prior.labels)} classes" if cfg.prior.labels else "unconditional", len(train_ds),
                  len(test_ds), sum(p.numel() for p in prior.parameters()) / 1e6)
-    result = trainer.fit(resume=args.resume, stop_after=args.stop_after)
+    result = trainer.fit(**fit_options(args))
     if trainer.is_main:
         log.info("done at step %d; test %s", result.state.step, {k: round(v, 4) for k, v in result.last_valid.items()})
     return 0

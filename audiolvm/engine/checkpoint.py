@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 STEP_DIR = re.compile(r"^step_(\d+)$")
 
@@ -132,3 +133,17 @@ def config_differences(old: Mapping, new: Mapping, prefix: str = "") -> list[str
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return out
+
+
+def load_strict(module: nn.Module, tensors: Mapping[str, torch.Tensor], path: Path, fix: str) -> None:
+    """Copy ``tensors`` into ``module``: every tensor of its state dict must be there with its shape; ValueError
+    naming ``path``, the first differences and ``fix`` otherwise."""
+    own = module.state_dict()
+    missing, extra = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
+    wrong = shape_mismatches({k: v.shape for k, v in tensors.items()}, module)
+    if missing or extra or wrong:
+        parts = [f"{len(missing)} tensors missing (e.g. {missing[0]})" if missing else "",
+                 f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "",
+                 f"{len(wrong)} of another shape (e.g. {wrong[0]})" if wrong else ""]
+        raise ValueError(f"{path}: does not fit the model built now: {'; '.join(p for p in parts if p)}; {fix}")
+    module.load_state_dict(tensors, strict=True)

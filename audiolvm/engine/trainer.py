@@ -123,20 +123,6 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     raise ValueError(f"train.optimizer={cfg.optimizer!r} is unknown; use 'adamw' or 'sgd'")
 
 
-def load_strict(module: nn.Module, tensors: Mapping[str, torch.Tensor], path: Path, fix: str) -> None:
-    """Copy ``tensors`` into ``module``: every tensor of its state dict must be there with its shape; ValueError
-    naming ``path``, the first differences and ``fix`` otherwise."""
-    own = module.state_dict()
-    missing, extra = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
-    wrong = ckpt.shape_mismatches({k: v.shape for k, v in tensors.items()}, module)
-    if missing or extra or wrong:
-        parts = [f"{len(missing)} tensors missing (e.g. {missing[0]})" if missing else "",
-                 f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "",
-                 f"{len(wrong)} of another shape (e.g. {wrong[0]})" if wrong else ""]
-        raise ValueError(f"{path}: does not fit the model built now: {'; '.join(p for p in parts if p)}; {fix}")
-    module.load_state_dict(tensors, strict=True)
-
-
 def _fresh_accelerator_state() -> None:
     """Let several trainers run one after another in one process (a pipeline training a VQ-VAE and
     then a prior, or tests) with different precision / accumulation settings.
@@ -435,7 +421,7 @@ class Trainer:
             if name != MODEL and not path.is_file():
                 log.info("init_from: %s has no %s; %s starts fresh", run, path.name, name)
                 continue
-            load_strict(module, ckpt.load_weights(path), path, fix)
+            ckpt.load_strict(module, ckpt.load_weights(path), path, fix)
             log.info("init_from: %s loaded from %s", name, path)
         if self.ema is not None:
             self.ema.load(self.unwrapped_model().state_dict())
@@ -621,9 +607,10 @@ class Trainer:
         if self.cfg.tensorboard:
             self.accelerator.log({f"{split}/{k}": v for k, v in values.items()}, step=self.state.step)
 
-    def fit(self, resume: bool = False, stop_after: int | None = None) -> FitResult:
-        """Train to ``cfg.max_steps`` (or stop early after ``stop_after`` steps of this call,
-        writing a checkpoint, as an interrupted job would). The main process holds ``out_dir``'s lock
+    def fit(self, resume: bool = False, stop_after: int | None = None, time_limit: float | None = None) -> FitResult:
+        """Train to ``cfg.max_steps`` (or stop early after ``stop_after`` steps of this call, or at the first log
+        point after ``time_limit`` seconds of it, writing a checkpoint, as an interrupted job would; ``--resume``
+        continues exactly). The main process holds ``out_dir``'s lock
         (:class:`~audiolvm.engine.lock.RunLock`) meanwhile: a second run into the folder is refused."""
         lock, refused = RunLock(self.out_dir) if self.is_main else None, None
         if lock is not None:
@@ -634,13 +621,13 @@ class Trainer:
         if not all_true(refused is None, self.accelerator.device):  # every rank stops, none waits at a barrier
             raise refused or RunLocked(f"{self.out_dir}: the main process could not take the run lock")
         try:
-            return self._fit(resume, stop_after)
+            return self._fit(resume, stop_after, time_limit)
         finally:
             self.threads.restore()
             if lock is not None:
                 lock.release()
 
-    def _fit(self, resume: bool, stop_after: int | None) -> FitResult:
+    def _fit(self, resume: bool, stop_after: int | None, time_limit: float | None = None) -> FitResult:
         acc, cfg = self.accelerator, self.cfg
         resumed = self.resume() if resume else None
         last_ckpt = resumed
@@ -663,6 +650,7 @@ class Trainer:
         running: dict[str, list[float]] = defaultdict(list)
         self._clock, self._waited = (time.perf_counter(), self.state.step), 0.0  # for _throughput
         records: list[dict[str, torch.Tensor]] = []  # each step's entries since the last sync point, on device
+        deadline = time.perf_counter() + time_limit if time_limit is not None else None
         last_valid: dict[str, float] = {}
         try:
             while self.state.step < end:
@@ -674,6 +662,9 @@ class Trainer:
                         continue
                     window = {}
                     self.state.step += 1
+                    if deadline is not None and self.state.step % cfg.log_every == 0 and all_true(
+                            time.perf_counter() >= deadline, acc.device):  # every rank stops at the same step
+                        end = min(end, self.state.step)
                     records.append({k: v.detach().float().mean() for k, v in out.items()})
                     bar.update(1)
                     if not any(self._due(end)):
