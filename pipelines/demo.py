@@ -1,6 +1,7 @@
 """The main job on the embedded corpora: for speech (1 level, speaker-conditioned decoder) and music
 (3 levels, hops 8/32/128), train the VQ-VAE, encode the corpus to codes on disk, score held-out
-reconstructions per level, and write examples; then train priors on those codes and sample music and
+reconstructions per level, and write examples; fine-tune the speech model adversarially (discriminators,
+warm start) and compare before / after; then train priors on those codes and sample music and
 speech; convert held-out speech to other voices and score it with an independent speaker classifier;
 probe the speech codes for phones; train a VAE and an IWAE on the digits (samples, traversal grid,
 importance-sampled NLL) and an image VQ-VAE with a PixelCNN prior over its codes; and write a report.
@@ -9,6 +10,8 @@ Outputs (under --out, default outputs/demo), for each of speech and music:
   <corpus>_vqvae/             run folder: checkpoints, model.safetensors, config.json, curves.png, eval/
   <corpus>_codes/             per-level codes of the whole corpus (input of the priors)
   <corpus>_examples/          held-out originals beside each level's reconstruction (WAV) + spectrograms
+  speech_vqvae_gan/           the speech model fine-tuned with discriminators (warm start), its scores before
+                              and after, and spectrograms before / after in examples/
   prior runs, <corpus>_samples/  priors over the codes and sampled audio
   speaker_classifier/, vc/    the classifier and the conversion scores, bar plot, converted WAVs
   probe/                      phone-probe tables, JSON, confusion matrix
@@ -39,7 +42,7 @@ from audiolvm.eval import codebook_usage, evaluate_model, iter_audio, plot_spect
 from audiolvm.eval.evaluate import own_speaker, speech_pitch_settings
 from audiolvm.eval.plots import plot_pitch_tracks
 from audiolvm.models import MultiLevelAutoencoder
-from pipelines import demo_images, demo_priors, demo_vc, encode, train
+from pipelines import demo_gan, demo_images, demo_priors, demo_vc, encode, train
 
 HELP = "run the demo pipeline on the embedded corpora"
 log = logging.getLogger("audiolvm.demo")
@@ -57,9 +60,9 @@ NOTES = {  # what a reader of the report needs to know about a stage's numbers
 
 def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="outputs/demo", help="report folder")
-    p.add_argument("--stages", default="speech,music,priors,vc,probe,images",
-                   help="comma-separated subset of: speech,music,priors,vc,probe,images (priors needs speech and "
-                        "music; vc and probe need speech; images is independent of the audio)")
+    p.add_argument("--stages", default="speech,music,gan,priors,vc,probe,images",
+                   help="comma-separated subset of: speech,music,gan,priors,vc,probe,images (priors needs speech and "
+                        "music; gan, vc and probe need speech; images is independent of the audio)")
     p.add_argument("--prior-steps", type=int, default=None, help="override the priors' training steps")
     p.add_argument("--examples", type=int, default=3, help="held-out items to reconstruct per corpus")
     p.add_argument("overrides", nargs="*", help="key=value overrides applied to every stage's config")
@@ -179,17 +182,19 @@ def report_section(stage: dict) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     names = [s.strip() for s in args.stages.split(",") if s.strip()]
-    if unknown := set(names) - set(STAGES) - {"priors", "vc", "probe", "images"}:
-        raise ValueError(f"--stages: unknown {sorted(unknown)}; choose from {sorted(STAGES)}, priors, vc, probe, "
+    if unknown := set(names) - set(STAGES) - {"gan", "priors", "vc", "probe", "images"}:
+        raise ValueError(f"--stages: unknown {sorted(unknown)}; choose from {sorted(STAGES)}, gan, priors, vc, probe, "
                          "images")
     stages = [run_stage(name, args, out) for name in names if name in STAGES]
+    gan = demo_gan.run_gan(out, overrides=tuple(args.overrides)) if "gan" in names else None
     priors = demo_priors.run_priors(out, args.prior_steps) if "priors" in names else None
     vc = demo_vc.run_vc(out) if "vc" in names else None
     probed = demo_vc.run_probe(out) if "probe" in names else None
     images = demo_images.run_images(out) if "images" in names else None
-    atomic_write_json(out / "report.json", {"stages": stages, "priors": priors, "vc": vc, "probe": probed,
+    atomic_write_json(out / "report.json", {"stages": stages, "gan": gan, "priors": priors, "vc": vc, "probe": probed,
                                             "images": images})
     lines = ["# audiolvm demo report", ""] + [line for stage in stages for line in report_section(stage)]
+    lines += demo_gan.report_lines(gan) if gan else []
     lines += demo_priors.report_lines(priors) if priors else []
     lines += demo_vc.report_lines(vc, probed)
     lines += demo_images.report_lines(images) if images else []
