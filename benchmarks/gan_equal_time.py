@@ -10,15 +10,18 @@ Then every run and the warm start are scored on the held-out split with the proj
 MR-STFT distance, SI-SDR per level; for speech also PESQ, STOI, F0 error, voicing error, and the independent
 speaker classifier's accuracy on the reconstructions), and the script writes, under ``--out``:
 
-* ``results.json``, ``results.md``: the table, the steps each run took, and the other processes' CPU load;
-* ``curves.png``: held-out mel term against training minutes for both runs (where they cross, if they do);
-* ``<item>.png``: spectrograms of held-out items, original / warm start / plain / adversarial (speech: level 0;
-  music: every level).
+* ``results_<name>.json``, ``results_<name>.md``: the table, the steps each run took, and the other processes'
+  CPU load (``<name>``: the adversarial run's, ``--name``; variants of it can share one plain run, ``--reuse-plain``);
+* ``curves_<name>.png``: held-out mel term against training minutes for both runs (where they cross, if they do);
+* ``<name>/<item>.png``: spectrograms of held-out items, original / warm start / plain / adversarial (speech: level
+  0; music: every level).
 
 Usage::
 
     python benchmarks/gan_equal_time.py --corpus speech --minutes 12
     python benchmarks/gan_equal_time.py --corpus music --minutes 8 --out outputs/gan_equal_time
+    python benchmarks/gan_equal_time.py --corpus speech --minutes 12 --reuse-plain --name dac_ratio \
+        --gan-overrides loss.weights.adv/gen=0.067 loss.weights.adv/feat=0.133
 """
 
 from __future__ import annotations
@@ -51,14 +54,22 @@ COMMON = ["train.lr=1e-4", "train.warmup_steps=0", "train.schedule=constant", "t
 COLUMNS = ["mel_distance", "mrstft_distance", "si_sdr_db", "pesq_wb", "stoi", "f0_cents_median", "vde"]
 
 
-def train_run(name: str, config: str, source: Path, out: Path, minutes: float, valid_every: int) -> dict:
+def train_run(name: str, config: str, source: Path, out: Path, minutes: float, valid_every: int,
+              extra: list[str], reuse: bool = False) -> dict:
+    """Train one run (or, with ``reuse``, read back the one already in ``out/name`` from an earlier call)."""
+    record = out / name / "run.json"
+    if reuse and record.is_file():
+        return json.loads(record.read_text())
     meter = LoadMeter.start()
     t0 = time.perf_counter()
     train.run(argparse.Namespace(config=config, resume=False, stop_after=None, time_limit=minutes, overrides=[
-        *COMMON, f"train.out_dir={out / name}", f"train.init_from={source}", f"train.valid_every={valid_every}"]))
+        *COMMON, f"train.out_dir={out / name}", f"train.init_from={source}", f"train.valid_every={valid_every}",
+        *extra]))
     state = json.loads(max((out / name / "checkpoints").glob("step_*/trainer_state.json")).read_text())
-    return {"config": config, "steps": state["step"], "seconds": time.perf_counter() - t0,
-            "other_load_cores": meter.other_load()}
+    run = {"config": config, "overrides": extra, "steps": state["step"], "seconds": time.perf_counter() - t0,
+           "other_load_cores": meter.other_load()}
+    atomic_write_json(record, run)
+    return run
 
 
 def valid_curve(run: Path) -> tuple[list[float], list[float]]:
@@ -128,8 +139,9 @@ def plot_curves(curves: dict[str, tuple[list[float], list[float]]], png: Path) -
 def markdown(results: dict) -> str:
     lines = [f"# {results['corpus']}: plain vs adversarial fine-tuning, {results['minutes']} min each", ""]
     for name, run in results["runs"].items():
-        lines.append(f"- {name}: {run['steps']} steps in {run['seconds']:.0f} s (`{run['config']}`), other processes' "
-                     f"load {run['other_load_cores']:.2f} cores")
+        given = " " + " ".join(run.get("overrides", [])) if run.get("overrides") else ""
+        lines.append(f"- {name}: {run['steps']} steps in {run['seconds']:.0f} s (`{run['config']}{given}`), other "
+                     f"processes' load {run['other_load_cores']:.2f} cores")
     lines.append("")
     columns = sorted({k for rows in results["scores"].values() for row in rows.values() for k in row},
                      key=lambda k: (COLUMNS + ["speaker_accuracy"]).index(k))
@@ -150,24 +162,31 @@ def main() -> None:
                    help="speaker classifier run for speech ('' to skip)")
     p.add_argument("--out", default="outputs/gan_equal_time")
     p.add_argument("--items", type=int, default=2, help="held-out items drawn as spectrograms")
+    p.add_argument("--name", default="adversarial", help="the adversarial run's name (a variant: another name)")
+    p.add_argument("--gan-overrides", nargs="*", default=[],
+                   help="key=value overrides of the adversarial run, e.g. loss.weights.adv/gen=0.1")
+    p.add_argument("--reuse-plain", action="store_true",
+                   help="keep the plain run of an earlier call with the same --out (same minutes) instead of training "
+                        "it again")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     corpus, speech = args.corpus, args.corpus == "speech"
     source = Path(args.source or f"outputs/demo/{corpus}_vqvae")
     out = Path(args.out) / corpus
     out.mkdir(parents=True, exist_ok=True)
-    runs = {"plain": train_run("plain", f"configs/demo/{corpus}_vqvae.yaml", source, out, args.minutes, 200),
-            "adversarial": train_run("adversarial", f"configs/demo/{corpus}_vqvae_gan.yaml", source, out,
-                                     args.minutes, 80)}
+    runs = {"plain": train_run("plain", f"configs/demo/{corpus}_vqvae.yaml", source, out, args.minutes, 200, [],
+                               args.reuse_plain),
+            args.name: train_run(args.name, f"configs/demo/{corpus}_vqvae_gan.yaml", source, out, args.minutes, 80,
+                                 args.gan_overrides)}
     classifier = Path(args.classifier) if speech and args.classifier else None
-    paths = {"warm start": source, "plain": out / "plain", "adversarial": out / "adversarial"}
+    paths = {"warm start": source, "plain": out / "plain", args.name: out / args.name}
     results = {"corpus": corpus, "minutes": args.minutes, "runs": runs,
                "scores": {label: score(path, speech, classifier) for label, path in paths.items()},
                "curves": {label: valid_curve(out / label) for label in runs}}
-    results["examples"] = spectrograms(paths, out, args.items)
-    plot_curves(results["curves"], out / "curves.png")
-    atomic_write_json(out / "results.json", results)
-    atomic_write_text(out / "results.md", markdown(results))
+    results["examples"] = spectrograms(paths, out / args.name, args.items)
+    plot_curves(results["curves"], out / f"curves_{args.name}.png")
+    atomic_write_json(out / f"results_{args.name}.json", results)
+    atomic_write_text(out / f"results_{args.name}.md", markdown(results))
     print(markdown(results))
 
 
