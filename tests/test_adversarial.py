@@ -3,6 +3,7 @@ optimizers, warm start, the generator-only export, the weight average, and the E
 
 from __future__ import annotations
 
+import argparse
 import csv
 import dataclasses
 import math
@@ -227,3 +228,58 @@ def test_sample_rate_configs_build_and_train_a_step(tmp_path: Path, name: str, r
     for part in ("model.levels.0.encoder.", "model.levels.0.decoder.", "aux.disc.discriminators.mpd.",
                  "aux.disc.discriminators.mbstft."):
         assert any(k.startswith(part) for k in changed), f"{part} did not train"
+
+
+def test_demo_gan_stage_fine_tunes_the_speech_model_and_reports(tmp_path: Path) -> None:
+    """The demo's gan stage on a tiny speech model: warm start from the speech stage's run, a short adversarial
+    fine-tune, before / after scores, the discriminators' verdict and the spectrogram figures."""
+    from pipelines import demo_gan, train
+
+    small = ["model.width=8", "model.depth=1", "model.vq.num_codes=[32]", "model.vq.dim=8", "data.valid_fraction=0.03",
+             "data.batch_size=2", "train.progress=false", "train.tensorboard=false"]
+    train.run(argparse.Namespace(config=str(ROOT / "configs" / "demo" / "speech_vqvae.yaml"), resume=False,
+                                 stop_after=None, time_limit=None,
+                                 overrides=[*small, f"data.root={ROOT / 'data' / 'speech'}", "train.max_steps=2",
+                                            f"train.out_dir={tmp_path / 'speech_vqvae'}"]))
+    stage = demo_gan.run_gan(tmp_path, steps=3, examples=1, overrides=(
+        *small, f"data.root={ROOT / 'data' / 'speech'}", "adv.channels=4", "adv.start_step=1", "adv.periods=[2,3]"))
+    assert set(stage["rows"]) == {"before (warm start)", "after (adversarial)"}
+    before, after = stage["rows"].values()
+    assert before["mel_distance"] != after["mel_distance"]  # the fine-tune changed the model
+    assert stage["discriminator_scores"]["level 0 below real"] >= 0.0 and len(stage["figures"]) == 1
+    assert (tmp_path / stage["figures"][0]).stat().st_size > 1000
+    assert (tmp_path / "speech_vqvae_gan" / "disc.safetensors").is_file()
+    report = "\n".join(demo_gan.report_lines(stage))
+    assert "before (warm start)" in report and "mean discriminator logit" in report
+
+
+def test_a_nonfinite_model_phase_skips_only_the_model_update_with_accumulation(tmp_path: Path) -> None:
+    """Two micro-batches per step; the model phase's loss is NaN on one micro-batch of step 2: the model's weights
+    after step 2 are those after step 1 (update skipped, counted), while the discriminators, whose loss was finite,
+    took their step 2."""
+
+    def poisoned():  # noqa: ANN202
+        objective = tiny_adversarial(start_step=0)
+        inner, calls = objective.phase, [0]
+
+        def phase(model, modules, batch, name, carry):  # noqa: ANN001, ANN202
+            out = dict(inner(model, modules, batch, name, carry))
+            if name == "model" and torch.is_grad_enabled():
+                calls[0] += 1
+                if calls[0] == 4:  # second micro-batch of step 2
+                    out["loss"] = out["loss"] * float("nan")
+            return out
+
+        objective.phase = phase
+        return objective
+
+    one = make(tmp_path / "one", poisoned, max_steps=1, grad_accum=2, valid_every=100)
+    one.fit()
+    two = make(tmp_path / "two", poisoned, max_steps=2, grad_accum=2, valid_every=100)
+    result = two.fit()
+    assert result.state.skipped_steps == 1
+    m1, m2 = params(one.unwrapped_model()), params(two.unwrapped_model())
+    assert all(torch.equal(m1[k], m2[k]) for k in m1)
+    d1, d2 = params(one.trained_modules().aux["disc"]), params(two.trained_modules().aux["disc"])
+    assert any(not torch.equal(d1[k], d2[k]) for k in d1)
+    assert int(two.trained_modules().aux["disc"].steps) == 4  # counted per micro-batch

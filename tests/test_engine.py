@@ -399,3 +399,16 @@ def test_a_compiled_step_trains_like_the_eager_one(tmp_path: Path, monkeypatch: 
     assert not torch.allclose(finals[0]["encoder.net.0.weight"], initial["encoder.net.0.weight"])  # it trained
     for k in finals[0]:
         torch.testing.assert_close(finals[1][k], finals[0][k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_time_limit_stops_at_a_log_point_with_a_checkpoint_and_resume_continues(tmp_path: Path) -> None:
+    straight = make_trainer(tmp_path / "a", log_every=2)
+    straight.fit()
+    limited = make_trainer(tmp_path / "b", log_every=2)
+    result = limited.fit(time_limit=1e-9)  # past the limit at once: the first log point stops it
+    assert result.state.step == 2 and result.last_checkpoint is not None
+    assert result.last_checkpoint.name == "step_000002"
+    resumed = make_trainer(tmp_path / "b", log_every=2, seed_model=3)
+    resumed.fit(resume=True)
+    a, b = state(straight), state(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -479,6 +479,19 @@ class Trainer:
             self.ema.update(self.unwrapped_model(), self.state.step)
         return out
 
+    def _freeze_others(self, trained: nn.Module, phase: str) -> list[nn.Parameter]:
+        """In a one-process run, switch gradients off for the other trained modules (not the model, whose graph a
+        phase may build for the next one) during ``phase``, so that backward skips weight gradients that would be
+        dropped (the discriminators' in the model phase); returns the parameters to switch back on. Under DDP the
+        set of parameters with gradients is fixed when it wraps the module, so nothing is frozen there."""
+        if self.accelerator.num_processes > 1 or not isinstance(trained, PhasedModules):
+            return []
+        frozen = [p for name, module in trained.aux.items() if name != phase for p in module.parameters()
+                  if p.requires_grad]
+        for param in frozen:
+            param.requires_grad_(False)
+        return frozen
+
     def _phased_step(self, batch: Mapping[str, torch.Tensor], window: dict) -> dict[str, torch.Tensor]:
         """A step in phases (:class:`~audiolvm.engine.phases.PhasedStep`). The window's micro-batches are held
         until the last arrives; then each phase in update order runs every micro-batch forward and backward (each
@@ -498,11 +511,16 @@ class Trainer:
             for group in self.groups:
                 trained.zero_grad(set_to_none=True)
                 ok = None
-                for j, (micro, carry) in enumerate(zip(batches, carries, strict=True)):
-                    # DDP all-reduces at the window's last backward only
-                    with acc.no_sync(self.model) if j < len(batches) - 1 else nullcontext():
-                        entries = dict(self.model(micro, phase=group.name, carry=carry))
-                        ok = self._backward(entries["loss"], ok)
+                frozen = self._freeze_others(trained, group.name)
+                try:
+                    for j, (micro, carry) in enumerate(zip(batches, carries, strict=True)):
+                        # DDP all-reduces at the window's last backward only
+                        with acc.no_sync(self.model) if j < len(batches) - 1 else nullcontext():
+                            entries = dict(self.model(micro, phase=group.name, carry=carry))
+                            ok = self._backward(entries["loss"], ok)
+                finally:
+                    for param in frozen:
+                        param.requires_grad_(True)
                 entries |= self._update(group, trained.group(group.name).parameters(), ok)
                 out |= phase_entries(entries, group.name)
                 step_ok = ok if step_ok is None else step_ok & ok
