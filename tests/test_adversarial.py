@@ -281,3 +281,32 @@ def test_a_nonfinite_model_phase_skips_only_the_model_update_with_accumulation(t
     assert all(torch.equal(model0[k], model1[k]) for k in model0)
     assert any(not torch.equal(disc0[k], disc1[k]) for k in disc0)
     assert int(trainer.trained_modules().aux["disc"].steps) == 2  # counted per micro-batch
+
+
+def test_bf16_autocast_reaches_every_phase(tmp_path: Path) -> None:
+    """With train.mixed_precision=bf16, Accelerate's autocast wraps the one forward all phases go through: both
+    phases run under autocast, their losses are finite and both modules train."""
+
+    def recording():  # noqa: ANN202
+        objective = tiny_adversarial(start_step=0)
+        inner = objective.phase
+        objective.seen = []
+
+        def phase(model, modules, batch, name, carry):  # noqa: ANN001, ANN202
+            objective.seen.append((name, torch.is_autocast_enabled("cpu")))
+            return inner(model, modules, batch, name, carry)
+
+        objective.phase = phase
+        return objective
+
+    trainer = make(tmp_path, recording, max_steps=2, mixed_precision="bf16", valid_every=100)
+    model0, disc0 = params(trainer.unwrapped_model()), params(trainer.trained_modules().aux["disc"])
+    result = trainer.fit()
+    seen = trainer.phased.seen
+    assert [n for n, _ in seen[:4]] == ["disc", "model", "disc", "model"] and all(on for _, on in seen)
+    assert math.isfinite(result.last_train["loss"]) and math.isfinite(result.last_train["loss/disc"])
+    model1, disc1 = params(trainer.unwrapped_model()), params(trainer.trained_modules().aux["disc"])
+    assert any(not torch.equal(model0[k], model1[k]) for k in model0)
+    assert any(not torch.equal(disc0[k], disc1[k]) for k in disc0)
+    with pytest.raises(ValueError, match="fp16"):
+        make(tmp_path / "fp16", mixed_precision="fp16")
