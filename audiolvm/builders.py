@@ -29,7 +29,7 @@ from audiolvm.data.codes import CodeStore
 from audiolvm.data.manifest import Entry
 from audiolvm.data.pitch import PitchTable
 from audiolvm.data.readers import CorpusReader
-from audiolvm.engine.checkpoint import REEXPORT_FIX, latest_checkpoint, load_strict, load_weights, shape_mismatches
+from audiolvm.engine.checkpoint import REEXPORT_FIX, latest_checkpoint, load_strict, load_weights
 from audiolvm.losses import MultiResolutionSTFTLoss, MultiScaleMelLoss
 from audiolvm.losses.balancer import Balancer
 from audiolvm.models import AudioReconstructionObjective, MultiLevelAutoencoder
@@ -282,14 +282,8 @@ def load_run(path: str | Path, schema: type, build: Callable[[Any], nn.Module], 
     weights, config_path = resolve_checkpoint(path)
     cfg = config_from_dict(read_json(config_path, RUN_JSON_FIX), str(config_path), schema=schema)
     module = build(cfg)
-    state = load_weights(weights)
-    if wrong := shape_mismatches({k: v.shape for k, v in state.items()}, module):
-        raise ValueError(f"{weights}: {len(wrong)} tensors do not fit the {what} that {config_path} builds (e.g. "
-                         f"{wrong[0]}); keep the weights and config.json of one run together")
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{weights}: weights do not match the {what} in {config_path} (missing {missing[:5]}, "
-                         f"unexpected {unexpected[:5]}); is this a {what} run?")
+    load_strict(module, load_weights(weights), weights, "keep the weights and config.json of one run together",
+                f"the {what} that {config_path} builds")
     return module.eval(), cfg
 
 

@@ -40,13 +40,15 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from audiolvm.builders import load_classifier, load_model, split_entries_for  # noqa: E402
+from audiolvm.config import ExperimentConfig  # noqa: E402
 from audiolvm.core.cpu import LoadMeter  # noqa: E402
 from audiolvm.core.files import atomic_write_json, atomic_write_text  # noqa: E402
 from audiolvm.engine.logs import read_series  # noqa: E402
-from audiolvm.eval import evaluate_model, iter_audio, plot_spectrograms  # noqa: E402
-from audiolvm.eval.evaluate import own_speaker, speech_pitch_settings  # noqa: E402
+from audiolvm.eval import evaluate_model, iter_audio  # noqa: E402
+from audiolvm.eval.evaluate import compare_spectrograms, own_speaker, speech_pitch_settings  # noqa: E402
 from audiolvm.eval.plots import pyplot  # noqa: E402
 from audiolvm.eval.speaker import classify_wave  # noqa: E402
+from audiolvm.models import MultiLevelAutoencoder  # noqa: E402
 from pipelines import train  # noqa: E402
 
 COMMON = ["train.lr=1e-4", "train.warmup_steps=0", "train.schedule=constant", "train.max_steps=1000000",
@@ -84,8 +86,7 @@ def valid_curve(run: Path) -> tuple[list[float], list[float]]:
     return [clock[s] for s in mel[0] if s in clock], [v for s, v in zip(*mel, strict=True) if s in clock]
 
 
-def score(run: Path, speech: bool, classifier_run: Path | None) -> dict:
-    model, cfg = load_model(run)
+def score(model: MultiLevelAutoencoder, cfg: ExperimentConfig, speech: bool, classifier_run: Path | None) -> dict:
     reader, selected = split_entries_for(cfg, "valid")
     entries = [e for e, _ in selected]
     pitch = speech_pitch_settings(model, cfg.data.sample_rate) if speech else None
@@ -102,25 +103,6 @@ def score(run: Path, speech: bool, classifier_run: Path | None) -> dict:
                 hits.append(classify_wave(classifier, recon, cfg.data.sample_rate) == entry.speaker)
         rows[next(iter(rows))]["speaker_accuracy"] = float(np.mean(hits))
     return rows
-
-
-def spectrograms(runs: dict[str, Path], out: Path, items: int) -> list[str]:
-    models = {label: load_model(path) for label, path in runs.items()}
-    _, cfg = next(iter(models.values()))
-    reader, selected = split_entries_for(cfg, "valid")
-    names = []
-    for entry, wave in iter_audio(reader, [e for e, _ in selected][:items], cfg.data.sample_rate, "examples", False):
-        panels = {"original": wave}
-        for label, (model, _) in models.items():
-            with torch.no_grad():
-                x, who = torch.from_numpy(wave)[None, None], own_speaker(model, entry.speaker)
-                recons = model.reconstruct(x, speaker=who)
-            for i, r in enumerate(recons):
-                panels[f"{label} l{i}" if len(recons) > 1 else label] = r[0, 0].numpy()
-        name = entry.utterance.replace("/", "_")
-        plot_spectrograms(panels, cfg.data.sample_rate, out / f"{name}.png", title=f"{name}: held out")
-        names.append(f"{name}.png")
-    return names
 
 
 def plot_curves(curves: dict[str, tuple[list[float], list[float]]], png: Path) -> None:
@@ -180,10 +162,16 @@ def main() -> None:
                                  args.gan_overrides)}
     classifier = Path(args.classifier) if speech and args.classifier else None
     paths = {"warm start": source, "plain": out / "plain", args.name: out / args.name}
+    loaded = {label: load_model(path) for label, path in paths.items()}
     results = {"corpus": corpus, "minutes": args.minutes, "runs": runs,
-               "scores": {label: score(path, speech, classifier) for label, path in paths.items()},
+               "scores": {label: score(m, cfg, speech, classifier) for label, (m, cfg) in loaded.items()},
                "curves": {label: valid_curve(out / label) for label in runs}}
-    results["examples"] = spectrograms(paths, out / args.name, args.items)
+    cfg = loaded[args.name][1]
+    reader, selected = split_entries_for(cfg, "valid")
+    held_out = [e for e, _ in selected][: args.items]
+    pngs = compare_spectrograms({label: m for label, (m, _) in loaded.items()}, reader, held_out, cfg.data.sample_rate,
+                                out / args.name, "held out")
+    results["examples"] = [str(png) for png in pngs]
     plot_curves(results["curves"], out / f"curves_{args.name}.png")
     atomic_write_json(out / f"results_{args.name}.json", results)
     atomic_write_text(out / f"results_{args.name}.md", markdown(results))

@@ -13,12 +13,10 @@ import logging
 import time
 from pathlib import Path
 
-import torch
-
 from audiolvm.builders import load_discriminators, load_model, split_entries_for
-from audiolvm.eval import evaluate_model, iter_audio, plot_spectrograms
+from audiolvm.eval import evaluate_model
 from audiolvm.eval.adversarial import discriminator_scores
-from audiolvm.eval.evaluate import own_speaker, speech_pitch_settings
+from audiolvm.eval.evaluate import compare_spectrograms, speech_pitch_settings
 from pipelines import train
 
 log = logging.getLogger("audiolvm.demo")
@@ -40,8 +38,8 @@ def run_gan(out: Path, steps: int | None = None, examples: int = 2, overrides: t
     train.run(argparse.Namespace(config=CONFIG, overrides=overrides, resume=False, stop_after=None, time_limit=None))
     seconds = time.time() - t0
     log.info("[gan 2/2] scoring before and after on held-out speech")
-    models = {"before (warm start)": load_model(source)[0], "after (adversarial)": load_model(run_dir)[0]}
     model, cfg = load_model(run_dir)
+    models = {"before (warm start)": load_model(source)[0], "after (adversarial)": model}
     reader, selected = split_entries_for(cfg, "valid")
     entries = [e for e, _ in selected]
     pitch = speech_pitch_settings(model, cfg.data.sample_rate)
@@ -51,17 +49,9 @@ def run_gan(out: Path, steps: int | None = None, examples: int = 2, overrides: t
         rows[label] = {k: report.rows()[0][k] for k in COLUMNS}
     disc = load_discriminators(run_dir)
     scores = discriminator_scores(disc, model, reader, entries, cfg.data.sample_rate) if disc is not None else None
-    figures = []
-    for entry, wave in iter_audio(reader, entries[:examples], cfg.data.sample_rate, "examples", False):
-        x = torch.from_numpy(wave)[None, None]
-        panels = {"original": wave}
-        with torch.no_grad():
-            for label, m in models.items():
-                panels[label] = m.reconstruct(x, speaker=own_speaker(m, entry.speaker))[0][0, 0].numpy()
-        name = entry.utterance.replace("/", "_")
-        plot_spectrograms(panels, cfg.data.sample_rate, run_dir / "examples" / f"{name}.png",
-                          title=f"{name}: before and after adversarial fine-tuning")
-        figures.append(f"speech_vqvae_gan/examples/{name}.png")
+    pngs = compare_spectrograms(models, reader, entries[:examples], cfg.data.sample_rate, run_dir / "examples",
+                                "before and after adversarial fine-tuning")
+    figures = [str(png.relative_to(out)) for png in pngs]
     return {"seconds": seconds, "steps": cfg.train.max_steps, "start_step": cfg.adv.start_step,
             "discriminators": cfg.adv.discriminators, "items": len(entries), "rows": rows,
             "discriminator_scores": scores.summary() if scores is not None else None,

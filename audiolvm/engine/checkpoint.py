@@ -135,9 +135,10 @@ def config_differences(old: Mapping, new: Mapping, prefix: str = "") -> list[str
     return out
 
 
-def load_strict(module: nn.Module, tensors: Mapping[str, torch.Tensor], path: Path, fix: str) -> None:
+def load_strict(module: nn.Module, tensors: Mapping[str, torch.Tensor], path: Path, fix: str,
+                what: str = "the model built now") -> None:
     """Copy ``tensors`` into ``module``: every tensor of its state dict must be there with its shape; ValueError
-    naming ``path``, the first differences and ``fix`` otherwise."""
+    naming ``path``, ``what`` it should fit, the first differences and ``fix`` otherwise."""
     own = module.state_dict()
     missing, extra = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
     wrong = shape_mismatches({k: v.shape for k, v in tensors.items()}, module)
@@ -145,5 +146,5 @@ def load_strict(module: nn.Module, tensors: Mapping[str, torch.Tensor], path: Pa
         parts = [f"{len(missing)} tensors missing (e.g. {missing[0]})" if missing else "",
                  f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "",
                  f"{len(wrong)} of another shape (e.g. {wrong[0]})" if wrong else ""]
-        raise ValueError(f"{path}: does not fit the model built now: {'; '.join(p for p in parts if p)}; {fix}")
+        raise ValueError(f"{path}: does not fit {what}: {'; '.join(p for p in parts if p)}; {fix}")
     module.load_state_dict(tensors, strict=True)

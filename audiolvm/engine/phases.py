@@ -108,18 +108,18 @@ class WeightEMA:
             raise ValueError(f"train.ema={decay} must be in (0, 1), e.g. 0.999, or 0 to switch it off")
         self.decay = decay
         self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        self.floats = [k for k, v in self.shadow.items() if v.is_floating_point()]  # averaged
+        self.others = [k for k, v in self.shadow.items() if not v.is_floating_point()]  # copied (step counters)
 
     @torch.no_grad()
     def update(self, module: nn.Module, step: int) -> None:
         """Move the average toward ``module``'s current state (``step``: optimizer steps taken so far)."""
         weight = 1.0 - min(self.decay, (1 + step) / (10 + step))
         state = module.state_dict()
-        floats = [k for k, v in self.shadow.items() if v.is_floating_point()]
-        if floats:
-            torch._foreach_lerp_([self.shadow[k] for k in floats], [state[k].detach() for k in floats], weight)
-        for k, v in self.shadow.items():
-            if not v.is_floating_point():
-                v.copy_(state[k])
+        if self.floats:
+            torch._foreach_lerp_([self.shadow[k] for k in self.floats], [state[k] for k in self.floats], weight)
+        for k in self.others:
+            self.shadow[k].copy_(state[k])
 
     def load(self, tensors: Mapping[str, torch.Tensor]) -> None:
         missing = sorted(set(self.shadow) - set(tensors))

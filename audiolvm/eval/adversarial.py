@@ -17,6 +17,7 @@ from torch import nn
 from audiolvm.data.manifest import Entry
 from audiolvm.data.readers import CorpusReader
 from audiolvm.eval.evaluate import iter_audio, own_speaker
+from audiolvm.models.adversarial import mean_logit
 from audiolvm.models.multilevel import MultiLevelAutoencoder
 
 
@@ -43,10 +44,6 @@ class DiscriminatorScores:
                           "|---|---:|---:|", *rows])
 
 
-def _mean_logit(discriminators: nn.Module, x: torch.Tensor) -> float:
-    return float(torch.stack([logits.float().mean() for logits, _ in discriminators(x)]).mean())
-
-
 @torch.no_grad()
 def discriminator_scores(discriminators: nn.Module, model: MultiLevelAutoencoder, reader: CorpusReader,
                          entries: Sequence[Entry], sample_rate: int, progress: bool = False) -> DiscriminatorScores:
@@ -56,8 +53,8 @@ def discriminator_scores(discriminators: nn.Module, model: MultiLevelAutoencoder
     scores = DiscriminatorScores(fake={f"level {i}": [] for i in range(len(model.levels))})
     for entry, wave in iter_audio(reader, entries, sample_rate, "discriminator scores", progress):
         x = torch.from_numpy(wave)[None, None]
-        scores.real.append(_mean_logit(discriminators, x))
+        scores.real.append(float(mean_logit(discriminators(x))))
         recons = model.reconstruct(x, speaker=own_speaker(model, entry.speaker))
         for i, recon in enumerate(recons):
-            scores.fake[f"level {i}"].append(_mean_logit(discriminators, recon))
+            scores.fake[f"level {i}"].append(float(mean_logit(discriminators(recon))))
     return scores

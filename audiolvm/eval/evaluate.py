@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ from audiolvm.data.manifest import Entry
 from audiolvm.data.readers import CorpusReader
 from audiolvm.eval.codebook import codebook_usage
 from audiolvm.eval.pitch import PitchReport
+from audiolvm.eval.plots import plot_spectrograms
 from audiolvm.eval.reconstruction import ReconstructionReport, codebook_stats
 from audiolvm.models.multilevel import MultiLevelAutoencoder
 from audiolvm.models.pitch import pitch_from_arrays
@@ -47,6 +49,25 @@ def own_speaker(model: MultiLevelAutoencoder, speaker: str) -> torch.Tensor | No
 def speech_pitch_settings(model: MultiLevelAutoencoder, sample_rate: int) -> PitchSettings:
     """The F0 extractor that scores a speech model: the model's own (pitch-aware models), else the default."""
     return model.pitch.settings if model.pitch is not None else PitchSettings(sample_rate=sample_rate)
+
+
+@torch.no_grad()
+def compare_spectrograms(models: Mapping[str, MultiLevelAutoencoder], reader: CorpusReader, entries: Sequence[Entry],
+                         sample_rate: int, out: Path, title: str = "") -> list[Path]:
+    """One spectrogram PNG per entry in ``out``: the original above each model's reconstruction (in the speaker's
+    own voice) at every level, labelled by the model (and the level, for a model with several); e.g. a model
+    before and after fine-tuning."""
+    pngs = []
+    for entry, wave in iter_audio(reader, entries, sample_rate, "spectrograms", False):
+        x = torch.from_numpy(wave)[None, None]
+        panels = {"original": wave}
+        for label, model in models.items():
+            recons = model.reconstruct(x, speaker=own_speaker(model, entry.speaker))
+            for i, recon in enumerate(recons):
+                panels[f"{label} l{i}" if len(recons) > 1 else label] = recon[0, 0].numpy()
+        name = entry.utterance.replace("/", "_")
+        pngs.append(plot_spectrograms(panels, sample_rate, out / f"{name}.png", title=f"{name}: {title}"))
+    return pngs
 
 
 @torch.no_grad()

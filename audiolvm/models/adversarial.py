@@ -52,7 +52,8 @@ class Discriminators(nn.Module):
         return [out for d in self.discriminators.values() for out in d(x)]
 
 
-def _mean_logit(outs: list[tuple[torch.Tensor, list[torch.Tensor]]]) -> torch.Tensor:
+def mean_logit(outs: list[tuple[torch.Tensor, list[torch.Tensor]]]) -> torch.Tensor:
+    """The mean score of a discriminator output: over patches, then over sub-discriminators (detached)."""
     return torch.stack([logits.detach().float().mean() for logits, _ in outs]).mean()
 
 
@@ -84,12 +85,6 @@ class AdversarialObjective:
     def modules(self) -> dict[str, nn.Module]:
         return {DISC: self.disc}
 
-    def __call__(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Both phases without updates (what a held-out batch logs)."""
-        carry: dict[str, Any] = {}
-        return {**self.phase(model, self.modules(), batch, DISC, carry),
-                **self.phase(model, self.modules(), batch, "model", carry)}
-
     def phase(self, model: nn.Module, modules: Mapping[str, nn.Module], batch: Mapping[str, torch.Tensor],
               name: str, carry: dict[str, Any]) -> dict[str, torch.Tensor]:
         disc = modules[DISC]
@@ -108,28 +103,32 @@ class AdversarialObjective:
             raise ValueError(f"adv.levels names {bad}, but the model has {len(levels)} levels")
         return [(i, levels[i].recon) for i in chosen]
 
+    def _output(self, model: nn.Module, batch: Mapping[str, torch.Tensor], carry: dict[str, Any]) -> Any:
+        """The model's output for the micro-batch, computed once per step by whichever phase runs first (so the
+        VQ's statistics update once) and kept, with its graph, for the other."""
+        if "out" not in carry:
+            carry["out"] = self.base.forward(model, batch)
+        return carry["out"]
+
     def _disc_phase(self, model: nn.Module, disc: nn.Module, batch: Mapping[str, torch.Tensor],
                     carry: dict[str, Any]) -> dict[str, torch.Tensor]:
-        out = self.base.forward(model, batch)
-        carry["out"] = out
+        out = self._output(model, batch, carry)
         real = disc(batch["audio"])
         real_logits = [logits for logits, _ in real]
         losses, fake_scores = [], []
         for _, recon in self._judged(out):
             fake = disc(recon.detach())
             losses.append(self.d_loss(real_logits, [logits for logits, _ in fake]))
-            fake_scores.append(_mean_logit(fake))
+            fake_scores.append(mean_logit(fake))
         if torch.is_grad_enabled() and disc.training:
             disc.steps += 1
-        return {"loss": torch.stack(losses).mean(), "disc/real": _mean_logit(real),
+        return {"loss": torch.stack(losses).mean(), "disc/real": mean_logit(real),
                 "disc/fake": torch.stack(fake_scores).mean()}
 
     def _model_phase(self, model: nn.Module, disc: nn.Module, batch: Mapping[str, torch.Tensor],
                      carry: dict[str, Any]) -> dict[str, torch.Tensor]:
         audio = batch["audio"]
-        out = carry.pop("out", None)
-        if out is None:
-            out = self.base.forward(model, batch)
+        out = self._output(model, batch, carry)
         with torch.no_grad():
             real_feats = [feats for _, feats in disc(audio)]
         on = (disc.steps > self.start_step).float()
@@ -138,40 +137,7 @@ class AdversarialObjective:
             fake = disc(recon)
             adv[level] = {"adv/gen": on * self.g_loss([logits for logits, _ in fake]),
                           "adv/feat": on * feature_matching(real_feats, [feats for _, feats in fake])}
-        if disc.balancer is not None:
-            return self._balanced(out, adv, audio, disc.balancer)
-        result = self.base.losses(out, audio)
-        level_weights = self._level_weights(out)
-        single = not isinstance(out, MultiLevelOutput) or len(out.levels) == 1
-        for level, terms in adv.items():
-            weighted = sum(self.weights[k] * v for k, v in terms.items())
-            result["loss"] = result["loss"] + level_weights[level] * weighted
-            result |= {(k if single else f"l{level}/{k}"): v.detach() for k, v in terms.items()}
-        return result
-
-    def _level_weights(self, out: Any) -> list[float]:
-        n = len(out.levels) if isinstance(out, MultiLevelOutput) else 1
-        return self.base.level_weights or [1.0] * n
-
-    def _balanced(self, out: Any, adv: dict[int, dict[str, torch.Tensor]], audio: torch.Tensor,
-                  balancer: Balancer) -> dict[str, torch.Tensor]:
-        """Per level: the terms of the reconstruction through the balancer, the bottleneck terms unbalanced."""
-        levels = out.levels if isinstance(out, MultiLevelOutput) else [out]
-        weights = {**self.base.weights, **self.weights}
-        prefix = self.base.prefix + "/"
-        result: dict[str, torch.Tensor] = {}
-        total = audio.new_zeros((), dtype=torch.float32)
-        for i, (level_out, lw) in enumerate(zip(levels, self._level_weights(out), strict=True)):
-            terms = {**self.base.level_terms(level_out, audio), **adv.get(i, {})}
-            balanced = {k: v for k, v in terms.items() if k in weights and not k.startswith(prefix)
-                        and k not in self.base.MODEL_TERMS}
-            rest = sum(w * terms[k] for k, w in weights.items() if k.startswith(prefix) and w != 0.0 and k in terms)
-            level_loss = balancer.balance(level_out.recon, balanced, weights, key=f"l{i}") + rest
-            total = total + lw * level_loss
-            name = (lambda k: k) if len(levels) == 1 else (lambda k, i=i: f"l{i}/{k}")
-            result |= {name(k): v.detach() for k, v in terms.items()}
-        result["loss"] = total
-        return self.base.add_model_terms(result, out)
+        return self.base.losses(out, audio, adv, self.weights, disc.balancer)
 
 
 def balancer_keys(num_levels: int, weights: Mapping[str, float], bottleneck_prefix: str = "vq") -> list[tuple[str,

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from audiolvm.losses.balancer import Balancer
 from audiolvm.losses.spectral import MultiResolutionSTFTLoss, MultiScaleMelLoss
 from audiolvm.losses.waveform import waveform_loss
 from audiolvm.models.autoencoder import AutoencoderOutput
@@ -71,9 +72,21 @@ class AudioReconstructionObjective:
         metrics = {f"{self.prefix}/{k}": v.detach() for k, v in out.bottleneck.metrics.items()}
         return {**terms, **metrics}
 
-    def weighted(self, terms: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return sum(w * terms[name] for name, w in self.weights.items()  # type: ignore[return-value]
-                   if w != 0.0 and name not in self.MODEL_TERMS)
+    def weighted(self, terms: Mapping[str, torch.Tensor], weights: Mapping[str, float] | None = None) -> torch.Tensor:
+        """``sum_k w_k terms[k]`` over the weighted terms present (``weights``: default the objective's own)."""
+        weights = self.weights if weights is None else weights
+        return sum(w * terms[name] for name, w in weights.items()  # type: ignore[return-value]
+                   if w != 0.0 and name not in self.MODEL_TERMS and name in terms)
+
+    def level_loss(self, terms: Mapping[str, torch.Tensor], recon: torch.Tensor, weights: Mapping[str, float],
+                   balancer: Balancer | None = None, key: str = "") -> torch.Tensor:
+        """One level's loss: the weighted sum of its terms, or with ``balancer`` the terms of the reconstruction
+        ``recon`` through it (each weight its share of the gradient at ``recon``) plus the bottleneck terms."""
+        if balancer is None:
+            return self.weighted(terms, weights)
+        bottleneck = {k: v for k, v in terms.items() if k.startswith(self.prefix + "/")}
+        of_recon = {k: v for k, v in terms.items() if k in weights and k not in bottleneck}
+        return balancer.balance(recon, of_recon, weights, key) + self.weighted(bottleneck, weights)
 
     def forward(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> MultiLevelOutput | AutoencoderOutput:
         """The model's output for a batch (with its speakers and F0 where the model takes them)."""
@@ -82,10 +95,16 @@ class AudioReconstructionObjective:
             kwargs["pitch"] = Pitch(batch["f0"], batch["voiced"])
         return model(batch["audio"], **kwargs)
 
-    def losses(self, out: MultiLevelOutput | AutoencoderOutput, audio: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``loss`` and the logged terms of a model output against the audio it reconstructs."""
+    def losses(self, out: MultiLevelOutput | AutoencoderOutput, audio: torch.Tensor,
+               extra: Mapping[int, Mapping[str, torch.Tensor]] | None = None,
+               extra_weights: Mapping[str, float] | None = None,
+               balancer: Balancer | None = None) -> dict[str, torch.Tensor]:
+        """``loss`` and the logged terms of a model output against the audio it reconstructs. ``extra``: further
+        unweighted terms by level (the adversarial ones), weighted by ``extra_weights``; ``balancer``: combine each
+        level's terms with it (:meth:`level_loss`)."""
         levels = out.levels if isinstance(out, MultiLevelOutput) else [out]
-        result = self._level_loss(levels, audio)
+        weights = {**self.weights, **(extra_weights or {})}
+        result = self._level_loss(levels, audio, extra or {}, weights, balancer)
         return self.add_model_terms(result, out)
 
     def add_model_terms(self, result: dict[str, torch.Tensor], out: MultiLevelOutput | AutoencoderOutput
@@ -100,18 +119,20 @@ class AudioReconstructionObjective:
     def __call__(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.losses(self.forward(model, batch), batch["audio"])
 
-    def _level_loss(self, levels: list, audio: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _level_loss(self, levels: list, audio: torch.Tensor, extra: Mapping[int, Mapping[str, torch.Tensor]],
+                    weights: Mapping[str, float], balancer: Balancer | None) -> dict[str, torch.Tensor]:
         level_weights = self.level_weights or [1.0] * len(levels)
         if len(level_weights) != len(levels):
             raise ValueError(f"{len(level_weights)} level weights for a model with {len(levels)} levels")
         if len(levels) == 1:
-            terms = self.level_terms(levels[0], audio)
-            return {"loss": level_weights[0] * self.weighted(terms), **terms}
+            terms = {**self.level_terms(levels[0], audio), **extra.get(0, {})}
+            return {"loss": level_weights[0] * self.level_loss(terms, levels[0].recon, weights, balancer, "l0"),
+                    **terms}
         logged: dict[str, torch.Tensor] = {}
         total = audio.new_zeros((), dtype=torch.float32)
         for i, (level_out, w) in enumerate(zip(levels, level_weights, strict=True)):
-            terms = self.level_terms(level_out, audio)
-            level_loss = self.weighted(terms)
+            terms = {**self.level_terms(level_out, audio), **extra.get(i, {})}
+            level_loss = self.level_loss(terms, level_out.recon, weights, balancer, f"l{i}")
             total = total + w * level_loss
             logged.update({f"l{i}/{k}": v for k, v in terms.items()})
             logged[f"l{i}/loss"] = level_loss.detach()
