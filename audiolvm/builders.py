@@ -36,7 +36,7 @@ from audiolvm.models import AudioReconstructionObjective, MultiLevelAutoencoder
 from audiolvm.models.adversarial import ADV_TERMS, AdversarialObjective, Discriminators, balancer_keys
 from audiolvm.models.audio_vqvae import audio_autoencoder
 from audiolvm.models.chain import ChainStage, SamplingChain
-from audiolvm.models.pitch import PitchConditioner
+from audiolvm.models.pitch import SYNTHS, PitchConditioner
 from audiolvm.models.priors import Prior
 from audiolvm.models.speaker import SpeakerConditioner
 from audiolvm.nn.discriminators import (
@@ -45,6 +45,7 @@ from audiolvm.nn.discriminators import (
     MultiScaleSTFTDiscriminator,
     MultiScaleWaveformDiscriminator,
 )
+from audiolvm.nn.synth import HarmonicNoiseDecoder, factor_strides
 
 
 def build_bottleneck(cfg: ModelConfig, level: int = 0) -> Bottleneck:
@@ -83,6 +84,7 @@ def build_model(cfg: ModelConfig, sample_rate: int = 16000) -> MultiLevelAutoenc
             depth=cfg.depth, dilation_growth=cfg.dilation_growth, checkpoint_stages=cfg.checkpoint_stages,
             speaker_dim=spk.dim if i in spk.levels else 0, speaker_mode=spk.mode,
             source_dim=2 if i in pitch_levels else 0,
+            decoder=synth_decoder(cfg, i, sample_rate) if i in pitch_levels else None,
         ))
     speaker = None
     if spk.levels:
@@ -93,9 +95,20 @@ def build_model(cfg: ModelConfig, sample_rate: int = 16000) -> MultiLevelAutoenc
         pc = cfg.pitch
         pitch = PitchConditioner(pitch_settings(cfg, sample_rate), pc.stats, spk.names, cfg.vq.dim,
                                  spk.dim if pitch_levels[0] in spk.levels else 0, cfg.hops[pitch_levels[0]],
-                                 harmonics=pc.harmonics, width=pc.predictor_width)
+                                 harmonics=pc.harmonics, width=pc.predictor_width, synth=pc.synth)
     return MultiLevelAutoencoder(levels, mode=cfg.mode, latent_dim=cfg.vq.dim, speaker=speaker,
                                  speaker_levels=spk.levels, pitch=pitch, pitch_levels=pitch_levels)
+
+
+def synth_decoder(cfg: ModelConfig, level: int, sample_rate: int) -> HarmonicNoiseDecoder | None:
+    """Level ``level``'s harmonic-plus-noise decoder (``model.pitch.synth: hpn``); None for the NSF conv decoder."""
+    p, spk = cfg.pitch, cfg.speaker
+    if p.synth != "hpn":
+        return None
+    return HarmonicNoiseDecoder(cfg.vq.dim, p.synth_width or cfg.width, factor_strides(cfg.hops[level] // p.hop),
+                                p.synth_depth or cfg.depth, p.hop, sample_rate, p.harmonics, p.noise_bands,
+                                cfg.dilation_growth, cond_dim=spk.dim if level in spk.levels else 0,
+                                cond_mode=spk.mode)
 
 
 def pitch_settings(cfg: ModelConfig, sample_rate: int) -> PitchSettings:
@@ -115,6 +128,8 @@ def check_pitch_config(cfg: ModelConfig, need_stats: bool = True) -> list[int]:
     if bad:
         raise ConfigError(f"model.pitch.levels={p.levels}: level {bad[0]} does not exist; the model has levels "
                           f"0..{cfg.num_levels - 1} (model.strides)")
+    if p.synth not in SYNTHS:
+        raise ConfigError(f"model.pitch.synth={p.synth!r} is unknown; use one of {SYNTHS}")
     if p.method not in PITCH_METHODS:
         raise ConfigError(f"model.pitch.method={p.method!r} is unknown; use one of {PITCH_METHODS}")
     odd = [cfg.hops[i] for i in levels if p.hop < 1 or cfg.hops[i] % p.hop]

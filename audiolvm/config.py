@@ -74,7 +74,13 @@ class PitchConfig:
     hop: int = 64  # samples between F0 frames (must divide the hop of every pitch level)
     fmin: float = 50.0
     fmax: float = 600.0
-    harmonics: int = 8  # sine harmonics of the excitation (NSF); those above Nyquist are muted
+    # nsf: the conv decoder filters an NSF excitation (sines at k * F0 + noise) added at every stage;
+    # hpn: a harmonic-plus-noise synthesizer (DDSP) driven by a frame-rate network (nn/synth.py)
+    synth: str = "nsf"
+    harmonics: int = 8  # sines: NSF's excitation (e.g. 8) or the synthesizer's (e.g. 80); above Nyquist muted
+    noise_bands: int = 65  # hpn: linear bands of the noise filter
+    synth_width: int = 128  # hpn: channels of the frame-rate network (0: model.width)
+    synth_depth: int = 0  # hpn: residual blocks per stage of the frame-rate network (0: model.depth)
     predictor_width: int = 64  # F0 / voicing predictor (codes + speaker -> F0), trained on detached codes
     # per-speaker [mean, std] of ln F0 over voiced frames, filled from the training corpus at train time
     stats: dict[str, list[float]] = field(default_factory=dict)

@@ -1,4 +1,5 @@
-"""Benchmark: one training step of the demo's speech VQ-VAE with and without the pitch path and the mel term.
+"""Benchmark: one training step of the demo's speech VQ-VAE with and without the pitch path (NSF conv decoder or
+harmonic-plus-noise synthesizer) and the mel term.
 
 Same batch (8 x 0.5 s of data/speech) for every variant; 3 warm-up and 10 timed steps of forward, backward
 and AdamW with two threads. Prints seconds per step and the ratio to today's decoder (waveform L1 + MR-STFT).
@@ -23,9 +24,11 @@ CONFIG = "configs/demo/speech_vqvae.yaml"
 VARIANTS = {  # name: overrides of the demo config
     "today's decoder (waveform L1 + MR-STFT)": ["model.pitch.levels=[]", "loss.weights.mel=0",
                                                 "loss.weights.waveform=1"],
-    "+ pitch path": ["loss.weights.mel=0", "loss.weights.waveform=1"],
+    "+ pitch path (NSF)": ["model.pitch.synth=nsf", "model.pitch.harmonics=8", "loss.weights.mel=0",
+                           "loss.weights.waveform=1"],
     "today's decoder + mel": ["model.pitch.levels=[]", "loss.weights.waveform=1"],
-    "pitch + mel, no waveform L1 (demo)": [],
+    "NSF pitch + mel, no waveform L1": ["model.pitch.synth=nsf", "model.pitch.harmonics=8"],
+    "harmonic-plus-noise synth + mel (demo)": [],
 }
 
 

@@ -74,15 +74,15 @@ def train_run(name: str, config: str, source: Path, out: Path, minutes: float, v
     return run
 
 
-def valid_curve(run: Path) -> tuple[list[float], list[float]]:
-    """(minutes, held-out mel term) of a run, minutes from its logged steps per second."""
+def valid_curve(run: Path, key: str = "mel") -> tuple[list[float], list[float]]:
+    """(minutes, held-out ``key`` term) of a run, minutes from its logged steps per second."""
     series = read_series(run / "metrics.csv")
     steps, rates = series["time/steps_per_s"]["train"]
     clock, last, t = {}, 0, 0.0
     for step, rate in zip(steps, rates, strict=True):
         t += (step - last) / rate
         clock[step], last = t / 60, step
-    mel = next(v["valid"] for k, v in series.items() if k.endswith("mel") and "valid" in v)
+    mel = next(v["valid"] for k, v in series.items() if k.endswith(key) and "valid" in v)
     return [clock[s] for s in mel[0] if s in clock], [v for s, v in zip(*mel, strict=True) if s in clock]
 
 
@@ -105,13 +105,14 @@ def score(model: MultiLevelAutoencoder, cfg: ExperimentConfig, speech: bool, cla
     return rows
 
 
-def plot_curves(curves: dict[str, tuple[list[float], list[float]]], png: Path) -> None:
+def plot_curves(curves: dict[str, tuple[list[float], list[float]]], png: Path,
+                ylabel: str = "held-out mel term") -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for label, (minutes, mel) in curves.items():
         ax.plot(minutes, mel, marker="o", ms=3, label=label)
     ax.set_xlabel("training minutes (2 CPU cores)")
-    ax.set_ylabel("held-out mel term")
+    ax.set_ylabel(ylabel)
     ax.legend()
     fig.tight_layout()
     fig.savefig(png, dpi=110)

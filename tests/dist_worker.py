@@ -1,9 +1,10 @@
 """Run under a 2-process launcher: train a tiny VQ-VAE with the Trainer, save each rank's state.
 
 Usage: ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 tests/dist_worker.py OUT [--no-allreduce]
-       [--pitch]
+       [--pitch [--hpn]]
 
-``--pitch`` trains a pitch-aware model (NSF excitation, F0 predictor) on data with F0 instead; ``--adv`` trains
+``--pitch`` trains a pitch-aware model (NSF excitation, F0 predictor; with ``--hpn`` the harmonic-plus-noise
+decoder) on data with F0 instead; ``--adv`` trains
 adversarially (discriminators with their own optimizer, a step in two phases) and saves their weights too.
 
 ``--no-allreduce`` disables the VQ's all-reduce of EMA statistics, to show that the test's property
@@ -33,9 +34,9 @@ from tests.helpers import (  # noqa: E402
 )
 
 
-def main(out: Path, pitch: bool = False, adv: bool = False) -> None:
+def main(out: Path, pitch: bool = False, adv: bool = False, synth: str = "nsf") -> None:
     torch.manual_seed(0)
-    model = tiny_pitch_model() if pitch else tiny_vqvae(num_codes=32, dead_threshold=1.5)
+    model = tiny_pitch_model(synth=synth) if pitch else tiny_vqvae(num_codes=32, dead_threshold=1.5)
     objective = tiny_adversarial(start_step=1) if adv else tiny_objective(pitch=pitch)
     cfg = TrainConfig(
         out_dir=str(out / "run"),
@@ -73,4 +74,5 @@ if __name__ == "__main__":
         import audiolvm.bottleneck.vq as vq_module
 
         vq_module.all_reduce_sum_ = lambda t: t
-    main(Path(sys.argv[1]), pitch="--pitch" in sys.argv, adv="--adv" in sys.argv)
+    main(Path(sys.argv[1]), pitch="--pitch" in sys.argv, adv="--adv" in sys.argv,
+         synth="hpn" if "--hpn" in sys.argv else "nsf")

@@ -60,13 +60,15 @@ class PitchSineDataset(SineDataset):
         return item | {"f0": torch.full((frames,), f0), "voiced": torch.ones(frames)}
 
 
-def tiny_pitch_model(rate: int = 8000, hop: int = 64):  # noqa: ANN201 - MultiLevelAutoencoder
-    """A one-level VQ-VAE (hop 64) whose decoder takes F0 through the NSF source, without speakers."""
+def tiny_pitch_model(rate: int = 8000, hop: int = 64, synth: str = "nsf"):  # noqa: ANN201 - MultiLevelAutoencoder
+    """A one-level VQ-VAE (hop 64) whose decoder takes F0, without speakers: a conv decoder fed the NSF source
+    (``synth="nsf"``) or the harmonic-plus-noise synthesizer's frame network (``"hpn"``)."""
     from audiolvm.builders import build_model
     from audiolvm.config import ModelConfig, PitchConfig, VQConfig
 
     cfg = ModelConfig(strides=[[4, 16]], width=16, depth=1, vq=VQConfig(num_codes=[32], dim=8),
-                      pitch=PitchConfig(levels=[0], hop=hop, stats={"*": [6.0, 0.5]}))
+                      pitch=PitchConfig(levels=[0], hop=hop, synth=synth, harmonics=8 if synth == "nsf" else 24,
+                                        noise_bands=17, synth_width=16, stats={"*": [6.0, 0.5]}))
     return build_model(cfg, rate)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from torch import nn
+
 from audiolvm.bottleneck.base import Bottleneck
 from audiolvm.models.autoencoder import Autoencoder
 from audiolvm.nn.conv1d import ConvDecoder1d, ConvEncoder1d
@@ -22,6 +24,7 @@ def audio_autoencoder(
     speaker_dim: int = 0,
     speaker_mode: str = "film",
     source_dim: int = 0,
+    decoder: nn.Module | None = None,
 ) -> Autoencoder:
     """Waveform ``Tensor[B x channels x T]`` -> codes at ``T / prod(strides)`` -> waveform.
 
@@ -31,10 +34,14 @@ def audio_autoencoder(
     ``speaker_dim > 0`` makes the decoder take a global speaker vector in every stage (``speaker_mode``
     ``film`` or ``concat``, see :class:`ConvDecoder1d`). ``source_dim > 0`` makes it the filter of a
     neural source-filter decoder, taking an excitation at the output rate (:class:`HarmonicSource`).
+    ``decoder`` replaces the mirrored conv decoder (e.g. a :class:`HarmonicNoiseDecoder` with the same hop).
     """
     if not strides or any(s < 1 for s in strides):
         raise ValueError(f"strides must be a non-empty list of positive ints, got {list(strides)}")
     encoder = ConvEncoder1d(channels, latent_dim, width, strides, depth, dilation_growth, checkpoint_stages)
-    decoder = ConvDecoder1d(latent_dim, channels, width, strides, depth, dilation_growth, checkpoint_stages,
-                            cond_dim=speaker_dim, cond_mode=speaker_mode, source_dim=source_dim)
+    if decoder is None:
+        decoder = ConvDecoder1d(latent_dim, channels, width, strides, depth, dilation_growth, checkpoint_stages,
+                                cond_dim=speaker_dim, cond_mode=speaker_mode, source_dim=source_dim)
+    elif decoder.hop != math.prod(strides):
+        raise ValueError(f"the decoder's hop ({decoder.hop}) differs from the encoder's ({math.prod(strides)})")
     return Autoencoder(encoder, bottleneck, decoder, hop=math.prod(strides))

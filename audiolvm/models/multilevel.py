@@ -16,8 +16,8 @@ Speaker-conditioned decoding (voice conversion): with a :class:`SpeakerCondition
 encoder) or vectors ``Tensor[B x dim]``. :meth:`convert` is reconstruction with another speaker.
 
 Pitch-aware decoding (speech): with a :class:`PitchConditioner` the decoders of ``pitch_levels`` also take
-F0 and voicing (:class:`Pitch`), as an NSF excitation at every stage and a log-F0 feature added to their
-input. Every decoding method takes ``pitch=``; when it is not given, F0 is extracted from the input
+F0 and voicing (:class:`Pitch`), as :meth:`PitchConditioner.excitation` (an NSF excitation for a conv decoder, or
+F0 and voicing at the sample rate for a harmonic-plus-noise decoder) and a log-F0 feature added to their input. Every decoding method takes ``pitch=``; when it is not given, F0 is extracted from the input
 (:meth:`reconstruct`, :meth:`convert`) or predicted from the codes (:meth:`decode`).
 """
 

@@ -7,8 +7,9 @@ levels:
   input it reconstructs or converts exactly as its training data was extracted;
 * per-speaker ``[mean, std]`` of ln F0 over voiced frames (from the training corpus, saved in
   ``config.json``), used to map a source contour into a target voice's range;
-* the NSF source (:class:`HarmonicSource`) and a frame-rate projection of log-F0 and voicing that is
-  added to the decoder's input;
+* what the pitch decoders take as their ``source``: the NSF excitation (:class:`HarmonicSource`) for a conv
+  decoder (``synth="nsf"``), or F0 and voicing at the sample rate for a :class:`HarmonicNoiseDecoder`
+  (``synth="hpn"``); and a code-rate projection of log-F0 and voicing that is added to the decoder's input;
 * :class:`PitchPredictor`: F0 and voicing from the (detached) quantized codes and the speaker vector, for
   sampling from a prior (no input F0) and ``convert --pitch predicted``.
 
@@ -19,7 +20,6 @@ stretches, so a contour can be mapped and upsampled without jumps to 0), and ``v
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -32,9 +32,10 @@ from audiolvm.core import pitch as pitch_lib
 from audiolvm.core.pitch import ALL_SPEAKERS as GLOBAL
 from audiolvm.core.pitch import PitchSettings, continuous_f0
 from audiolvm.nn.conv1d import FiLM1d, Upsample1d
-from audiolvm.nn.source import HarmonicSource
+from audiolvm.nn.source import HarmonicSource, frames_to_samples
+from audiolvm.nn.synth import LOG_F0_CENTER, LOG_F0_SCALE
 
-LOG_F0_CENTER, LOG_F0_SCALE = math.log(150.0), 0.5  # fixed normalisation of the decoder's log-F0 feature
+SYNTHS = ("nsf", "hpn")  # NSF excitation into the conv decoder | harmonic-plus-noise synthesizer (DDSP)
 
 
 class Pitch(NamedTuple):
@@ -112,11 +113,16 @@ class PitchConditioner(nn.Module):
         latent_dim: the width of the quantized vectors the decoder and the predictor read.
         speaker_dim: the speaker vector's width (0: no speaker conditioning).
         code_hop: the hop of the level the predictor reads (a multiple of ``settings.hop``).
+        synth: what the pitch decoders take as ``source``: ``nsf``, the NSF excitation (:class:`HarmonicSource`);
+            ``hpn``, F0 in Hz and voicing at the sample rate, for :class:`HarmonicNoiseDecoder`.
     """
 
     def __init__(self, settings: PitchSettings, stats: Mapping[str, Sequence[float]], names: Sequence[str],
-                 latent_dim: int, speaker_dim: int, code_hop: int, harmonics: int = 8, width: int = 64) -> None:
+                 latent_dim: int, speaker_dim: int, code_hop: int, harmonics: int = 8, width: int = 64,
+                 synth: str = "nsf") -> None:
         super().__init__()
+        if synth not in SYNTHS:
+            raise ValueError(f"synth={synth!r} is unknown; use one of {SYNTHS}")
         if code_hop % settings.hop:
             raise ValueError(f"the F0 hop ({settings.hop} samples) must divide the pitch level's hop ({code_hop})")
         missing = [n for n in [*names, GLOBAL] if n not in stats]
@@ -128,7 +134,8 @@ class PitchConditioner(nn.Module):
         self.register_buffer("table", torch.tensor(table, dtype=torch.float32), persistent=False)  # (S, 2)
         self.register_buffer("global_stats", torch.tensor(list(stats[GLOBAL]), dtype=torch.float32),
                              persistent=False)  # (2,)
-        self.source = HarmonicSource(settings.sample_rate, settings.hop, harmonics)
+        self.synth = synth
+        self.source = HarmonicSource(settings.sample_rate, settings.hop, harmonics) if synth == "nsf" else None
         self.frame_proj = nn.Conv1d(2, latent_dim, 3, padding=1)
         self.predictor = PitchPredictor(latent_dim, speaker_dim, width, self.ratio)
 
@@ -158,8 +165,12 @@ class PitchConditioner(nn.Module):
         return self.frame_proj(F.avg_pool1d(feats, self.ratio))  # (B, D, frames)
 
     def excitation(self, pitch: Pitch, length: int) -> torch.Tensor:
-        """The NSF excitation ``Tensor[B x 2 x length]``."""
-        return self.source(pitch.f0, pitch.voiced, length)
+        """What a pitch decoder takes, ``Tensor[B x 2 x length]``: the NSF excitation (merged harmonics, noise),
+        or for the harmonic-plus-noise decoder F0 in Hz and voicing (0..1) interpolated to the sample rate."""
+        if self.source is not None:
+            return self.source(pitch.f0, pitch.voiced, length)
+        return frames_to_samples(torch.stack([pitch.f0.float(), pitch.voiced.float()], dim=1), self.settings.hop,
+                                 length)
 
     # ------------------------------------------------------------------------------ predictor
     def predict(self, z: torch.Tensor, c: torch.Tensor | None, stats: torch.Tensor, frames: int) -> Pitch:

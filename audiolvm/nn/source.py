@@ -12,18 +12,18 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
 def frames_to_samples(frames: torch.Tensor, hop: int, length: int) -> torch.Tensor:
     """Linear interpolation of frame values ``Tensor[... x N]`` (frame ``n`` at sample ``n * hop``) to
     ``Tensor[... x length]``; samples past the last frame take its value."""
-    n = frames.shape[-1]
-    pos = torch.arange(length, device=frames.device, dtype=torch.float64) / hop  # (length,)
-    i0 = pos.floor().long().clamp(max=n - 1)
-    i1 = (i0 + 1).clamp(max=n - 1)
-    w = (pos - i0.to(pos.dtype)).clamp(0.0, 1.0).to(frames.dtype)  # (length,)
-    return frames[..., i0] * (1.0 - w) + frames[..., i1] * w  # (B, length)
+    shape, n = frames.shape[:-1], frames.shape[-1]
+    need = max(n, -(-length // hop) + 1)  # frames to cover ``length`` samples, the last one repeated
+    flat = F.pad(frames.reshape(-1, 1, n), (0, need - n), mode="replicate") if need > n else frames.reshape(-1, 1, n)
+    out = F.interpolate(flat, size=(need - 1) * hop + 1, mode="linear", align_corners=True)  # frame n at n * hop
+    return out[..., :length].reshape(*shape, length)
 
 
 class HarmonicSource(nn.Module):
