@@ -21,6 +21,7 @@ from audiolvm.data.alignments import (
     write_lab,
     write_textgrid,
 )
+from audiolvm.data.phones import load_phone_tier
 
 
 def _alignment() -> Alignment:
@@ -93,11 +94,39 @@ def test_lab_uses_100ns_units(tmp_path: Path) -> None:
     path = tmp_path / "x.lab"
     path.write_text("0 500000 sil\n500000 1200000 a\n1200000 2000000 x^x-b+c=d@1_2\n")
     alignment = load_alignment(path)
-    assert alignment.phones.labels == ["sil", "a", "x^x-b+c=d@1_2"]
+    assert alignment.phones.labels == ["sil", "a", "b"]  # a full-context label reads as its current phone
     assert alignment.phones.intervals[1].start == pytest.approx(0.05)
     assert alignment.duration == pytest.approx(0.2)
     again = read_lab(write_lab(alignment.phones, tmp_path / "y.lab"))
     _assert_same(alignment, again)
+
+
+def _phone_rows() -> list[tuple[int, int, str]]:
+    """(start, end) in samples at 16 kHz and an ARPAbet phone: "sil hh iy sil"."""
+    return [(0, 3200, "sil"), (3200, 4800, "hh"), (4800, 8000, "iy"), (8000, 9600, "sil")]
+
+
+def test_hts_full_context_and_timit_read_as_the_same_phones_as_a_textgrid(tmp_path: Path) -> None:
+    rows = _phone_rows()
+    phones = [r[2] for r in rows]
+    textgrid = write_textgrid(Alignment.from_tiers([Tier("phones", [Interval(a / 16000, b / 16000, p)
+                                                                      for a, b, p in rows])]), tmp_path / "u.TextGrid")
+    context = ["x", "x", *phones, "x", "x"]  # HTS quinphone context: p1^p2-p3+p4=p5, padded with x
+    full = [f"{a * 625} {b * 625} {context[i]}^{context[i + 1]}-{p}+{context[i + 3]}={context[i + 4]}"
+            f"@1_{i}/A:0_0_0/B:1-1-{i}@1-1&1-4#1-1$1-1!0-0;0-0|0/C:0+0+0/J:4+3-1" for i, (a, b, p) in enumerate(rows)]
+    (tmp_path / "u.lab").write_text("\n".join(full) + "\n")  # 100 ns units: 16 kHz samples x 625
+    (tmp_path / "u.PHN").write_text("\n".join(f"{a} {b} {'h#' if p == 'sil' else p}" for a, b, p in rows) + "\n")
+    reference = load_alignment(textgrid)
+    for path in (tmp_path / "u.lab", tmp_path / "u.PHN"):
+        got = load_alignment(path)
+        labels = ["sil" if lab == "h#" else lab for lab in got.phones.labels]
+        assert labels == reference.phones.labels, path
+        assert np.allclose([(iv.start, iv.end) for iv in got.phones], [(iv.start, iv.end) for iv in reference.phones])
+    for name in ("u.lab", "u.PHN"):  # the probe finds either beside the audio and maps it to the inventory
+        only = tmp_path / name.split(".")[1]
+        only.mkdir()
+        (only / name).write_bytes((tmp_path / name).read_bytes())
+        assert load_phone_tier(only / "u.wav").labels == ["sil", "HH", "IY", "sil"], name
 
 
 def test_csv_with_header_and_tiers(tmp_path: Path) -> None:

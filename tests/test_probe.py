@@ -17,9 +17,11 @@ from audiolvm.eval.probe import (
     METRICS,
     SYSTEMS,
     LevelFrames,
+    cluster_purity,
     code_phone_accuracy,
     linear_probe_accuracy,
     mfcc_frames,
+    pnmi,
     purity,
     speaker_probe_accuracy,
 )
@@ -55,6 +57,24 @@ def test_random_codes_score_the_majority_baseline() -> None:
     acc, majority, _ = code_phone_accuracy(codes, phones, train)
     assert abs(acc - majority) < 0.02 and 0.35 < majority < 0.45
     assert normalized_mutual_info_score(phones, codes) < 0.01
+
+
+def test_pnmi_is_one_for_codes_equal_to_phones_and_about_zero_for_random_codes() -> None:
+    phones = _phones(25000, seed=1)
+    assert pnmi(phones, phones) == pytest.approx(1.0) and pnmi((phones * 7 + 3) % 11, phones) == pytest.approx(1.0)
+    assert pnmi(np.random.default_rng(2).integers(0, 16, size=25000), phones) < 0.01
+    merged = np.where(phones == 1, 0, phones)  # one code for phones 0 and 1: it no longer tells them apart
+    assert 0.5 < pnmi(merged, phones) < 1.0
+
+
+def test_phone_and_cluster_purity_match_a_hand_computed_example() -> None:
+    # code 0: phones a a b (majority a: 2); code 1: phones b c c c (majority c: 3); code 2: phone a (1) -> 6 / 8
+    codes = np.array([0, 0, 0, 1, 1, 1, 1, 2])
+    phones = np.array([0, 0, 1, 1, 2, 2, 2, 0])
+    assert purity(codes, phones) == pytest.approx(6 / 8)
+    # phone a: codes 0 0 2 (2); phone b: codes 0 1 (1); phone c: codes 1 1 1 (3) -> 6 / 8
+    assert cluster_purity(codes, phones) == pytest.approx(6 / 8)
+    assert cluster_purity(np.zeros(8, int), phones) == 1.0 and purity(np.zeros(8, int), phones) == pytest.approx(3 / 8)
 
 
 def test_unseen_codes_predict_the_train_majority() -> None:

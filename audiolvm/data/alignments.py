@@ -6,7 +6,9 @@ An :class:`Alignment` is a set of named :class:`Tier` s, each a time-ordered lis
 - Praat TextGrid, long ("ooTextFile") layout as written by the Montreal Forced Aligner
   (item [1] "words", item [2] "phones", empty labels for silence). The reader also takes the
   short layout and point tiers are skipped.
-- HTS ``.lab``: ``start end label`` per line in 100 ns units (one tier, "phones").
+- HTS ``.lab``: ``start end label`` per line in 100 ns units (one tier, "phones"); a full-context label
+  (``p1^p2-p3+p4=p5@...``, as HTS voices and ARCTIC ship them) is read as its current phone ``p3``.
+- TIMIT ``.PHN``: ``start end label`` per line in samples at 16 kHz (one tier, "phones").
 - CSV: ``start,end,label[,tier]`` in seconds, with or without a header row.
 
 Readers raise ``ValueError("<file>:<line>: <what>; <fix>")`` on malformed input.
@@ -17,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -300,8 +302,29 @@ def read_textgrid(path: PathLike) -> Alignment:
 # ----------------------------------------------------------------------------- HTS .lab and CSV
 
 
+#: an HTS full-context label: ``p1^p2-p3+p4=p5`` then ``@``, ``_``, ``/A:`` ... fields; group 1 is the current phone
+_HTS_FULL_CONTEXT = re.compile(r"^[^\^\-+=]*\^[^\^\-+=]*-([^\^\-+=]+)\+[^\^\-+=]*=")
+
+
+def hts_phone(label: str) -> str:
+    """The current phone of an HTS full-context label (``x^x-sil+hh=iy@...`` -> ``sil``); other labels unchanged."""
+    match = _HTS_FULL_CONTEXT.match(label)
+    return match.group(1) if match else label
+
+
 def read_lab(path: PathLike, tier: str = "phones", unit: float = HTS_UNIT) -> Alignment:
-    """Read an HTS label file: ``start end label`` per line, times in ``unit`` seconds (100 ns)."""
+    """Read an HTS label file: ``start end label`` per line, times in ``unit`` seconds (100 ns). Full-context
+    labels are reduced to their current phone (:func:`hts_phone`), so mono and full-context files read alike."""
+    return _read_timed(path, tier, unit, "100 ns units", hts_phone)
+
+
+def read_phn(path: PathLike, tier: str = "phones", sample_rate: int = 16000) -> Alignment:
+    """Read a TIMIT ``.PHN`` file: ``start end label`` per line, times in samples at ``sample_rate`` (16 kHz)."""
+    return _read_timed(path, tier, 1.0 / sample_rate, f"samples at {sample_rate} Hz", str)
+
+
+def _read_timed(path: PathLike, tier: str, unit: float, unit_name: str, label_of: Callable[[str], str]) -> Alignment:
+    """``start end label`` lines with integer times in ``unit`` seconds; ``label_of`` maps each label."""
     intervals: list[Interval] = []
     for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -311,10 +334,10 @@ def read_lab(path: PathLike, tier: str = "phones", unit: float = HTS_UNIT) -> Al
             start, end = int(parts[0]) * unit, int(parts[1]) * unit
         except (ValueError, IndexError):
             raise ValueError(
-                f"{path}:{lineno}: expected 'start end label' with integer times in 100 ns units, "
-                f"got {line.strip()!r}; mono labels without times cannot be read"
+                f"{path}:{lineno}: expected 'start end label' with integer times in {unit_name}, "
+                f"got {line.strip()!r}; labels without times cannot be read"
             ) from None
-        label = parts[2].strip() if len(parts) > 2 else ""
+        label = label_of(parts[2].strip()) if len(parts) > 2 else ""
         _check_order(intervals, start, end, str(path), lineno)
         intervals.append(Interval(start, end, label))
     return Alignment.from_tiers([Tier(tier, intervals)])
@@ -362,15 +385,15 @@ def write_csv(alignment: Alignment, path: PathLike) -> Path:
     return path
 
 
-_READERS = {".textgrid": read_textgrid, ".lab": read_lab, ".csv": read_csv}
+_READERS = {".textgrid": read_textgrid, ".lab": read_lab, ".csv": read_csv, ".phn": read_phn}
 
 
 def load_alignment(path: PathLike) -> Alignment:
-    """Read an alignment file, choosing the format from its suffix (.TextGrid, .lab, .csv)."""
+    """Read an alignment file, choosing the format from its suffix (.TextGrid, .lab, .csv, TIMIT .PHN)."""
     path = Path(path)
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
-        raise ValueError(f"{path}: unknown alignment format {path.suffix!r}; use .TextGrid, .lab or .csv")
+        raise ValueError(f"{path}: unknown alignment format {path.suffix!r}; use .TextGrid, .lab, .csv or .PHN")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: alignment file not found")
     return reader(path)

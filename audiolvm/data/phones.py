@@ -44,7 +44,7 @@ ARPABET_39 = ARPABET_VOWELS + ARPABET_CONSONANTS
 #: the probing classes: ARPABET_39 and ``sil``.
 PHONES = ARPABET_39 + (SILENCE,)
 SOURCES = ("auto", "espeak", "arpabet")
-ALIGNMENT_SUFFIXES = (".TextGrid", ".lab", ".csv")
+ALIGNMENT_SUFFIXES = (".TextGrid", ".lab", ".csv", ".PHN")
 
 # espeak-ng mnemonic -> (ARPAbet, IPA as espeak-ng renders it (en-us / en-gb-x-rp), example word)
 _ESPEAK: dict[str, tuple[str, str, str]] = {
@@ -232,7 +232,8 @@ def _partition(tier: Tier, end: float, silence_label: str) -> list[tuple[float, 
 
 
 def find_alignment(audio: PathLike) -> Path | None:
-    """The alignment beside an audio file: same stem with ``.TextGrid``, ``.lab`` or ``.csv`` (first found)."""
+    """The alignment beside an audio file: same stem with ``.TextGrid``, ``.lab``, ``.csv`` or TIMIT ``.PHN`` (first
+    found; the lower-case suffix too)."""
     audio = Path(audio)
     for suffix in ALIGNMENT_SUFFIXES:
         for candidate in (audio.with_suffix(suffix), audio.with_suffix(suffix.lower())):
@@ -248,7 +249,8 @@ def load_phone_tier(audio: PathLike, source: str = "auto", fallback: str | None 
         names = ", ".join(Path(audio).stem + s for s in ALIGNMENT_SUFFIXES)
         raise FileNotFoundError(
             f"{audio}: no alignment beside it (looked for {names}); "
-            "put a TextGrid (MFA layout, tier 'phones'), HTS .lab or start,end,label CSV with the same stem next to it"
+            "put a TextGrid (MFA layout, tier 'phones'), HTS .lab (mono or full-context), TIMIT .PHN or "
+            "start,end,label CSV with the same stem next to it"
         )
     alignment = load_alignment(path)
     if "phones" not in alignment.tiers:

@@ -17,7 +17,8 @@ Metrics (``train``/``test`` are the model's own utterance split, train/valid):
 
 - ``code_phone_acc``: each code is labelled with its most frequent phone on train frames (unseen codes:
   the train majority phone), accuracy on test frames; ``majority_acc``: always the train majority phone.
-- ``purity`` and ``nmi`` (sklearn's arithmetic-mean NMI) between codes and phones, over all frames.
+- ``purity`` (phone purity), ``cluster_purity`` and ``pnmi`` (phone-normalised mutual information), as defined in
+  the HuBERT paper, and ``nmi`` (sklearn's arithmetic-mean NMI) between codes and phones, over all frames.
 - ``linear_z`` / ``linear_pre``: standardised logistic regression (bounded iterations, at most
   ``max_frames`` seeded train and test frames) from ``z`` / pre-quantization features to the phone.
 - ``abx_within`` / ``abx_across``: phone ABX error of mean-pooled ``z`` segments, see :mod:`audiolvm.eval.abx`
@@ -264,12 +265,35 @@ def code_phone_accuracy(codes: np.ndarray, phones: np.ndarray, train: np.ndarray
     return float(np.mean(pred == phones[test])), float(np.mean(phones[test] == majority)), pred
 
 
-def purity(codes: np.ndarray, phones: np.ndarray) -> float:
-    """Fraction of frames whose phone is their code's most frequent phone."""
+def _joint_counts(codes: np.ndarray, phones: np.ndarray) -> np.ndarray:
+    """Frame counts ``[codes present x phone ids]``."""
     _, c = np.unique(codes, return_inverse=True)
     table = np.zeros((c.max() + 1, int(phones.max()) + 1), np.int64)
     np.add.at(table, (c, phones), 1)
-    return float(table.max(1).sum() / len(codes))
+    return table
+
+
+def purity(codes: np.ndarray, phones: np.ndarray) -> float:
+    """Phone purity (HuBERT): the fraction of frames whose phone is their code's most frequent phone,
+    ``E_z[max_y p(y | z)]``."""
+    return float(_joint_counts(codes, phones).max(1).sum() / len(codes))
+
+
+def cluster_purity(codes: np.ndarray, phones: np.ndarray) -> float:
+    """Cluster purity (HuBERT): the fraction of frames whose code is their phone's most frequent code,
+    ``E_y[max_z p(z | y)]``."""
+    return float(_joint_counts(codes, phones).max(0).sum() / len(codes))
+
+
+def pnmi(codes: np.ndarray, phones: np.ndarray) -> float:
+    """Phone-normalised mutual information (HuBERT): ``I(y; z) / H(y)`` from the frames' joint distribution, the
+    fraction of the phone's uncertainty that the code removes (1: codes determine phones; 0: independent)."""
+    joint = _joint_counts(codes, phones) / len(codes)  # (Z, Y)
+    pz, py = joint.sum(1, keepdims=True), joint.sum(0, keepdims=True)
+    nz = joint > 0
+    mi = float((joint[nz] * np.log(joint[nz] / (pz @ py)[nz])).sum())
+    hy = float(-(py[py > 0] * np.log(py[py > 0])).sum())
+    return mi / hy if hy > 0 else float("nan")
 
 
 def _logistic(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
@@ -335,6 +359,7 @@ def probe_system(frames: LevelFrames, name: str, opts: ProbeOptions) -> tuple[di
     window = max(1, round(opts.speaker_window * frames.sample_rate / frames.hop))  # frames per histogram
     row = {
         "code_phone_acc": acc, "majority_acc": majority, "purity": purity(sys_["codes"], phone),
+        "cluster_purity": cluster_purity(sys_["codes"], phone), "pnmi": pnmi(sys_["codes"], phone),
         "nmi": float(normalized_mutual_info_score(phone, sys_["codes"])),
         "linear_z": linear_probe_accuracy(sys_["z"], phone, train, opts.seed, opts.max_frames, opts.max_iter),
         "linear_pre": linear_probe_accuracy(sys_["pre"], phone, train, opts.seed, opts.max_frames, opts.max_iter),

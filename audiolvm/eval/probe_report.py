@@ -14,7 +14,8 @@ from audiolvm.data.phones import PHONES
 from audiolvm.eval.plots import pyplot, save_figure
 
 SYSTEMS = {"model": "model", "kmeans_mfcc": "k-means MFCC", "random_encoder": "random encoder"}
-METRICS = {"code_phone_acc": "code→phone acc", "majority_acc": "majority", "purity": "purity", "nmi": "NMI",
+METRICS = {"code_phone_acc": "code→phone acc", "majority_acc": "majority", "purity": "phone purity",
+           "cluster_purity": "cluster purity", "pnmi": "PNMI", "nmi": "NMI",
            "linear_z": "linear z", "linear_pre": "linear pre", "abx_within": "ABX within",
            "abx_across": "ABX across", "speaker_acc": "speaker acc", "speaker_chance": "chance"}
 
@@ -85,9 +86,11 @@ class ProbeReport:
                     f"{lv.phone_classes} phone classes present ({lv.test_phone_classes} in test), "
                     f"{lv.train_frames} train / {lv.test_frames} test frames, {lv.speakers} speakers.", "",
                     lv.table(), ""]
-        out += ["Higher is better for the accuracies, purity and NMI; lower is better for the ABX errors and the "
-                "speaker probe (chance = 1 / speakers). `code→phone acc`: each code labelled with its most frequent "
-                "train phone, scored on test frames; `majority`: the most frequent train phone; `linear z` / "
+        out += ["Higher is better for the accuracies, purities, PNMI and NMI; lower is better for the ABX errors and "
+                "the speaker probe (chance = 1 / speakers). `code→phone acc`: each code labelled with its most "
+                "frequent train phone, scored on test frames; `majority`: the most frequent train phone; phone purity, "
+                "cluster purity and PNMI (I(phone; code) / H(phone)) as in the HuBERT paper, over all frames; "
+                "`linear z` / "
                 "`linear pre`: logistic regression on quantized / pre-quantization features.", "",
                 f"Best level by code→phone accuracy: {self.best().level} "
                 f"(confusion matrix `confusion_level{self.best().level}.png`)."]

@@ -17,8 +17,9 @@ encoder) or vectors ``Tensor[B x dim]``. :meth:`convert` is reconstruction with 
 
 Pitch-aware decoding (speech): with a :class:`PitchConditioner` the decoders of ``pitch_levels`` also take
 F0 and voicing (:class:`Pitch`), as :meth:`PitchConditioner.excitation` (an NSF excitation for a conv decoder, or
-F0 and voicing at the sample rate for a harmonic-plus-noise decoder) and a log-F0 feature added to their input. Every decoding method takes ``pitch=``; when it is not given, F0 is extracted from the input
-(:meth:`reconstruct`, :meth:`convert`) or predicted from the codes (:meth:`decode`).
+F0 and voicing at the sample rate for a harmonic-plus-noise decoder) and a log-F0 feature added to their input.
+Every decoding method takes ``pitch=``; when it is not given, F0 is extracted from the input (:meth:`reconstruct`,
+:meth:`convert`) or predicted from the codes (:meth:`decode`).
 """
 
 from __future__ import annotations

@@ -126,9 +126,9 @@ class HarmonicNoiseDecoder(nn.Module):
 
     A :class:`ConvDecoder1d` upsamples the codes by ``strides`` to the F0 frame rate; it takes the speaker vector
     ``c`` (``cond_dim > 0``) in every stage and, as its "excitation", normalised ln F0 and voicing at the frame
-    rate; residual blocks at the frame rate follow, then a conv to the synth's parameters. The decoder's ``source`` argument is F0 in Hz and voicing
-    at the sample rate, ``Tensor[B x 2 x N * hop]`` (what :meth:`PitchConditioner.excitation` returns for this
-    decoder), so it plugs into every decoding method unchanged.
+    rate; residual blocks at the frame rate follow, then a conv to the synth's parameters. The decoder's ``source``
+    argument is F0 in Hz and voicing at the sample rate, ``Tensor[B x 2 x N * hop]`` (what
+    :meth:`PitchConditioner.excitation` returns for this decoder), so it plugs into every decoding method unchanged.
     """
 
     def __init__(self, in_ch: int, width: int, strides: Sequence[int], depth: int, frame_hop: int,
