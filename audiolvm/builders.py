@@ -75,6 +75,8 @@ def build_model(cfg: ModelConfig, sample_rate: int = 16000) -> MultiLevelAutoenc
     if spk.levels and not spk.names:
         raise ConfigError("model.speaker.names is empty: `audiolvm train` fills it from the training corpus; "
                           "building a speaker-conditioned model by hand needs the list of training speakers")
+    if not 0.0 <= cfg.jitter <= 1.0:
+        raise ConfigError(f"model.jitter={cfg.jitter}: a probability in [0, 1] (e.g. 0.12; 0 = off)")
     pitch_levels = check_pitch_config(cfg)
     levels, strides = [], []
     for i, level_strides in enumerate(cfg.strides):
@@ -97,7 +99,8 @@ def build_model(cfg: ModelConfig, sample_rate: int = 16000) -> MultiLevelAutoenc
                                  spk.dim if pitch_levels[0] in spk.levels else 0, cfg.hops[pitch_levels[0]],
                                  harmonics=pc.harmonics, width=pc.predictor_width, synth=pc.synth)
     return MultiLevelAutoencoder(levels, mode=cfg.mode, latent_dim=cfg.vq.dim, speaker=speaker,
-                                 speaker_levels=spk.levels, pitch=pitch, pitch_levels=pitch_levels)
+                                 speaker_levels=spk.levels, pitch=pitch, pitch_levels=pitch_levels,
+                                 jitter=cfg.jitter)
 
 
 def synth_decoder(cfg: ModelConfig, level: int, sample_rate: int) -> HarmonicNoiseDecoder | None:

@@ -99,6 +99,7 @@ class ModelConfig:
     checkpoint_stages: int = 0  # highest-rate residual stacks recomputed in backward (saves memory)
     bottleneck: str = "vq"  # vq | identity
     level_weights: list[float] = field(default_factory=lambda: [1.0])  # loss multiplier, per level or one
+    jitter: float = 0.0  # time jitter: in training a decoder's code frame is a neighbour's with this probability
     vq: VQConfig = field(default_factory=VQConfig)
     speaker: SpeakerConfig = field(default_factory=SpeakerConfig)
     pitch: PitchConfig = field(default_factory=PitchConfig)

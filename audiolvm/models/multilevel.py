@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from audiolvm.bottleneck.base import BottleneckResult
+from audiolvm.bottleneck.jitter import time_jitter
 from audiolvm.models.autoencoder import Autoencoder, AutoencoderOutput
 from audiolvm.models.pitch import Pitch, PitchConditioner, map_pitch, voiced_log_stats
 from audiolvm.models.speaker import SpeakerConditioner
@@ -74,12 +75,15 @@ class MultiLevelAutoencoder(nn.Module):
         speaker_levels: the levels whose decoders take the speaker vector (built with ``speaker_dim``).
         pitch: the pitch path when some decoders take F0 (built with ``source_dim=2``).
         pitch_levels: the levels whose decoders take F0; the predictor reads the finest of them.
+        jitter: in training, each quantized frame a decoder reads is replaced by a neighbour with this probability
+            (:func:`time_jitter`, Chorowski et al. 2019); the bottleneck's own outputs and losses are unchanged.
     """
 
     def __init__(self, levels: Sequence[Autoencoder], mode: str = "independent", latent_dim: int = 64,
                  speaker: SpeakerConditioner | None = None, speaker_levels: Sequence[int] = (),
-                 pitch: PitchConditioner | None = None, pitch_levels: Sequence[int] = ()) -> None:
+                 pitch: PitchConditioner | None = None, pitch_levels: Sequence[int] = (), jitter: float = 0.0) -> None:
         super().__init__()
+        self.jitter = jitter  # time_jitter checks the range when it is used; builders check the config
         for what, module, chosen in (("speaker", speaker, speaker_levels), ("pitch", pitch, pitch_levels)):
             if (module is None) != (not chosen):
                 raise ValueError(f"give both a {what} conditioner and the {what}-conditioned levels, or neither")
@@ -161,7 +165,8 @@ class MultiLevelAutoencoder(nn.Module):
                       c: torch.Tensor | None = None, pitch: Pitch | None = None) -> torch.Tensor:
         """Level ``i``'s waveform ``Tensor[B x 1 x length]`` (conditioned on level ``i + 1`` if present)."""
         upper = results[i + 1].z if i + 1 in results else None
-        return self._decoder_input(i, results[i].z, upper, c, pitch)[..., :length]
+        z = time_jitter(results[i].z, self.jitter) if self.training and self.jitter else results[i].z
+        return self._decoder_input(i, z, upper, c, pitch)[..., :length]
 
     def _needed_levels(self, level: int) -> list[int]:
         """The levels whose codes decoding ``level`` needs: itself and, in conditioned mode, the one above."""
