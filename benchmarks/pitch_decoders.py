@@ -49,6 +49,7 @@ from audiolvm.eval.reconstruction import multiscale_mel_distance  # noqa: E402
 from audiolvm.eval.speaker import classify_wave  # noqa: E402
 
 CONFIG = "configs/demo/speech_vqvae.yaml"
+RATE = 16000  # the demo's speech rate
 NO_PITCH = ["model.pitch.levels=[]", "loss.weights.waveform=1.0"]
 RUNS = {
     "today": [*NO_PITCH, "loss.weights.mel=0.0"],
@@ -140,10 +141,10 @@ def unseen_voices(runs: dict[str, Path], folder: Path, classifier_run: str, targ
     saved = (json.loads((run / "config.json").read_text())["model"]["pitch"]["stats"] for run in runs.values())
     stats = next(s for s in saved if s)
     names = sorted(n for n in stats if n != "*")
+    waves = [load_audio(path, sample_rate=RATE)[0] for path in files]  # read once, for every run
     voices = []
-    for path in files:
-        wave = load_audio(path, sample_rate=16000)[0]
-        f0, voiced = extract_pitch(wave.astype(np.float64), PitchSettings(sample_rate=16000))
+    for wave in waves:
+        f0, voiced = extract_pitch(wave.astype(np.float64), PitchSettings(sample_rate=RATE))
         clip = float(np.log(f0[voiced]).mean()) if voiced.any() else stats["*"][0]
         voices.append(min(names, key=lambda n: abs(stats[n][0] - clip)))
     classifier, _ = load_classifier(classifier_run)
@@ -151,10 +152,11 @@ def unseen_voices(runs: dict[str, Path], folder: Path, classifier_run: str, targ
     for name, run in runs.items():
         model, cfg = load_model(run)
         rate = cfg.data.sample_rate
+        if rate != RATE:
+            sys.exit(f"{run}: trained at {rate} Hz; this check reads the clips at {RATE} Hz")
         settings = speech_pitch_settings(model, rate)
         report, mel, hits, cents = PitchReport(settings), [], [], []
-        for i, (path, voice) in enumerate(zip(files, voices, strict=True)):
-            wave = load_audio(path, sample_rate=rate)[0]
+        for i, (wave, voice) in enumerate(zip(waves, voices, strict=True)):
             x = torch.from_numpy(wave)[None, None]
             y = model.reconstruct(x, 0, model.speaker.ids([voice]))[0, 0]
             report.add("clip", wave, y.numpy())

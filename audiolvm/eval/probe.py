@@ -273,27 +273,38 @@ def _joint_counts(codes: np.ndarray, phones: np.ndarray) -> np.ndarray:
     return table
 
 
-def purity(codes: np.ndarray, phones: np.ndarray) -> float:
-    """Phone purity (HuBERT): the fraction of frames whose phone is their code's most frequent phone,
-    ``E_z[max_y p(y | z)]``."""
-    return float(_joint_counts(codes, phones).max(1).sum() / len(codes))
+def unit_measures(codes: np.ndarray, phones: np.ndarray) -> dict[str, float]:
+    """HuBERT's unit measures from one joint count table of the frames:
 
-
-def cluster_purity(codes: np.ndarray, phones: np.ndarray) -> float:
-    """Cluster purity (HuBERT): the fraction of frames whose code is their phone's most frequent code,
-    ``E_y[max_z p(z | y)]``."""
-    return float(_joint_counts(codes, phones).max(0).sum() / len(codes))
-
-
-def pnmi(codes: np.ndarray, phones: np.ndarray) -> float:
-    """Phone-normalised mutual information (HuBERT): ``I(y; z) / H(y)`` from the frames' joint distribution, the
-    fraction of the phone's uncertainty that the code removes (1: codes determine phones; 0: independent)."""
-    joint = _joint_counts(codes, phones) / len(codes)  # (Z, Y)
+    * ``purity`` (phone purity): the fraction of frames whose phone is their code's most frequent,
+      ``E_z[max_y p(y|z)]``;
+    * ``cluster_purity``: the fraction of frames whose code is their phone's most frequent, ``E_y[max_z p(z|y)]``;
+    * ``pnmi``: ``I(y; z) / H(y)``, the fraction of the phone's uncertainty the code removes (1: codes determine
+      phones; 0: independent).
+    """
+    table = _joint_counts(codes, phones)
+    joint = table / len(codes)  # (Z, Y)
     pz, py = joint.sum(1, keepdims=True), joint.sum(0, keepdims=True)
     nz = joint > 0
     mi = float((joint[nz] * np.log(joint[nz] / (pz @ py)[nz])).sum())
     hy = float(-(py[py > 0] * np.log(py[py > 0])).sum())
-    return mi / hy if hy > 0 else float("nan")
+    return {"purity": float(table.max(1).sum() / len(codes)), "cluster_purity": float(table.max(0).sum() / len(codes)),
+            "pnmi": mi / hy if hy > 0 else float("nan")}
+
+
+def purity(codes: np.ndarray, phones: np.ndarray) -> float:
+    """Phone purity (:func:`unit_measures`)."""
+    return unit_measures(codes, phones)["purity"]
+
+
+def cluster_purity(codes: np.ndarray, phones: np.ndarray) -> float:
+    """Cluster purity (:func:`unit_measures`)."""
+    return unit_measures(codes, phones)["cluster_purity"]
+
+
+def pnmi(codes: np.ndarray, phones: np.ndarray) -> float:
+    """Phone-normalised mutual information (:func:`unit_measures`)."""
+    return unit_measures(codes, phones)["pnmi"]
 
 
 def _logistic(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
@@ -358,8 +369,7 @@ def probe_system(frames: LevelFrames, name: str, opts: ProbeOptions) -> tuple[di
     segs = phone_segments(sys_["z"], phone, frames.speaker, frames.utterance, skip=PHONE_INDEX[SILENCE])
     window = max(1, round(opts.speaker_window * frames.sample_rate / frames.hop))  # frames per histogram
     row = {
-        "code_phone_acc": acc, "majority_acc": majority, "purity": purity(sys_["codes"], phone),
-        "cluster_purity": cluster_purity(sys_["codes"], phone), "pnmi": pnmi(sys_["codes"], phone),
+        "code_phone_acc": acc, "majority_acc": majority, **unit_measures(sys_["codes"], phone),
         "nmi": float(normalized_mutual_info_score(phone, sys_["codes"])),
         "linear_z": linear_probe_accuracy(sys_["z"], phone, train, opts.seed, opts.max_frames, opts.max_iter),
         "linear_pre": linear_probe_accuracy(sys_["pre"], phone, train, opts.seed, opts.max_frames, opts.max_iter),

@@ -32,8 +32,7 @@ from audiolvm.core import pitch as pitch_lib
 from audiolvm.core.pitch import ALL_SPEAKERS as GLOBAL
 from audiolvm.core.pitch import PitchSettings, continuous_f0
 from audiolvm.nn.conv1d import FiLM1d, Upsample1d
-from audiolvm.nn.source import HarmonicSource, frames_to_samples
-from audiolvm.nn.synth import LOG_F0_CENTER, LOG_F0_SCALE
+from audiolvm.nn.source import HarmonicSource, fit_frames, frames_to_samples, log_f0_feature
 
 SYNTHS = ("nsf", "hpn")  # NSF excitation into the conv decoder | harmonic-plus-noise synthesizer (DDSP)
 
@@ -96,13 +95,6 @@ class PitchPredictor(nn.Module):
         return self.out(self.up(self.body(h)))  # (B, 2, N * upsample)
 
 
-def _fit_frames(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Crop or edge-pad the last axis of ``x`` to ``n``."""
-    if x.shape[-1] >= n:
-        return x[..., :n]
-    return F.pad(x, (0, n - x.shape[-1]), mode="replicate")
-
-
 class PitchConditioner(nn.Module):
     """F0 extraction settings, speaker statistics, the NSF source, the decoder's F0 feature, the predictor.
 
@@ -134,7 +126,6 @@ class PitchConditioner(nn.Module):
         self.register_buffer("table", torch.tensor(table, dtype=torch.float32), persistent=False)  # (S, 2)
         self.register_buffer("global_stats", torch.tensor(list(stats[GLOBAL]), dtype=torch.float32),
                              persistent=False)  # (2,)
-        self.synth = synth
         self.source = HarmonicSource(settings.sample_rate, settings.hop, harmonics) if synth == "nsf" else None
         self.frame_proj = nn.Conv1d(2, latent_dim, 3, padding=1)
         self.predictor = PitchPredictor(latent_dim, speaker_dim, width, self.ratio)
@@ -160,8 +151,7 @@ class PitchConditioner(nn.Module):
     def frame_features(self, pitch: Pitch, frames: int) -> torch.Tensor:
         """Normalised log-F0 and voicing averaged over each code frame -> ``Tensor[B x D x frames]``."""
         v = pitch.voiced.float()
-        lf0 = (torch.log(pitch.f0.float().clamp_min(1.0)) - LOG_F0_CENTER) / LOG_F0_SCALE * v
-        feats = _fit_frames(torch.stack([lf0, v], dim=1), frames * self.ratio)  # (B, 2, frames * ratio)
+        feats = fit_frames(torch.stack([log_f0_feature(pitch.f0, v), v], dim=1), frames * self.ratio)  # (B, 2, F)
         return self.frame_proj(F.avg_pool1d(feats, self.ratio))  # (B, D, frames)
 
     def excitation(self, pitch: Pitch, length: int) -> torch.Tensor:
@@ -175,7 +165,7 @@ class PitchConditioner(nn.Module):
     # ------------------------------------------------------------------------------ predictor
     def predict(self, z: torch.Tensor, c: torch.Tensor | None, stats: torch.Tensor, frames: int) -> Pitch:
         """F0 for codes ``z : Tensor[B x D x N]`` in the voice whose ln-F0 stats are ``Tensor[B x 2]``."""
-        out = _fit_frames(self.predictor(z, c), frames)  # (B, 2, frames)
+        out = fit_frames(self.predictor(z, c), frames)  # (B, 2, frames)
         lf0 = stats[:, :1] + stats[:, 1:] * out[:, 0]
         return Pitch(torch.exp(lf0), (out[:, 1] > 0).float())
 
@@ -183,7 +173,7 @@ class PitchConditioner(nn.Module):
                          stats: torch.Tensor) -> dict[str, torch.Tensor]:
         """``pitch/f0``: L1 on speaker-normalised ln F0 over voiced frames; ``pitch/voicing``: BCE. The inputs
         are detached, so the predictor learns from the codes without shaping them."""
-        out = _fit_frames(self.predictor(z.detach(), None if c is None else c.detach()), pitch.f0.shape[-1])
+        out = fit_frames(self.predictor(z.detach(), None if c is None else c.detach()), pitch.f0.shape[-1])
         v = pitch.voiced.float()
         target = (torch.log(pitch.f0.clamp_min(1.0)) - stats[:, :1]) / stats[:, 1:]  # (B, N)
         f0_loss = ((out[:, 0] - target).abs() * v).sum() / v.sum().clamp_min(1.0)

@@ -26,6 +26,25 @@ def frames_to_samples(frames: torch.Tensor, hop: int, length: int) -> torch.Tens
     return out[..., :length].reshape(*shape, length)
 
 
+def fit_frames(x: torch.Tensor, n: int) -> torch.Tensor:
+    """Crop or edge-pad the last axis of ``x`` to ``n``."""
+    return x[..., :n] if x.shape[-1] >= n else F.pad(x, (0, n - x.shape[-1]), mode="replicate")
+
+
+LOG_F0_CENTER, LOG_F0_SCALE = math.log(150.0), 0.5  # a decoder's log-F0 input: (ln F0 - c) / s where voiced
+
+
+def log_f0_feature(f0: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
+    """Normalised ln F0 where voiced, 0 where not: ``(ln F0 - ln 150) / 0.5 * voiced``, same shape."""
+    return (torch.log(f0.float().clamp_min(1.0)) - LOG_F0_CENTER) / LOG_F0_SCALE * voiced.float()
+
+
+def eval_generator(ref: torch.Tensor, training: bool) -> torch.Generator | None:
+    """None in training (the global RNG, which checkpoints save); a generator seeded 0 in eval, so eval-mode
+    noise, and with it decoding, is deterministic."""
+    return None if training else torch.Generator(device=ref.device).manual_seed(0)
+
+
 class HarmonicSource(nn.Module):
     """F0 and voicing per frame -> excitation ``Tensor[B x 2 x T]`` (merged harmonics, noise).
 
@@ -54,10 +73,7 @@ class HarmonicSource(nn.Module):
             self.merge.bias.zero_()
 
     def _noise(self, shape: tuple[int, ...], ref: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            return torch.randn(shape, device=ref.device, dtype=ref.dtype)
-        gen = torch.Generator(device=ref.device).manual_seed(0)
-        return torch.randn(shape, device=ref.device, dtype=ref.dtype, generator=gen)
+        return torch.randn(shape, device=ref.device, dtype=ref.dtype, generator=eval_generator(ref, self.training))
 
     def sines(self, f0: torch.Tensor, voiced: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(harmonics Tensor[B x H x T], voiced Tensor[B x 1 x T])`` before noise and merging."""

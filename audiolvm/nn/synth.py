@@ -24,9 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from audiolvm.nn.conv1d import ConvDecoder1d, ResidualStack, init_waveform_convs
-from audiolvm.nn.source import frames_to_samples
-
-LOG_F0_CENTER, LOG_F0_SCALE = math.log(150.0), 0.5  # the frame network's log-F0 input: (ln F0 - c) / s
+from audiolvm.nn.source import eval_generator, fit_frames, frames_to_samples, log_f0_feature
 
 
 def exp_sigmoid(x: torch.Tensor, exponent: float = math.log(10.0), max_value: float = 2.0) -> torch.Tensor:
@@ -77,7 +75,7 @@ class HarmonicNoiseSynth(nn.Module):
         return 1 + self.harmonics + self.noise_bands
 
     def _noise(self, shape: tuple[int, ...], ref: torch.Tensor) -> torch.Tensor:
-        gen = None if self.training else torch.Generator(device=ref.device).manual_seed(0)
+        gen = eval_generator(ref, self.training)
         return torch.rand(shape, device=ref.device, dtype=ref.dtype, generator=gen) * 2 - 1
 
     def harmonic(self, loudness: torch.Tensor, logits: torch.Tensor, f0: torch.Tensor,
@@ -86,7 +84,7 @@ class HarmonicNoiseSynth(nn.Module):
         -> the sum of sines ``Tensor[B x T]``."""
         length = f0.shape[-1]
         k = torch.arange(1, self.harmonics + 1, device=f0.device, dtype=f0.dtype)[None, :, None]  # (1, H, 1)
-        f0_frames = _fit(f0[:, :: self.hop], logits.shape[-1])  # (B, F)
+        f0_frames = fit_frames(f0[:, :: self.hop], logits.shape[-1])  # (B, F)
         audible = k * f0_frames[:, None] < self.sample_rate / 2  # (B, H, F)
         dist = torch.softmax(logits.masked_fill(~audible, -1e4), dim=1) * audible  # (B, H, F)
         amps = frames_to_samples(exp_sigmoid(loudness)[:, None] * dist, self.hop, length)  # (B, H, T)
@@ -101,7 +99,7 @@ class HarmonicNoiseSynth(nn.Module):
         bins = self.n_fft // 2 + 1
         frames = length // self.hop + 1  # torch.stft's frame count (center=True)
         mags = F.interpolate(mags.transpose(1, 2), size=bins, mode="linear", align_corners=True)  # (B, F, bins)
-        mags = _fit(mags.transpose(1, 2), frames)  # (B, bins, frames)
+        mags = fit_frames(mags.transpose(1, 2), frames)  # (B, bins, frames)
         white = self._noise((mags.shape[0], length), mags)
         spec = torch.stft(white, self.n_fft, self.hop, window=self.window, return_complex=True)  # (B, bins, frames)
         return torch.istft(spec * mags, self.n_fft, self.hop, window=self.window, length=length)
@@ -113,11 +111,6 @@ class HarmonicNoiseSynth(nn.Module):
         h = self.harmonics
         harm = self.harmonic(params[:, 0], params[:, 1 : 1 + h], f0, voiced)
         return (harm + self.noise(params[:, 1 + h :], f0.shape[-1]))[:, None]  # (B, 1, T)
-
-
-def _fit(x: torch.Tensor, n: int) -> torch.Tensor:
-    """Crop or edge-pad the last axis of ``x`` to ``n``."""
-    return x[..., :n] if x.shape[-1] >= n else F.pad(x, (0, n - x.shape[-1]), mode="replicate")
 
 
 class HarmonicNoiseDecoder(nn.Module):
@@ -146,7 +139,7 @@ class HarmonicNoiseDecoder(nn.Module):
         init_waveform_convs(self.out)
         with torch.no_grad():  # start at speech level: harmonics sum to RMS ~0.4 / sqrt(2 H), noise RMS ~0.02
             self.out.bias[1 + harmonics :] = -1.5
-        self.frame_hop, self.cond_dim, self.source_dim = frame_hop, cond_dim, 2
+        self.frame_hop = frame_hop
 
     @property
     def hop(self) -> int:
@@ -160,7 +153,6 @@ class HarmonicNoiseDecoder(nn.Module):
                              f"{length}] (N * hop samples); got {None if source is None else tuple(source.shape)}")
         f0, voiced = source[:, 0].float().clamp_min(1.0), source[:, 1].float()
         frames = source[..., :: self.frame_hop]  # (B, 2, N * net.hop)
-        lf0 = (torch.log(frames[:, 0].float().clamp_min(1.0)) - LOG_F0_CENTER) / LOG_F0_SCALE
-        feats = torch.stack([lf0 * frames[:, 1], frames[:, 1]], dim=1).to(z.dtype)  # (B, 2, frames)
+        feats = torch.stack([log_f0_feature(frames[:, 0], frames[:, 1]), frames[:, 1]], dim=1).to(z.dtype)
         params = self.out(self.post(self.net(z, c, feats)))  # (B, channels, frames)
         return self.synth(params.float(), f0, voiced)
