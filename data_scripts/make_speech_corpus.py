@@ -4,7 +4,15 @@ Every "speaker" is an espeak-ng accent+variant voice (e.g. ``en-gb-scotland+f2``
 speaking rate and pitch; every sentence comes from a small seeded grammar. espeak-ng reports
 the exact start sample of each phoneme, so the TextGrid beside each FLAC is exact, not aligned.
 
-Layout (``<spk>`` is e01, e02, ...; ``<utt>`` is 001, 002, ...)::
+Optionally (``--festival-speakers N``, default 0) N more speakers f01, f02, ... come from Festival's two
+diphone voices (``kal_diphone``, ``ked_diphone``, alternating; ``data_scripts/festival.py``), each at its own
+speaking rate (``Duration_Stretch``, ``--festival-stretch-range``) and F0 (the intonation model's target mean,
+``--festival-f0-range``; standard deviation mean / 7). Their TextGrids hold Festival's own segment and word
+times and its ``radio`` phones (lower-case ARPAbet: ``dh ax d ao g``). They read the shared sentences too, and
+are drawn after everything else, so the espeak-ng speakers and their sentences do not change (with ``--speakers``
+of 2 or more). Needs ``apt-get install festival festvox-kallpc16k festvox-kdlpc16k``.
+
+Layout (``<spk>`` is e01, e02, ... then f01, f02, ...; ``<utt>`` is 001, 002, ...)::
 
     wav48_silence_trimmed/<spk>/<spk>_<utt>_mic1.flac      audio at --rate Hz (not 48 kHz)
     wav48_silence_trimmed/<spk>/<spk>_<utt>_mic1.TextGrid  MFA layout: "words" and "phones" tiers
@@ -33,6 +41,17 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 from audiolvm.core.audio import quantize, resample, save_audio  # noqa: E402
 from audiolvm.data.alignments import Alignment, Interval, Tier, merge_silence, write_textgrid  # noqa: E402
 from data_scripts.espeak import SAMPLE_RATE, EspeakSynth, Synthesis, espeak_version  # noqa: E402
+from data_scripts.festival import (  # noqa: E402
+    INSTALL_HINT,
+    VOICE_RATE,
+    VOICES,
+    FestivalError,
+    Prosody,
+    Rendering,
+    check_voices,
+    festival_version,
+    render_many,
+)
 
 AUDIO_DIR, TEXT_DIR = "wav48_silence_trimmed", "txt"
 #: espeak-ng accent -> (VCTK-style ACCENTS column, REGION column; one token each)
@@ -48,6 +67,9 @@ ACCENTS: dict[str, tuple[str, str]] = {
 }
 VARIANTS = {"M": [f"m{i}" for i in range(1, 8)], "F": [f"f{i}" for i in range(1, 6)]}
 MAX_SPEAKERS = 2 * len(ACCENTS) * len(VARIANTS["F"])  # gender-balanced, distinct voices
+MAX_FESTIVAL_SPEAKERS = 99  # f01..f99
+FESTIVAL_ACCENT = ("American", "USA")  # kal_diphone and ked_diphone: American English men
+FESTIVAL_F0_STD_RATIO = 7.0  # target_f0_std = target_f0_mean / 7 (the voices' own: 105 Hz / 14-15 Hz)
 
 # ----------------------------------------------------------------------------- sentence grammar
 NAMES = "Anna Peter Maria David Sarah Thomas Emily James Laura Daniel Helen Robert Alice Martin Grace".split()
@@ -151,6 +173,48 @@ def choose_speakers(
     return speakers
 
 
+@dataclass(frozen=True)
+class FestivalSpeaker:
+    """A corpus speaker made from a Festival diphone voice at its own rate and F0."""
+
+    id: str
+    voice: str  # kal_diphone | ked_diphone
+    gender: str
+    accent: str
+    region: str
+    age: int
+    stretch: float  # Duration_Stretch (the voices' own: 1.1; larger is slower)
+    f0: int  # intonation target F0 mean, Hz (the voices' own: 105)
+    f0_std: float  # intonation target F0 standard deviation, Hz
+
+    @property
+    def prosody(self) -> Prosody:
+        return Prosody(self.stretch, self.f0, self.f0_std)
+
+
+def choose_festival_speakers(
+    n: int, rng: np.random.Generator, stretch_range: tuple[float, float], f0_range: tuple[int, int]
+) -> list[FestivalSpeaker]:
+    """``n`` speakers f01, f02, ...: the voices alternate (kal, ked, ...), and the ``m`` speakers of a voice get
+    stretches (2 decimals) and F0 means (integer Hz) spread over the ranges: a Latin hypercube, one draw in each
+    ``1/m`` of each range, so that two speakers of one voice never sound alike by chance."""
+    voices = [VOICES[i % len(VOICES)] for i in range(n)]
+    draws: dict[str, list[tuple[float, float]]] = {}
+    for voice in VOICES:
+        m = voices.count(voice)
+        strata = [(rng.permutation(m) + rng.random(m)) / m for _ in range(2)]  # (m,) each, in [0, 1)
+        draws[voice] = list(zip(strata[0].tolist(), strata[1].tolist(), strict=True))
+    speakers = []
+    for i, voice in enumerate(voices):
+        u_stretch, u_f0 = draws[voice].pop(0)
+        stretch = round(stretch_range[0] + u_stretch * (stretch_range[1] - stretch_range[0]), 2)
+        f0 = int(round(f0_range[0] + u_f0 * (f0_range[1] - f0_range[0])))
+        age = int(rng.integers(20, 41))  # placeholder, as for the espeak-ng voices
+        f0_std = round(f0 / FESTIVAL_F0_STD_RATIO, 1)
+        speakers.append(FestivalSpeaker(f"f{i + 1:02d}", voice, "M", *FESTIVAL_ACCENT, age, stretch, f0, f0_std))
+    return speakers
+
+
 def _pick_variant(pool: list[str], start: int, accent: str, used: set[tuple[str, str]]) -> str:
     """The first variant of ``pool`` from ``start`` (cyclically) not yet used with ``accent``."""
     for k in range(len(pool)):
@@ -178,6 +242,23 @@ def to_alignment(result: Synthesis) -> Alignment:
     return Alignment(tiers, result.wave.size / sr)
 
 
+def festival_alignment(result: Rendering) -> Alignment:
+    """Festival's segments (its radio phones; pauses as "") and lower-cased words, in seconds."""
+    phones = [Interval(s.start, s.end, "" if s.is_pause else s.name) for s in result.segments]
+    words = [Interval(w.start, w.end, w.name.lower()) for w in result.words]
+    tiers = {"words": Tier("words", words), "phones": Tier("phones", merge_silence(phones))}
+    return Alignment(tiers, result.duration)
+
+
+@dataclass(frozen=True)
+class FestivalOptions:
+    """The optional Festival speakers: how many, and the ranges their rate and F0 are drawn from."""
+
+    speakers: int = 0
+    stretch_range: tuple[float, float] = (0.95, 1.25)  # Duration_Stretch (the voices' own: 1.1)
+    f0_range: tuple[int, int] = (85, 135)  # target F0 mean, Hz (the voices' own: 105)
+
+
 @dataclass(frozen=True)
 class CorpusOptions:
     """Everything but the counts: per-speaker ranges, sentence lengths, level, parallelism."""
@@ -202,9 +283,11 @@ def _init_worker(progress: mp.Queue) -> None:
 
 
 def synth_speaker(
-    out: Path, speaker: Speaker, texts: list[str], rate: int, opts: CorpusOptions
+    out: Path, speaker: Speaker | FestivalSpeaker, texts: list[str], rate: int, opts: CorpusOptions
 ) -> list[dict]:
     """Synthesize, resample and write every utterance of one speaker; return per-utterance stats."""
+    if isinstance(speaker, FestivalSpeaker):
+        return synth_festival_speaker(out, speaker, texts, rate, opts)
     synth = EspeakSynth(speaker.voice, speaker.wpm, speaker.pitch)
     stats = []
     for k, text in enumerate(texts, start=1):
@@ -224,8 +307,29 @@ def synth_speaker(
     return stats
 
 
+def synth_festival_speaker(
+    out: Path, speaker: FestivalSpeaker, texts: list[str], rate: int, opts: CorpusOptions
+) -> list[dict]:
+    """:func:`synth_speaker` for a Festival speaker: one festival process renders all its sentences."""
+    stats = []
+    results = render_many(texts, speaker.voice, speaker.prosody)  # at Festival's 16 kHz, cut at the last segment
+    for k, (text, result) in enumerate(zip(texts, results, strict=True), start=1):
+        utt = f"{speaker.id}_{k:03d}"
+        wave = quantize(resample(result.wave * opts.gain, result.sample_rate, rate), opts.bits)  # (T',) at rate
+        stem = out / AUDIO_DIR / speaker.id / f"{utt}_mic1"
+        save_audio(stem.with_suffix(".flac"), wave, rate)
+        write_textgrid(festival_alignment(result), stem.with_suffix(".TextGrid"), opts.textgrid_digits)
+        txt = out / TEXT_DIR / speaker.id / f"{utt}.txt"
+        txt.parent.mkdir(parents=True, exist_ok=True)
+        txt.write_text(text + "\n", encoding="utf-8")
+        stats.append({"utt": utt, "seconds": wave.size / rate, "phones": len(result.segments)})
+        if _PROGRESS is not None:
+            _PROGRESS.put(1)
+    return stats
+
+
 def _synthesize_all(
-    out: Path, jobs: list[tuple[Speaker, list[str]]], rate: int, opts: CorpusOptions
+    out: Path, jobs: list[tuple[Speaker | FestivalSpeaker, list[str]]], rate: int, opts: CorpusOptions
 ) -> list[dict]:
     """Synthesize each speaker in a fresh process (espeak-ng state carries over between utterances,
     so this is what makes the output independent of ``workers``); tqdm counts utterances."""
@@ -249,16 +353,20 @@ def _synthesize_all(
         return [row for p in pending for row in p.get()]  # .get() re-raises a worker's error
 
 
-def write_speaker_info(path: Path, speakers: list[Speaker]) -> None:
-    """VCTK 0.92 ``speaker-info.txt``; the espeak-ng voice, rate and pitch go in COMMENTS."""
+def write_speaker_info(path: Path, speakers: list[Speaker | FestivalSpeaker]) -> None:
+    """VCTK 0.92 ``speaker-info.txt``; the voice, rate and pitch (espeak-ng) or stretch and F0 (Festival) go in
+    COMMENTS."""
     lines = ["ID  AGE  GENDER  ACCENTS  REGION COMMENTS "]
     for s in speakers:
-        voice = f"espeak-ng {s.voice} {s.wpm}wpm pitch{s.pitch}"
+        if isinstance(s, FestivalSpeaker):
+            voice = f"festival {s.voice} stretch {s.stretch:g} f0 {s.f0}"
+        else:
+            voice = f"espeak-ng {s.voice} {s.wpm}wpm pitch{s.pitch}"
         lines.append(f"{s.id}  {s.age}  {s.gender}    {s.accent}  {s.region}  {voice}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-README = """# Generated speech corpus (espeak-ng {espeak}), VCTK 0.92 layout
+README_HEAD = """# Generated speech corpus (espeak-ng {espeak}), VCTK 0.92 layout
 
 Synthetic English speech with exact phone and word alignments, made by
 `data_scripts/make_speech_corpus.py` (all settings in `corpus.json`). Each speaker is an espeak-ng
@@ -270,7 +378,19 @@ accent+variant voice at its own rate and pitch (see `speaker-info.txt`; AGE is a
   "phones" (espeak-ng mnemonics such as `aU`, `@2`, `t#`; pauses are empty labels). Exact times:
   the start sample espeak-ng reports for each phoneme / 22,050 Hz.
 - `txt/<spk>/<spk>_<utt>.txt`: the sentence. Utterances 001-{shared:03d} are the same for every speaker.
-
+"""
+README_FESTIVAL = """
+Speakers {first}-{last} are Festival {festival} diphone voices instead (`data_scripts/festival.py`):
+`kal_diphone` and `ked_diphone` (two American English men) in turn, each at its own speaking rate
+(`Duration_Stretch` from {stretch_lo:g}-{stretch_hi:g}; the voices' own is 1.1) and F0 (intonation target mean
+from {f0_lo}-{f0_hi} Hz, standard deviation mean / 7; the voices' own: 105 / 15 Hz), see `speaker-info.txt`.
+Their audio is Festival's 16,000 Hz output cut at the end of its last segment (dropping the overlap-add
+tail after the final pause), times {gain}, resampled and rounded like the rest. Their "phones" tier holds
+Festival's `radio` phones (lower-case ARPAbet such as `dh`, `ax`, `ao`; pauses are empty labels) with the
+segment times Festival built the wave from; `audiolvm.data.phones.load_phone_tier` maps them to the 39
+ARPAbet phones. Regenerating them bit-identically also needs the same Festival and voices.
+"""
+README_TAIL = """
 Regenerate (bit-identical with the same espeak-ng, whatever `--workers`): `{command}`
 """
 
@@ -288,31 +408,55 @@ def generate_corpus(
     rate: int = 16000,
     seed: int = 0,
     options: CorpusOptions | None = None,
+    festival: FestivalOptions | None = None,
 ) -> dict:
-    """Write the corpus under ``out`` and return the summary that is also saved as ``corpus.json``."""
-    out, opts = Path(out), options or CorpusOptions()
-    check_settings(n_speakers, n_sentences, rate, opts)
+    """Write the corpus under ``out`` and return the summary that is also saved as ``corpus.json``.
+
+    ``festival`` adds ``festival.speakers`` Festival speakers after the ``n_speakers`` espeak-ng ones (default:
+    none, and then nothing differs from a corpus made before the option existed)."""
+    out, opts, fest = Path(out), options or CorpusOptions(), festival or FestivalOptions()
+    check_settings(n_speakers, n_sentences, rate, opts, fest)
+    if fest.speakers:
+        check_voices(VOICES)  # before anything is written; names the apt packages
     rng = np.random.default_rng(seed)  # the one random source
-    speakers = choose_speakers(n_speakers, rng, opts.wpm_range, opts.pitch_range)
-    n_shared = min(n_sentences, max(1, round(opts.shared_fraction * n_sentences))) if n_speakers > 1 else 0
-    pool = make_sentences(
-        n_shared + n_speakers * (n_sentences - n_shared), rng, opts.min_words, opts.max_words
-    )
-    texts = assign_sentences(pool, n_speakers, n_sentences, n_shared)
+    speakers: list[Speaker | FestivalSpeaker] = list(choose_speakers(n_speakers, rng, opts.wpm_range, opts.pitch_range))
+    n_total = n_speakers + fest.speakers
+    n_shared = min(n_sentences, max(1, round(opts.shared_fraction * n_sentences))) if n_total > 1 else 0
+    pool = make_sentences(n_shared + n_total * (n_sentences - n_shared), rng, opts.min_words, opts.max_words)
+    # drawn after the sentences: the espeak-ng speakers and their sentences do not depend on --festival-speakers
+    speakers += choose_festival_speakers(fest.speakers, rng, fest.stretch_range, fest.f0_range)
+    texts = assign_sentences(pool, n_total, n_sentences, n_shared)
     out.mkdir(parents=True, exist_ok=True)
     stats = _synthesize_all(out, list(zip(speakers, texts, strict=True)), rate, opts)
     write_speaker_info(out / "speaker-info.txt", speakers)
     settings = dict(seed=seed, rate=rate, n_speakers=n_speakers, n_sentences=n_sentences, n_shared=n_shared)
-    return write_summary(out, settings, opts, speakers, stats)
+    return write_summary(out, settings, opts, speakers, stats, fest)
 
 
 def write_summary(
-    out: Path, settings: dict, opts: CorpusOptions, speakers: list[Speaker], stats: list
+    out: Path,
+    settings: dict,
+    opts: CorpusOptions,
+    speakers: list[Speaker | FestivalSpeaker],
+    stats: list,
+    festival: FestivalOptions | None = None,
 ) -> dict:
-    """Write ``corpus.json`` (settings, voices, totals) and ``README.md``; return the summary."""
+    """Write ``corpus.json`` (settings, voices, totals) and ``README.md``; return the summary. The Festival
+    flags, the ``festival`` entry and the README's Festival paragraph appear only with Festival speakers."""
     options_json = {k: v for k, v in asdict(opts).items() if k != "workers"}
     flags = dict(out=out, speakers=settings["n_speakers"], sentences=settings["n_sentences"])
     flags.update(rate=settings["rate"], seed=settings["seed"], **options_json)
+    festival_json, festival_text = {}, ""
+    if festival is not None and festival.speakers:
+        fest, version = asdict(festival), festival_version()
+        flags.update({f"festival_{k}": v for k, v in fest.items()})
+        festival_json = {"festival": {"version": version, "voices": list(VOICES), "synthesis_rate": VOICE_RATE,
+                                      **fest, "f0_std": f"f0 / {FESTIVAL_F0_STD_RATIO:g}"}}  # fmt: skip
+        ids = [s.id for s in speakers if isinstance(s, FestivalSpeaker)]
+        (stretch_lo, stretch_hi), (f0_lo, f0_hi) = festival.stretch_range, festival.f0_range
+        festival_text = README_FESTIVAL.format(first=ids[0], last=ids[-1], festival=version, stretch_lo=stretch_lo,
+                                               stretch_hi=stretch_hi, f0_lo=f0_lo, f0_hi=f0_hi,
+                                               gain=opts.gain)  # fmt: skip
     summary = {
         "generator": "data_scripts/make_speech_corpus.py",
         "command": command_line({k.replace("_", "-"): v for k, v in flags.items()}),
@@ -320,6 +464,7 @@ def write_summary(
         **settings,
         "synthesis_rate": SAMPLE_RATE,
         "options": options_json,
+        **festival_json,
         "speakers": {s.id: asdict(s) for s in speakers},
         "utterances": len(stats),
         "seconds": round(sum(r["seconds"] for r in stats), 3),
@@ -327,7 +472,8 @@ def write_summary(
     }
     (out / "corpus.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     extra = dict(espeak=summary["espeak_ng"], shared=settings["n_shared"], command=summary["command"])
-    (out / "README.md").write_text(README.format(**extra, **options_json, **settings), encoding="utf-8")
+    text = README_HEAD.format(**extra, **options_json, **settings) + festival_text + README_TAIL.format(**extra)
+    (out / "README.md").write_text(text, encoding="utf-8")
     return summary
 
 
@@ -335,9 +481,13 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
     """Show defaults and keep the module docstring's layout."""
 
 
-def check_settings(n_speakers: int, n_sentences: int, rate: int, o: CorpusOptions) -> None:
+def check_settings(
+    n_speakers: int, n_sentences: int, rate: int, o: CorpusOptions, f: FestivalOptions | None = None
+) -> None:
     """Fail before synthesizing anything, naming the flag to fix."""
     wpm, pitch, words = o.wpm_range, o.pitch_range, (o.min_words, o.max_words)
+    f = f or FestivalOptions()
+    stretch, f0 = f.stretch_range, f.f0_range
     checks = [
         (n_sentences >= 1, f"--sentences {n_sentences}: need at least 1"),
         (1000 <= rate <= 192000, f"--rate {rate}: choose a sample rate in Hz, e.g. 16000"),
@@ -346,7 +496,11 @@ def check_settings(n_speakers: int, n_sentences: int, rate: int, o: CorpusOption
         (1 <= words[0] <= words[1], f"--min-words/--max-words {words}: need 1 <= MIN <= MAX"),
         (0.0 <= o.shared_fraction <= 1.0, f"--shared-fraction {o.shared_fraction}: need 0..1"),
         (8 <= o.bits <= 16, f"--bits {o.bits}: choose 8..16 effective bits"),
-    ]
+        (0 <= f.speakers <= MAX_FESTIVAL_SPEAKERS,
+         f"--festival-speakers {f.speakers}: choose 0..{MAX_FESTIVAL_SPEAKERS}"),
+        (0.5 <= stretch[0] <= stretch[1] <= 3.0, f"--festival-stretch-range {stretch}: need 0.5 <= MIN <= MAX <= 3"),
+        (50 <= f0[0] <= f0[1] <= 300, f"--festival-f0-range {f0}: need 50 <= MIN <= MAX <= 300 (Hz)"),
+    ]  # fmt: skip
     problems = [message for ok, message in checks if not ok]
     if problems:
         raise ValueError("; ".join(problems))
@@ -368,12 +522,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="fraction of each speaker's sentences read by every speaker")  # fmt: skip
     p.add_argument("--min-words", type=int, default=d.min_words, help="shortest sentence, in words")
     p.add_argument("--max-words", type=int, default=d.max_words, help="longest sentence, in words")
-    p.add_argument("--gain", type=float, default=d.gain, help="gain applied to espeak-ng's int16 output")
+    p.add_argument("--gain", type=float, default=d.gain, help="gain on the synthesizers' output")
     p.add_argument("--bits", type=int, default=d.bits, help="effective bits per sample in the FLAC, 8..16")
     p.add_argument(
         "--textgrid-digits", type=int, default=d.textgrid_digits, help="decimals of TextGrid times"
     )
     p.add_argument("--workers", type=int, default=max(1, (mp.cpu_count() or 1) // 2), help="processes")
+    f = FestivalOptions()
+    g = p.add_argument_group("Festival speakers (f01, f02, ...; need " + INSTALL_HINT + ")")
+    g.add_argument("--festival-speakers", type=int, default=f.speakers,
+                   help=f"Festival diphone speakers after the espeak-ng ones (kal, ked, kal, ...), "
+                        f"0..{MAX_FESTIVAL_SPEAKERS}")  # fmt: skip
+    g.add_argument("--festival-stretch-range", type=float, nargs=2, default=f.stretch_range, metavar=("MIN", "MAX"),
+                   help="per-speaker Duration_Stretch range (larger is slower; the voices' own is 1.1)")  # fmt: skip
+    g.add_argument("--festival-f0-range", type=int, nargs=2, default=f.f0_range, metavar=("MIN", "MAX"),
+                   help="per-speaker target F0 mean range, Hz (the voices' own is 105)")  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -382,7 +545,11 @@ def main(argv: list[str] | None = None) -> None:
     opts = CorpusOptions(
         **{f.name: tuple(a[f.name]) if "range" in f.name else a[f.name] for f in fields(CorpusOptions)}
     )
-    summary = generate_corpus(a["out"], a["speakers"], a["sentences"], a["rate"], a["seed"], opts)
+    fest = FestivalOptions(a["festival_speakers"], tuple(a["festival_stretch_range"]), tuple(a["festival_f0_range"]))
+    try:
+        summary = generate_corpus(a["out"], a["speakers"], a["sentences"], a["rate"], a["seed"], opts, fest)
+    except FestivalError as exc:
+        sys.exit(f"make_speech_corpus.py: {exc}")
     n_speakers, n_utts, seconds = len(summary["speakers"]), summary["utterances"], summary["seconds"]
     print(
         f"{a['out']}: {n_speakers} speakers, {n_utts} utterances, {seconds:.1f} s of audio at {a['rate']} Hz"

@@ -14,7 +14,8 @@ pauses and gaps: :data:`PHONES`, 40 classes. Two kinds of labels map into it:
   (:func:`inventory_markdown` writes it).
 - **ARPAbet** as written by CMUdict or the Montreal Forced Aligner's ARPA models (``AH0``, ``iy1``):
   stress digits are stripped and case is ignored; TIMIT's extra phones fold as in Lee & Hon (1989)
-  (:data:`ARPABET_ALIASES`: ``ax`` -> AH, ``ix`` -> IH, ``dx`` -> T, closures -> sil, ...).
+  (:data:`ARPABET_ALIASES`: ``ax`` -> AH, ``ix`` -> IH, ``dx`` -> T, closures -> sil, ...). Festival's
+  ``radio`` phones (``data_scripts/festival.py``) are such labels in lower case, with ``brth`` (breath) -> sil.
 
 Some labels mean different phones in the two sets (espeak ``T`` is "thin", ARPAbet ``T`` is "tin";
 likewise ``D``, ``S``, ``Z``, ``N``, ``V``, ``aa``), so :func:`map_tier` decides the source once per
@@ -97,6 +98,7 @@ ARPABET_ALIASES: dict[str, str] = {
     "AX": "AH", "AX-H": "AH", "AXR": "ER", "IX": "IH", "UX": "UW", "EL": "L", "EM": "M", "EN": "N", "NX": "N",
     "ENG": "NG", "HV": "HH", "DX": "T", "Q": "T", "BCL": SILENCE, "DCL": SILENCE, "GCL": SILENCE,
     "PCL": SILENCE, "TCL": SILENCE, "KCL": SILENCE, "EPI": SILENCE,
+    "BRTH": SILENCE,  # Festival's radio phone set: a breath (its other silences, pau and h#, are SILENCE_LABELS)
 }
 _STRESS = re.compile(r"^([A-Za-z-]+)[012]$")
 
