@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import torch
 from torch import nn
 
 from audiolvm.bottleneck import Bottleneck, IdentityBottleneck, VectorQuantizerEMA
@@ -26,7 +28,7 @@ from audiolvm.core.pitch import PITCH_METHODS, PitchSettings
 from audiolvm.data import CropDataset, open_corpus, split_entries
 from audiolvm.data.cache import CachedReader, ResampledCache
 from audiolvm.data.codes import CodeStore
-from audiolvm.data.manifest import Entry
+from audiolvm.data.manifest import Entry, unseen_speakers
 from audiolvm.data.pitch import PitchTable
 from audiolvm.data.readers import CorpusReader
 from audiolvm.engine.checkpoint import REEXPORT_FIX, latest_checkpoint, load_strict, load_weights
@@ -36,9 +38,11 @@ from audiolvm.models import AudioReconstructionObjective, MultiLevelAutoencoder
 from audiolvm.models.adversarial import ADV_TERMS, AdversarialObjective, Discriminators, balancer_keys
 from audiolvm.models.audio_vqvae import audio_autoencoder
 from audiolvm.models.chain import ChainStage, SamplingChain
+from audiolvm.models.enroll import Enrolment, enroll_speaker
 from audiolvm.models.pitch import SYNTHS, PitchConditioner
 from audiolvm.models.priors import Prior
-from audiolvm.models.speaker import SpeakerConditioner
+from audiolvm.models.speaker import SpeakerAdversary, SpeakerConditioner
+from audiolvm.nn.conv1d import ConvEncoder1d, MelEncoder1d
 from audiolvm.nn.discriminators import (
     MultiBandSTFTDiscriminator,
     MultiPeriodDiscriminator,
@@ -77,6 +81,9 @@ def build_model(cfg: ModelConfig, sample_rate: int = 16000) -> MultiLevelAutoenc
                           "building a speaker-conditioned model by hand needs the list of training speakers")
     if not 0.0 <= cfg.jitter <= 1.0:
         raise ConfigError(f"model.jitter={cfg.jitter}: a probability in [0, 1] (e.g. 0.12; 0 = off)")
+    if spk.adversary < 0 or (spk.adversary and not spk.levels):
+        raise ConfigError(f"model.speaker.adversary={spk.adversary}: a gradient-reversal scale >= 0 (e.g. 1; 0 = off) "
+                          "on a speaker-conditioned model (model.speaker.levels set)")
     pitch_levels = check_pitch_config(cfg)
     levels, strides = [], []
     for i, level_strides in enumerate(cfg.strides):
@@ -87,11 +94,14 @@ def build_model(cfg: ModelConfig, sample_rate: int = 16000) -> MultiLevelAutoenc
             speaker_dim=spk.dim if i in spk.levels else 0, speaker_mode=spk.mode,
             source_dim=2 if i in pitch_levels else 0,
             decoder=synth_decoder(cfg, i, sample_rate) if i in pitch_levels else None,
+            encoder=content_encoder(cfg, strides, sample_rate),
         ))
-    speaker = None
+    speaker = adversary = None
     if spk.levels:
         speaker = SpeakerConditioner(spk.names, spk.dim, encoder=spk.encoder, sample_rate=sample_rate,
                                      n_mels=spk.n_mels, encoder_mix=spk.encoder_mix)
+        if spk.adversary:
+            adversary = SpeakerAdversary(cfg.vq.dim, len(spk.names), spk.adversary_width, spk.adversary)
     pitch = None
     if pitch_levels:
         pc = cfg.pitch
@@ -100,7 +110,29 @@ def build_model(cfg: ModelConfig, sample_rate: int = 16000) -> MultiLevelAutoenc
                                  harmonics=pc.harmonics, width=pc.predictor_width, synth=pc.synth)
     return MultiLevelAutoencoder(levels, mode=cfg.mode, latent_dim=cfg.vq.dim, speaker=speaker,
                                  speaker_levels=spk.levels, pitch=pitch, pitch_levels=pitch_levels,
-                                 jitter=cfg.jitter)
+                                 jitter=cfg.jitter, adversary=adversary)
+
+
+def content_encoder(cfg: ModelConfig, strides: list[int], sample_rate: int) -> nn.Module | None:
+    """A level's encoder when it is not the default waveform one: log-mel input (``model.encoder_input: mel``)
+    and / or each item's output normalised over time before the VQ (``model.content_norm: instance``); None for
+    the waveform encoder that :func:`audio_autoencoder` builds itself."""
+    hop = math.prod(strides)
+    if cfg.encoder_input not in ("wave", "mel"):
+        raise ConfigError(f"model.encoder_input={cfg.encoder_input!r} is unknown; use 'wave' or 'mel'")
+    if cfg.content_norm not in ("none", "instance"):
+        raise ConfigError(f"model.content_norm={cfg.content_norm!r} is unknown; use 'none' or 'instance'")
+    encoder: nn.Module | None = None
+    if cfg.encoder_input == "mel":
+        if cfg.mel_hop < 1 or hop % cfg.mel_hop:
+            raise ConfigError(f"model.mel_hop={cfg.mel_hop} must divide every level's hop (model.strides: {cfg.hops})")
+        encoder = MelEncoder1d(cfg.vq.dim, cfg.width, hop, cfg.depth, sample_rate, cfg.mel_bins, cfg.mel_hop,
+                               dilation_growth=cfg.dilation_growth)
+    if cfg.content_norm == "instance":
+        encoder = nn.Sequential(encoder or ConvEncoder1d(1, cfg.vq.dim, cfg.width, strides, cfg.depth,
+                                                         cfg.dilation_growth, cfg.checkpoint_stages),
+                                nn.InstanceNorm1d(cfg.vq.dim))
+    return encoder
 
 
 def synth_decoder(cfg: ModelConfig, level: int, sample_rate: int) -> HarmonicNoiseDecoder | None:
@@ -202,26 +234,69 @@ def build_reconstruction_objective(cfg: ExperimentConfig, weights: dict[str, flo
                                         pitch=bool(cfg.model.pitch.levels))
 
 
-def build_corpus(cfg: DataConfig):  # noqa: ANN201 - returns (reader, train entries, valid entries)
+def enroll_voice(model: MultiLevelAutoencoder, cfg: ExperimentConfig, name: str, clips: list[torch.Tensor],
+                 **fit: Any) -> Enrolment:
+    """Fit a new voice ``name`` from ``clips`` (waveforms at the run's rate) with the run's own reconstruction terms,
+    crop length and batch size, and add it to ``model`` (:func:`enroll_speaker`, :meth:`add_speaker`); ``fit``:
+    ``level``, ``steps``, ``lr``, ``seed``, ``time_limit``."""
+    if name in model.speaker_names:
+        raise ValueError(f"speaker {name!r} is already one of the model's speakers ({', '.join(model.speaker_names)});"
+                         " choose another name")
+    objective = build_reconstruction_objective(cfg, cfg.loss.weights)
+    crop = int(round(cfg.data.crop_seconds * cfg.data.sample_rate))
+    result = enroll_speaker(model, clips, lambda r, a: objective.weighted(objective.recon_terms(r, a)), crop=crop,
+                            batch=cfg.data.batch_size, **fit)
+    model.add_speaker(name, result.vector, result.f0_stats)
+    return result
+
+
+def enrolled_config(cfg: ExperimentConfig, model: MultiLevelAutoencoder, name: str,
+                    result: Enrolment) -> ExperimentConfig:
+    """``cfg`` with ``model``'s speakers (after enrolling ``name``) and, with a pitch path, its ln-F0 stats."""
+    stats = dict(cfg.model.pitch.stats)
+    if result.f0_stats is not None:
+        stats[name] = [float(x) for x in result.f0_stats]
+    spk = dataclasses.replace(cfg.model.speaker, names=model.speaker_names)
+    pitch = dataclasses.replace(cfg.model.pitch, stats=stats)
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, speaker=spk, pitch=pitch))
+
+
+def build_corpus(cfg: DataConfig, unseen: bool = False):  # noqa: ANN201 - (reader, train entries, valid entries)
+    """The corpus reader and its train / valid entries, without the ``data.unseen_speakers`` held-out speakers
+    (``unseen``: their entries instead of the valid ones)."""
     reader = open_corpus(cfg.root, kind=cfg.kind)
     entries = reader.entries()
     if not entries:
         raise ConfigError(f"data.root={cfg.root!r}: no usable audio files (all were skipped)")
-    train, valid = split_entries(entries, cfg.valid_fraction, by=cfg.split_by, seed=cfg.split_seed)
+    try:
+        held = set(unseen_speakers(entries, cfg.unseen_speakers, cfg.split_seed))
+    except ValueError as e:
+        raise ConfigError(f"data.{e} (data.root={cfg.root!r})") from None
+    seen = [e for e in entries if e.speaker not in held]
+    train, valid = split_entries(seen, cfg.valid_fraction, by=cfg.split_by, seed=cfg.split_seed)
+    if unseen:
+        return reader, train, [e for e in entries if e.speaker in held]
     return reader, train, valid
 
 
-SPLITS = ("train", "valid", "all")
+SPLITS = ("train", "valid", "all", "unseen")
 RUN_JSON_FIX = "copy it back from a checkpoints/step_* folder of the run, or train again"
 CODES_JSON_FIX = "encode the codes again with 'audiolvm encode'"
 
 
 def split_entries_for(cfg: ExperimentConfig, split: str, root: str | None = None):  # noqa: ANN201
     """(reader, [(entry, split name), ...]) for ``split`` of the config's corpus (or of ``root``,
-    split with the same settings). ``all`` gives train then valid."""
+    split with the same settings). ``all`` gives train then valid; ``unseen``, every utterance of the speakers
+    held out by ``data.unseen_speakers``."""
     if split not in SPLITS:
         raise ConfigError(f"split {split!r} is unknown; use one of {SPLITS}")
     data = cfg.data if root is None else dataclasses.replace(cfg.data, root=str(root), kind="auto")
+    if split == "unseen":
+        reader, _, held = build_corpus(data, unseen=True)
+        if not held:
+            raise ConfigError(f"data.unseen_speakers={data.unseen_speakers}: this run held out no speakers of "
+                              f"{data.root}; train with e.g. data.unseen_speakers=3 to convert to unseen voices")
+        return reader, [(e, "unseen") for e in held]
     reader, train, valid = build_corpus(data)
     chosen = {"train": [(e, "train") for e in train], "valid": [(e, "valid") for e in valid]}
     return reader, chosen["train"] + chosen["valid"] if split == "all" else chosen[split]

@@ -35,6 +35,9 @@ class DataConfig:
     batch_size: int = 8
     num_workers: int = 0
     split_seed: int = 0
+    # whole speakers left out of training and validation (chosen by split_seed), for conversion to voices the
+    # model has never heard (`audiolvm evaluate-vc --unseen`, `audiolvm enroll`); 0 = none
+    unseen_speakers: int = 0
     # resampled: files at another rate than sample_rate are decoded and resampled once into an int16 cache beside
     # the corpus (audiolvm.data.cache), so a crop is a memory copy; none: every crop decodes and resamples its file
     cache: str = "none"
@@ -61,6 +64,11 @@ class SpeakerConfig:
     encoder_mix: float = 0.5  # fraction of training items decoded with the encoder's vector, not the table's
     # (the encoder's matching loss is weighted by loss.weights["speaker/encoder"], default 1)
     n_mels: int = 64  # speaker encoder input
+    # speaker-invariance pressure on the codes: a frame-wise speaker classifier on the quantized frames of the
+    # finest speaker level behind a gradient reversal of this scale (0 = off); its loss is
+    # loss.weights["speaker/adversary"] (default 1), its accuracy is logged as speaker/adversary_acc
+    adversary: float = 0.0
+    adversary_width: int = 128
     names: list[str] = field(default_factory=list)  # training speakers, filled from the corpus at train time
 
 
@@ -100,6 +108,10 @@ class ModelConfig:
     bottleneck: str = "vq"  # vq | identity
     level_weights: list[float] = field(default_factory=lambda: [1.0])  # loss multiplier, per level or one
     jitter: float = 0.0  # time jitter: in training a decoder's code frame is a neighbour's with this probability
+    encoder_input: str = "wave"  # wave (strided convs on samples) | mel (log-mel frames every mel_hop samples)
+    mel_bins: int = 80  # encoder_input: mel
+    mel_hop: int = 64  # encoder_input: mel; must divide every level's hop
+    content_norm: str = "none"  # none | instance: each item's encoder output normalised over time before the VQ
     vq: VQConfig = field(default_factory=VQConfig)
     speaker: SpeakerConfig = field(default_factory=SpeakerConfig)
     pitch: PitchConfig = field(default_factory=PitchConfig)

@@ -13,6 +13,7 @@ from pipelines import (
     decode,
     demo,
     encode,
+    enroll,
     evaluate,
     evaluate_image,
     evaluate_prior,
@@ -32,7 +33,7 @@ from pipelines import (
 COMMANDS = {
     "train": train, "reconstruct": reconstruct, "encode": encode, "decode": decode, "evaluate": evaluate,
     "train-prior": train_prior, "sample": sample, "evaluate-prior": evaluate_prior,
-    "convert": convert, "train-classifier": train_classifier, "evaluate-vc": evaluate_vc,
+    "convert": convert, "enroll": enroll, "train-classifier": train_classifier, "evaluate-vc": evaluate_vc,
     "probe": probe, "train-image": train_image, "train-image-prior": train_image_prior,
     "evaluate-image": evaluate_image, "lab": lab,
     "info": info, "demo": demo,

@@ -21,6 +21,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import logging
 from pathlib import Path
@@ -28,14 +29,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiolvm.builders import build_corpus, load_classifier, load_model, resolve_checkpoint, split_entries_for
+from audiolvm.builders import (
+    build_corpus,
+    enroll_voice,
+    load_classifier,
+    load_model,
+    resolve_checkpoint,
+    split_entries_for,
+)
 from audiolvm.core.audio import save_audio
+from audiolvm.core.files import atomic_write_json, atomic_write_text
 from audiolvm.core.seed import derived_rng
 from audiolvm.data.phones import find_alignment, load_phone_tier
 from audiolvm.eval.evaluate import iter_audio, speech_pitch_settings
 from audiolvm.eval.pitch import median_f0, speaker_median_f0
 from audiolvm.eval.probe import CodePhoneReader
-from audiolvm.eval.vc import evaluate_vc, pick_targets, resemblyzer_encoder
+from audiolvm.eval.vc import VCResults, evaluate_vc, pick_targets, resemblyzer_encoder
 from audiolvm.models.multilevel import PITCH_MODES
 
 HELP = "voice-conversion accuracy and leakage with an independent speaker classifier"
@@ -57,6 +66,16 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                         "F0 (0 = neither)")
     p.add_argument("--pitch", choices=PITCH_MODES, default="map",
                    help="pitch-aware models: the conversions' F0 (see `audiolvm convert --pitch`)")
+    unseen = p.add_argument_group("unseen voices (a run trained with data.unseen_speakers > 0)")
+    unseen.add_argument("--unseen", action="store_true",
+                        help="convert held-out utterances of seen speakers to the voices the run never heard, from "
+                             "one reference clip (through the speaker encoder, when the model has one) and after "
+                             "enrolment on --enroll-clips clips; and the unseen speakers' other utterances to seen "
+                             "voices")
+    unseen.add_argument("--unseen-voices", type=int, default=0, help="use only the first N unseen voices (0 = all)")
+    unseen.add_argument("--enroll-clips", type=int, default=5,
+                        help="clips of each unseen voice for its reference (the first) and its enrolment")
+    unseen.add_argument("--enroll-seconds", type=float, default=45.0, help="fitting time per enrolled voice")
 
 
 def held_out(cfg, args: argparse.Namespace, names: list[str], classes: list[str]):  # noqa: ANN001, ANN201
@@ -115,6 +134,104 @@ def content_reader(model, cfg, args: argparse.Namespace, entries):  # noqa: ANN0
     return lambda entry, wave: phones.accuracy(model, wave, tiers[entry.path])
 
 
+def unseen_voices(cfg, args: argparse.Namespace):  # noqa: ANN001, ANN201 - (reader, {speaker: [entry, ...]})
+    """The held-out speakers' utterances by speaker (sorted), the first --unseen-voices of them."""
+    reader, entries = split_entries_for(cfg, "unseen", args.data)
+    by: dict[str, list] = {}
+    for e, _ in sorted(entries, key=lambda item: (item[0].speaker, item[0].utterance)):
+        by.setdefault(e.speaker, []).append(e)
+    if args.unseen_voices > 0:
+        by = dict(list(by.items())[: args.unseen_voices])
+    short = [s for s, es in by.items() if len(es) <= args.enroll_clips]
+    if short:
+        raise ValueError(f"unseen speaker {short[0]!r} has {len(by[short[0]])} utterances: --enroll-clips "
+                         f"{args.enroll_clips} leaves none to convert; use fewer enrolment clips")
+    return reader, by
+
+
+def enroll_unseen(model, cfg, clips: dict[str, list[np.ndarray]], seconds: float, seed: int):  # noqa: ANN001, ANN201
+    """A copy of ``model`` with every unseen voice enrolled from its clips; and the record of each fit."""
+    enrolled = copy.deepcopy(model)
+    record = {}
+    for speaker, waves in clips.items():
+        result = enroll_voice(enrolled, cfg, speaker, [torch.from_numpy(w) for w in waves], steps=10**6,
+                              time_limit=seconds, seed=seed)
+        record[speaker] = {"clips": len(waves), **result.summary(cfg.data.sample_rate)}
+        log.info("enrolled %s from %d clips: %d steps in %.0f s, loss %.3f -> %.3f", speaker, len(waves),
+                 result.steps, result.seconds, result.first_loss, result.last_loss)
+    return enrolled, record
+
+
+def run_unseen(args: argparse.Namespace, model, cfg, classifier) -> dict:  # noqa: ANN001
+    """Conversion to and from the speakers the run held out; writes <out>/unseen.md and unseen.json."""
+    names, rate = list(cfg.model.speaker.names), cfg.data.sample_rate
+    ureader, voices = unseen_voices(cfg, args)
+    missing = [s for s in voices if s not in classifier.speakers]
+    if missing:
+        raise ValueError(f"the classifier {args.classifier} has no class for the unseen speaker {missing[0]!r}: train "
+                         "it on all voices (the judge must know them; only the VQ-VAE holds them out)")
+    clips = {s: [w for _, w in iter_audio(ureader, es[: args.enroll_clips], rate, "clips", progress=False)]
+             for s, es in voices.items()}
+    enrolled, record = enroll_unseen(model, cfg, clips, args.enroll_seconds, args.seed)
+    settings = speech_pitch_settings(model, rate)
+    reference = {s: torch.from_numpy(ws[0])[None, None] for s, ws in clips.items()}
+    index = {n: i for i, n in enumerate(enrolled.speaker_names)}
+
+    def median(wave: np.ndarray) -> float:
+        return median_f0(wave, settings)
+
+    references = reference_waves(cfg, args.data, args.references) if args.references > 0 else {}
+    speaker_f0 = speaker_median_f0({**references, **clips}, settings) if args.references > 0 else None
+    reader, seen = held_out(cfg, args, names, classifier.speakers)
+    to_unseen = pick_targets([e.speaker for e in seen], list(voices), min(args.targets, len(voices)), args.seed)
+    common = {"sample_rate": rate, "progress": False, "median_f0": median, "speaker_f0": speaker_f0}
+
+    def by_id(m):  # noqa: ANN001, ANN202
+        return lambda x, target: m.convert(x, torch.tensor([index[target]]), level=args.level, pitch=args.pitch)
+
+    def recon(x: torch.Tensor, source: str) -> torch.Tensor:
+        return enrolled.reconstruct(x, level=args.level, speaker=torch.tensor([index[source]]))
+
+    runs: dict[str, VCResults] = {}
+    if model.speaker.encoder is not None:
+        runs["to unseen voices, from one reference clip"] = evaluate_vc(
+            classifier, reader, seen, to_unseen, lambda x, t: model.convert(x, reference[t], level=args.level,
+                                                                            pitch=args.pitch), recon, **common)
+    runs[f"to unseen voices, after enrolment on {args.enroll_clips} clips"] = evaluate_vc(
+        classifier, reader, seen, to_unseen, by_id(enrolled), recon, keep_audio=args.examples, **common)
+    sources = [e for es in voices.values() for e in es[args.enroll_clips:]]
+    if 0 < args.n_utterances < len(sources):
+        keep = sorted(derived_rng(args.seed, 0x7D).permutation(len(sources))[: args.n_utterances])
+        sources = [sources[i] for i in keep]
+    runs["from unseen speakers to seen voices (reconstructions: enrolled voice)"] = evaluate_vc(
+        classifier, ureader, sources, pick_targets([e.speaker for e in sources], names, args.targets, args.seed),
+        by_id(enrolled), recon, **common)
+    if model.speaker.encoder is None:
+        note = ("reference-clip conversion skipped: the model has no speaker encoder (model.speaker.encoder: false)")
+        runs[next(iter(runs))].notes.append(note)
+    out = Path(args.out) if args.out else resolve_checkpoint(args.checkpoint)[0].parent / "vc"
+    lines = [f"# Unseen voices: {args.checkpoint}, classifier {args.classifier}", "",
+             f"Voices the VQ-VAE never heard (data.unseen_speakers={cfg.data.unseen_speakers}): {', '.join(voices)}. "
+             f"Reference clip: each voice's first utterance; enrolment: its first {args.enroll_clips} utterances "
+             "(fitted vector and ln-F0 stats, no weight changed); converted: held-out utterances of seen speakers, and "
+             "the unseen speakers' remaining utterances.", "",
+             "| enrolled voice | clips | seconds of audio | steps | fit, s | loss first → last |",
+             "|---|---:|---:|---:|---:|---|"]
+    lines += [f"| {s} | {r['clips']} | {r['seconds_of_audio']} | {r['steps']} | {r['fit_seconds']} | "
+              f"{r['loss_first']:.3f} → {r['loss_last']:.3f} |" for s, r in record.items()]
+    for title, res in runs.items():
+        lines += ["", f"## {title}", "", res.to_markdown()]
+    atomic_write_text(out / "unseen.md", "\n".join(lines) + "\n")
+    summary = {"voices": list(voices), "enrolment": record, **{t: r.to_dict() for t, r in runs.items()}}
+    atomic_write_json(out / "unseen.json", summary)
+    for name, wave in runs[f"to unseen voices, after enrolment on {args.enroll_clips} clips"].examples.items():
+        save_audio(out / "unseen_examples" / f"{name}.wav", wave, rate)
+    for name, ws in clips.items():
+        save_audio(out / "unseen_examples" / f"{name}_reference.wav", ws[0], rate)
+    print("\n".join(lines))
+    return summary
+
+
 def run(args: argparse.Namespace) -> int:
     model, cfg = load_model(args.checkpoint)
     names = list(cfg.model.speaker.names)
@@ -123,6 +240,9 @@ def run(args: argparse.Namespace) -> int:
                          f"{list(cfg.model.speaker.levels)}, model.speaker.names is empty), so it cannot convert "
                          "voices; train one with e.g. model.speaker.levels=[0]")
     classifier, ccfg = load_classifier(args.classifier)
+    if args.unseen:
+        run_unseen(args, model, cfg, classifier)
+        return 0
     reader, entries = held_out(cfg, args, names, classifier.speakers)
     targets = pick_targets([e.speaker for e in entries], names, args.targets, args.seed)
     index = {n: i for i, n in enumerate(names)}

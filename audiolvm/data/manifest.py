@@ -305,6 +305,17 @@ def split_entries(
     return train, valid
 
 
+def unseen_speakers(entries: Sequence[Entry], count: int, seed: int = 0) -> list[str]:
+    """``count`` whole speakers (sorted names) drawn by ``seed`` from those of ``entries``, to be kept out of a
+    model's training and validation entirely; at least two speakers must remain."""
+    speakers = sorted({e.speaker for e in entries})
+    if count < 0 or (count and count > len(speakers) - 2):
+        raise ValueError(f"unseen_speakers={count}: the corpus has {len(speakers)} speakers; hold out between 0 "
+                         f"and {max(len(speakers) - 2, 0)} (at least two must remain for training)")
+    order = derived_rng(seed, 0x0A5EE).permutation(len(speakers))
+    return sorted(speakers[k] for k in order[:count])
+
+
 def _by_speaker(entries: Sequence[Entry]) -> dict[str, list[int]]:
     groups: dict[str, list[int]] = {}
     for i, e in enumerate(entries):

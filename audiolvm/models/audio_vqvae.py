@@ -25,6 +25,7 @@ def audio_autoencoder(
     speaker_mode: str = "film",
     source_dim: int = 0,
     decoder: nn.Module | None = None,
+    encoder: nn.Module | None = None,
 ) -> Autoencoder:
     """Waveform ``Tensor[B x channels x T]`` -> codes at ``T / prod(strides)`` -> waveform.
 
@@ -34,11 +35,13 @@ def audio_autoencoder(
     ``speaker_dim > 0`` makes the decoder take a global speaker vector in every stage (``speaker_mode``
     ``film`` or ``concat``, see :class:`ConvDecoder1d`). ``source_dim > 0`` makes it the filter of a
     neural source-filter decoder, taking an excitation at the output rate (:class:`HarmonicSource`).
-    ``decoder`` replaces the mirrored conv decoder (e.g. a :class:`HarmonicNoiseDecoder` with the same hop).
+    ``decoder`` replaces the mirrored conv decoder (e.g. a :class:`HarmonicNoiseDecoder` with the same hop);
+    ``encoder`` replaces the waveform encoder (e.g. a :class:`MelEncoder1d`; it must give ``T / hop`` frames).
     """
     if not strides or any(s < 1 for s in strides):
         raise ValueError(f"strides must be a non-empty list of positive ints, got {list(strides)}")
-    encoder = ConvEncoder1d(channels, latent_dim, width, strides, depth, dilation_growth, checkpoint_stages)
+    if encoder is None:
+        encoder = ConvEncoder1d(channels, latent_dim, width, strides, depth, dilation_growth, checkpoint_stages)
     if decoder is None:
         decoder = ConvDecoder1d(latent_dim, channels, width, strides, depth, dilation_growth, checkpoint_stages,
                                 cond_dim=speaker_dim, cond_mode=speaker_mode, source_dim=source_dim)

@@ -34,7 +34,7 @@ from audiolvm.bottleneck.base import BottleneckResult
 from audiolvm.bottleneck.jitter import time_jitter
 from audiolvm.models.autoencoder import Autoencoder, AutoencoderOutput
 from audiolvm.models.pitch import Pitch, PitchConditioner, map_pitch, voiced_log_stats
-from audiolvm.models.speaker import SpeakerConditioner
+from audiolvm.models.speaker import SpeakerAdversary, SpeakerConditioner
 from audiolvm.nn.conv1d import Upsample1d
 
 MODES = ("independent", "conditioned")
@@ -44,10 +44,12 @@ PITCH_MODES = ("map", "source", "predicted")
 @dataclass
 class MultiLevelOutput:
     """``levels[l]``: level ``l``'s reconstruction ``Tensor[B x 1 x T]`` and bottleneck result;
-    ``losses``: model-wide unweighted loss terms (e.g. ``speaker/encoder``)."""
+    ``losses``: model-wide unweighted loss terms (e.g. ``speaker/encoder``); ``metrics``: model-wide values that
+    are logged, not optimised (e.g. ``speaker/adversary_acc``)."""
 
     levels: list[AutoencoderOutput]
     losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def upsampler(channels: int, factor: int) -> nn.Module:
@@ -77,13 +79,19 @@ class MultiLevelAutoencoder(nn.Module):
         pitch_levels: the levels whose decoders take F0; the predictor reads the finest of them.
         jitter: in training, each quantized frame a decoder reads is replaced by a neighbour with this probability
             (:func:`time_jitter`, Chorowski et al. 2019); the bottleneck's own outputs and losses are unchanged.
+        adversary: a :class:`SpeakerAdversary` reading the quantized frames of the finest speaker level through a
+            gradient reversal, whenever training-speaker ids are given (the term ``speaker/adversary``).
     """
 
     def __init__(self, levels: Sequence[Autoencoder], mode: str = "independent", latent_dim: int = 64,
                  speaker: SpeakerConditioner | None = None, speaker_levels: Sequence[int] = (),
-                 pitch: PitchConditioner | None = None, pitch_levels: Sequence[int] = (), jitter: float = 0.0) -> None:
+                 pitch: PitchConditioner | None = None, pitch_levels: Sequence[int] = (), jitter: float = 0.0,
+                 adversary: SpeakerAdversary | None = None) -> None:
         super().__init__()
         self.jitter = jitter  # time_jitter checks the range when it is used; builders check the config
+        if adversary is not None and speaker is None:
+            raise ValueError("a speaker adversary needs a speaker-conditioned model (the speakers' ids it predicts)")
+        self.adversary = adversary
         for what, module, chosen in (("speaker", speaker, speaker_levels), ("pitch", pitch, pitch_levels)):
             if (module is None) != (not chosen):
                 raise ValueError(f"give both a {what} conditioner and the {what}-conditioned levels, or neither")
@@ -138,6 +146,18 @@ class MultiLevelAutoencoder(nn.Module):
         """The training speakers the decoder knows by id ([] if it is not speaker-conditioned)."""
         return [] if self.speaker is None else list(self.speaker.names)
 
+    def add_speaker(self, name: str, vector: torch.Tensor, f0_stats: Sequence[float] | None = None) -> int:
+        """Enrol a new voice: ``vector : Tensor[dim]`` becomes speaker ``name``'s table row (its id is returned) and,
+        with a pitch path, ``f0_stats`` its ln-F0 ``[mean, std]`` (default: the corpus's). No other weight changes."""
+        if self.speaker is None:
+            raise ValueError("this model is not speaker-conditioned: there is no speaker table to add a voice to")
+        new_id = self.speaker.add_speaker(name, vector)
+        if self.pitch is not None and self.pitch.names:
+            self.pitch.add_speaker(name, self.pitch.global_stats.tolist() if f0_stats is None else f0_stats)
+        if self.adversary is not None:
+            self.adversary.add_speaker()
+        return new_id
+
     def speaker_vector(self, speaker: torch.Tensor | None) -> torch.Tensor | None:
         """``Tensor[B x dim]`` for ids, reference audio or vectors (None for an unconditioned model)."""
         if self.speaker is None:
@@ -147,10 +167,11 @@ class MultiLevelAutoencoder(nn.Module):
                              f"pass speaker= (ids into {self.speaker_names}, reference audio, or vectors)")
         return self.speaker(speaker)
 
-    def _decoder_input(self, level: int, z: torch.Tensor, upper: torch.Tensor | None,
+    def decode_latents(self, level: int, z: torch.Tensor, upper: torch.Tensor | None,
                        c: torch.Tensor | None, pitch: Pitch | None = None) -> torch.Tensor:
-        """Level ``level``'s decoder output for quantized ``z`` (+ the level above), speaker vector ``c`` and,
-        for a pitch level, F0 ``pitch``."""
+        """Level ``level``'s decoder output for quantized ``z : Tensor[B x D x N]`` (+ the level above's, in
+        conditioned mode), speaker vector ``c : Tensor[B x dim]`` and, for a pitch level, F0 ``pitch``; no state
+        changes (used by every decoding method, and by speaker enrolment to fit a vector with fixed codes)."""
         h = self._condition(level, z, upper)
         dec = self.levels[level].decoder
         c = c if level in self.speaker_levels else None
@@ -166,7 +187,7 @@ class MultiLevelAutoencoder(nn.Module):
         """Level ``i``'s waveform ``Tensor[B x 1 x length]`` (conditioned on level ``i + 1`` if present)."""
         upper = results[i + 1].z if i + 1 in results else None
         z = time_jitter(results[i].z, self.jitter) if self.training and self.jitter else results[i].z
-        return self._decoder_input(i, z, upper, c, pitch)[..., :length]
+        return self.decode_latents(i, z, upper, c, pitch)[..., :length]
 
     def _needed_levels(self, level: int) -> list[int]:
         """The levels whose codes decoding ``level`` needs: itself and, in conditioned mode, the one above."""
@@ -193,10 +214,14 @@ class MultiLevelAutoencoder(nn.Module):
         results = self._encode_levels(x, range(self.num_levels))
         levels = [AutoencoderOutput(recon=self._decode_level(i, results, x.shape[-1], c, pitch),
                                     bottleneck=results[i]) for i in range(self.num_levels)]
+        metrics: dict[str, torch.Tensor] = {}
+        if self.adversary is not None and speaker is not None and not speaker.is_floating_point():
+            losses["speaker/adversary"], metrics["speaker/adversary_acc"] = self.adversary(
+                results[self.speaker_levels[0]].z, speaker)
         if self.pitch is not None and (self.training or given):  # the F0 predictor's terms (valid: held-out error)
             stats = self.pitch.speaker_stats(speaker, x.shape[0])
             losses.update(self.pitch.predictor_losses(results[self.pitch_levels[0]].z, c, pitch, stats))
-        return MultiLevelOutput(levels=levels, losses=losses)
+        return MultiLevelOutput(levels=levels, losses=losses, metrics=metrics)
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -236,7 +261,7 @@ class MultiLevelAutoencoder(nn.Module):
         c = self.speaker_vector(speaker) if level in self.speaker_levels else None
         if level in self.pitch_levels and pitch is None:
             pitch = self.predict_pitch(codes, speaker, z.shape[-1] * lv.hop)
-        out = self._decoder_input(level, z, upper, c, pitch)
+        out = self.decode_latents(level, z, upper, c, pitch)
         return out if length is None else out[..., :length]
 
     @torch.no_grad()

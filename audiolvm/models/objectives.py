@@ -38,7 +38,8 @@ class AudioReconstructionObjective:
             decoders; the F0 predictor's terms (``pitch/f0``, ``pitch/voicing``) are model terms.
     """
 
-    MODEL_TERMS = frozenset({"speaker/encoder", "pitch/f0", "pitch/voicing"})  # from the model, not per level
+    # from the model, not per level
+    MODEL_TERMS = frozenset({"speaker/encoder", "speaker/adversary", "pitch/f0", "pitch/voicing"})
 
     def __init__(
         self,
@@ -58,11 +59,7 @@ class AudioReconstructionObjective:
 
     def level_terms(self, out: AutoencoderOutput, audio: torch.Tensor) -> dict[str, torch.Tensor]:
         """Unweighted loss terms and bottleneck metrics of one level's output."""
-        spec = self.stft(out.recon, audio)
-        terms = {"waveform": waveform_loss(out.recon, audio, self.waveform)}
-        terms.update({f"stft/{k}": v for k, v in spec.items()})
-        if self.mel is not None:
-            terms["mel"] = self.mel(out.recon, audio)
+        terms = self.recon_terms(out.recon, audio)
         terms.update({f"{self.prefix}/{k}": v for k, v in out.bottleneck.losses.items()})
         missing = sorted(set(self.weights) - set(terms) - self.MODEL_TERMS)
         if missing:
@@ -71,6 +68,15 @@ class AudioReconstructionObjective:
             )
         metrics = {f"{self.prefix}/{k}": v.detach() for k, v in out.bottleneck.metrics.items()}
         return {**terms, **metrics}
+
+    def recon_terms(self, recon: torch.Tensor, audio: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The unweighted terms comparing a reconstruction ``Tensor[B x 1 x T]`` with ``audio``: waveform, STFT and
+        (with a mel loss) mel; ``weighted(recon_terms(...))`` is the reconstruction part of a level's loss."""
+        terms = {"waveform": waveform_loss(recon, audio, self.waveform)}
+        terms.update({f"stft/{k}": v for k, v in self.stft(recon, audio).items()})
+        if self.mel is not None:
+            terms["mel"] = self.mel(recon, audio)
+        return terms
 
     def weighted(self, terms: Mapping[str, torch.Tensor], weights: Mapping[str, float] | None = None) -> torch.Tensor:
         """``sum_k w_k terms[k]`` over the weighted terms present (``weights``: default the objective's own)."""
@@ -109,11 +115,14 @@ class AudioReconstructionObjective:
 
     def add_model_terms(self, result: dict[str, torch.Tensor], out: MultiLevelOutput | AutoencoderOutput
                         ) -> dict[str, torch.Tensor]:
-        """Add the model-wide terms (``speaker/encoder``, ``pitch/f0``) to ``result["loss"]`` and log them."""
-        extra = out.losses if isinstance(out, MultiLevelOutput) else {}
-        for name, value in extra.items():
+        """Add the model-wide terms (``speaker/encoder``, ``pitch/f0``) to ``result["loss"]`` and log them with the
+        model-wide metrics."""
+        if not isinstance(out, MultiLevelOutput):
+            return result
+        for name, value in out.losses.items():
             result["loss"] = result["loss"] + self.weights.get(name, 1.0) * value
             result[name] = value.detach()
+        result.update({name: value.detach() for name, value in out.metrics.items()})
         return result
 
     def __call__(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -130,6 +130,12 @@ class PitchConditioner(nn.Module):
         self.frame_proj = nn.Conv1d(2, latent_dim, 3, padding=1)
         self.predictor = PitchPredictor(latent_dim, speaker_dim, width, self.ratio)
 
+    def add_speaker(self, name: str, stats: Sequence[float]) -> None:
+        """Append an enrolled speaker's ln-F0 ``[mean, std]`` to the table (after the speaker table's rows)."""
+        row = torch.tensor([list(stats)], dtype=self.table.dtype, device=self.table.device)
+        self.table = torch.cat([self.table, row])  # (S + 1, 2)
+        self.names.append(name)
+
     # ------------------------------------------------------------------------------ F0 of audio
     def extract(self, x: torch.Tensor) -> Pitch:
         """F0 of ``x : Tensor[B x 1 x T]`` with the model's extractor -> :class:`Pitch` of ``T // hop + 1`` frames."""

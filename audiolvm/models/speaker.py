@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from audiolvm.core.features import LogMel
+from audiolvm.nn.reversal import reverse_gradient
 
 
 class SpeakerEncoder(nn.Module):
@@ -70,6 +71,22 @@ class SpeakerConditioner(nn.Module):
                            "has a speaker encoder (model.speaker.encoder)")
         return torch.tensor([self._index[n] for n in names], dtype=torch.long, device=device)
 
+    def add_speaker(self, name: str, vector: torch.Tensor) -> int:
+        """Append ``name`` with ``vector : Tensor[dim]`` as a new table row (enrolment); returns its id. The other
+        rows are unchanged."""
+        if name in self._index:
+            raise ValueError(f"speaker {name!r} is already one of the model's speakers ({', '.join(self.names)}); "
+                             "choose another name")
+        weight = self.table.weight.detach()
+        table = nn.Embedding(len(self.names) + 1, self.dim).to(weight.device)
+        with torch.no_grad():
+            table.weight.copy_(torch.cat([weight, vector.reshape(1, self.dim).to(weight)]))
+        table.weight.requires_grad_(self.table.weight.requires_grad)
+        self.table = table
+        self._index[name] = len(self.names)
+        self.names.append(name)
+        return self._index[name]
+
     def forward(self, speaker: torch.Tensor) -> torch.Tensor:
         """Ids ``LongTensor[B]``, audio ``Tensor[B x 1 x T]`` or vectors ``Tensor[B x dim]`` -> ``Tensor[B x dim]``."""
         if not speaker.is_floating_point():
@@ -99,3 +116,40 @@ class SpeakerConditioner(nn.Module):
         use_enc = (torch.rand(ids.shape[0], 1, device=ids.device) < self.encoder_mix).to(enc.dtype)  # (B, 1)
         vectors = use_enc * enc + (1.0 - use_enc) * table
         return vectors, {"speaker/encoder": F.mse_loss(enc, table.detach())}
+
+
+class SpeakerAdversary(nn.Module):
+    """Speaker-invariance pressure on content features (``model.speaker.adversary``): a frame-wise speaker
+    classifier behind a gradient reversal.
+
+    ``forward(z, ids)`` with features ``Tensor[B x D x N]`` and training-speaker ids ``LongTensor[B]`` returns the
+    cross-entropy of every frame's speaker prediction (the classifier minimises it) and the frames' accuracy. The
+    features receive that loss's gradient times ``-scale``: the encoder is pushed to make the speaker unreadable
+    from every frame of its codes while the classifier keeps trying to read it."""
+
+    def __init__(self, dim: int, num_speakers: int, width: int = 128, scale: float = 1.0) -> None:
+        super().__init__()
+        if scale <= 0:
+            raise ValueError(f"the adversary's gradient-reversal scale must be > 0, got {scale}")
+        self.scale = scale
+        self.net = nn.Sequential(nn.Conv1d(dim, width, 3, padding=1), nn.ReLU(),
+                                 nn.Conv1d(width, width, 3, padding=1), nn.ReLU(),
+                                 nn.Conv1d(width, num_speakers, 1))
+
+    def add_speaker(self) -> None:
+        """One more class with zero weights (the model gained an enrolled speaker; the adversary only trains)."""
+        last = self.net[-1]
+        grown = nn.Conv1d(last.in_channels, last.out_channels + 1, 1).to(last.weight.device)
+        with torch.no_grad():
+            grown.weight.zero_()
+            grown.bias.zero_()
+            grown.weight[:-1].copy_(last.weight)
+            grown.bias[:-1].copy_(last.bias)
+        self.net[-1] = grown
+
+    def forward(self, z: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.net(reverse_gradient(z, self.scale))  # (B, S, N)
+        target = ids[:, None].expand(-1, logits.shape[-1])  # (B, N)
+        loss = F.cross_entropy(logits.float(), target)
+        accuracy = (logits.detach().argmax(1) == target).float().mean()
+        return loss, accuracy

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
+from audiolvm.core.features import LogMel
+
 
 class ResidualDilatedBlock(nn.Module):
     """``x + conv1x1(act(conv3_dilated(act(x))))`` (Jukebox / WaveNet style), length preserving."""
@@ -257,3 +259,32 @@ class ConvDecoder1d(nn.Module):
     @property
     def hop(self) -> int:
         return math.prod(m.stride for m in self.net if isinstance(m, Upsample1d))
+
+
+class MelEncoder1d(nn.Module):
+    """Log-mel frames -> latent features: ``Tensor[B x 1 x T]`` -> ``Tensor[B x out_ch x T / hop]``.
+
+    The waveform is turned into ``n_mels`` log-mel bands every ``frame_hop`` samples (Hann window ``n_fft``,
+    centred), normalised per item and band over time, and a :class:`ConvEncoder1d` with ``strides`` (product
+    ``hop / frame_hop``) takes the frames to the code rate. A drop-in for the waveform encoder: same input,
+    same output length for inputs padded to a multiple of ``hop``."""
+
+    def __init__(self, out_ch: int, width: int, hop: int, depth: int, sample_rate: int = 16000, n_mels: int = 80,
+                 frame_hop: int = 64, n_fft: int = 1024, dilation_growth: int = 3) -> None:
+        super().__init__()
+        if frame_hop < 1 or hop % frame_hop:
+            raise ValueError(f"the mel frame hop ({frame_hop}) must divide the code hop ({hop})")
+        self.frame_hop = frame_hop
+        self.mel = LogMel(sample_rate, n_fft=n_fft, hop_length=frame_hop, n_mels=n_mels)
+        strides, rest = [], hop // frame_hop
+        while rest > 1:  # stride-2 steps where possible, then the odd rest
+            step = 2 if rest % 2 == 0 else rest
+            strides.append(step)
+            rest //= step
+        self.net = ConvEncoder1d(n_mels, out_ch, width, strides or [1], depth, dilation_growth)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        frames = x.shape[-1] // self.frame_hop
+        mel = self.mel(x[:, 0])[..., :frames]  # (B, n_mels, T / frame_hop): centred frames, the last dropped
+        mel = (mel - mel.mean(-1, keepdim=True)) / (mel.std(-1, keepdim=True) + 1e-3)
+        return self.net(mel)

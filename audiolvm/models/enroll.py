@@ -1,0 +1,119 @@
+"""Few-shot speaker enrolment: a new voice for a trained speaker-conditioned model, without retraining it.
+
+:func:`enroll_speaker` fits one speaker vector ``Tensor[dim]`` so that the frozen decoder, reading the clips' own
+codes (and F0), reconstructs the clips; every weight stays as it is. The codes, F0 and crops are computed once, so
+each step is one decoder forward and backward on a batch of crops. With a speaker encoder the vector starts at
+the encoder's mean vector of the clips, otherwise at the mean of the table. A pitch-aware model also gets the
+speaker's ln-F0 ``[mean, std]`` from the clips, which ``convert --pitch map`` moves a source contour into.
+
+:meth:`MultiLevelAutoencoder.add_speaker` then makes the voice one more speaker of the model (``audiolvm enroll``
+writes that model as a new run folder).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from audiolvm.models.multilevel import MultiLevelAutoencoder
+from audiolvm.models.pitch import Pitch, voiced_log_stats
+
+
+@dataclass
+class Enrolment:
+    """The fitted ``vector : Tensor[dim]``, the speaker's ln-F0 ``[mean, std]`` (None without a pitch path), and
+    the fit's record: steps, seconds, the loss of the first and the last steps, crops and samples of the clips."""
+
+    vector: torch.Tensor
+    f0_stats: list[float] | None
+    steps: int
+    seconds: float
+    first_loss: float
+    last_loss: float
+    crops: int
+    samples: int
+
+    def summary(self, sample_rate: int) -> dict:
+        """The fit's record for JSON and tables (``f0_stats`` included, the vector left out)."""
+        return {"seconds_of_audio": round(self.samples / sample_rate, 2), "crops": self.crops, "steps": self.steps,
+                "fit_seconds": round(self.seconds, 1), "loss_first": self.first_loss, "loss_last": self.last_loss,
+                "f0_stats": self.f0_stats}
+
+
+def _windows(clips: Sequence[torch.Tensor], crop: int, hop: int) -> torch.Tensor:
+    """Crops ``Tensor[W x 1 x crop]`` of every clip, starting at multiples of ``hop``, half a crop apart."""
+    out = []
+    for clip in clips:
+        wave = clip.reshape(-1)
+        step = max(hop, (crop // 2) // hop * hop)
+        for start in range(0, max(wave.numel() - crop, 0) + 1, step):
+            out.append(wave[start:start + crop])
+    return torch.stack(out)[:, None]
+
+
+def enroll_speaker(model: MultiLevelAutoencoder, clips: Sequence[torch.Tensor],
+                   loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], level: int = 0, steps: int = 300,
+                   lr: float = 0.05, crop: int = 8000, batch: int = 8, seed: int = 0,
+                   time_limit: float | None = None) -> Enrolment:
+    """Fit a speaker vector for ``clips`` (waveforms ``Tensor[T]`` at the model's rate) on level ``level``'s decoder.
+
+    ``loss(recon, audio)`` scores a reconstruction ``Tensor[B x 1 x crop]`` (the run's own reconstruction terms).
+    Adam with rate ``lr`` runs ``steps`` steps (or until ``time_limit`` seconds) on random batches of ``batch``
+    crops of ``crop`` samples (shorter clips: the shortest clip's length, in whole codes). The model is left in the
+    mode and with the gradient flags it had, and no weight or buffer of it changes.
+    """
+    if model.speaker is None or level not in model.speaker_levels:
+        raise ValueError(f"level {level}'s decoder is not speaker-conditioned (levels {model.speaker_levels}): "
+                         "enrolment fits the vector such a decoder reads")
+    if not clips:
+        raise ValueError("enrolment needs at least one clip of the new speaker")
+    hop = model.levels[level].hop
+    crop = min(crop, min(c.numel() for c in clips)) // hop * hop
+    if crop < hop:
+        raise ValueError(f"the clips are too short: the shortest has {min(c.numel() for c in clips)} samples, "
+                         f"under one code ({hop} samples)")
+    was_training = model.training
+    flags = [p.requires_grad for p in model.parameters()]
+    model.eval().requires_grad_(False)
+    try:
+        with torch.no_grad():
+            audio = _windows(clips, crop, hop)  # (W, 1, crop)
+            z = model.level_features(audio, level)[1]  # (W, D, N)
+            upper = None
+            if model.mode == "conditioned" and level + 1 < model.num_levels:
+                upper = model.level_features(audio, level + 1)[1]
+            pitch = model.extract_pitch(audio) if level in model.pitch_levels else None
+            f0_stats = None
+            if pitch is not None:
+                whole = model.extract_pitch(torch.cat([c.reshape(-1) for c in clips])[None, None])
+                f0_stats = voiced_log_stats(whole, model.pitch.global_stats)[0].tolist()
+            if model.speaker.encoder is not None:
+                start = torch.stack([model.speaker(c.reshape(1, 1, -1))[0] for c in clips]).mean(0)
+            else:
+                start = model.speaker.table.weight.mean(0)
+        vector = start.clone().requires_grad_(True)
+        opt = torch.optim.Adam([vector], lr=lr)
+        gen = torch.Generator().manual_seed(seed)
+        t0, losses = time.perf_counter(), []
+        for _ in range(steps):
+            idx = torch.randint(audio.shape[0], (min(batch, audio.shape[0]),), generator=gen)
+            p = None if pitch is None else Pitch(pitch.f0[idx], pitch.voiced[idx])
+            recon = model.decode_latents(level, z[idx], None if upper is None else upper[idx],
+                                         vector[None].expand(len(idx), -1), p)[..., :crop]
+            value = loss(recon, audio[idx])
+            opt.zero_grad(set_to_none=True)
+            value.backward()
+            opt.step()
+            losses.append(float(value.detach()))
+            if time_limit is not None and time.perf_counter() - t0 > time_limit:
+                break
+        return Enrolment(vector=vector.detach(), f0_stats=f0_stats, steps=len(losses),
+                         seconds=time.perf_counter() - t0, first_loss=losses[0], last_loss=losses[-1],
+                         crops=int(audio.shape[0]), samples=sum(c.numel() for c in clips))
+    finally:
+        for param, flag in zip(model.parameters(), flags, strict=True):
+            param.requires_grad_(flag)
+        model.train(was_training)
