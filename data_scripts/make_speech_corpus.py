@@ -295,16 +295,22 @@ def synth_speaker(
         result = synth.synth(text)
         wave = result.wave.astype(np.float32) * (opts.gain / 32768.0)  # (T,) at 22,050 Hz
         wave = quantize(resample(wave, result.sample_rate, rate), opts.bits)  # (T',) at rate; FLAC: free low bits
-        stem = out / AUDIO_DIR / speaker.id / f"{utt}_mic1"
-        save_audio(stem.with_suffix(".flac"), wave, rate)
-        write_textgrid(to_alignment(result), stem.with_suffix(".TextGrid"), opts.textgrid_digits)
-        txt = out / TEXT_DIR / speaker.id / f"{utt}.txt"
-        txt.parent.mkdir(parents=True, exist_ok=True)
-        txt.write_text(text + "\n", encoding="utf-8")
+        write_utterance(out, speaker.id, utt, text, wave, rate, to_alignment(result), opts)
         stats.append({"utt": utt, "seconds": wave.size / rate, "phones": len(result.phonemes)})
-        if _PROGRESS is not None:
-            _PROGRESS.put(1)
     return stats
+
+
+def write_utterance(out: Path, speaker: str, utt: str, text: str, wave: np.ndarray, rate: int, alignment: Alignment,
+                    opts: CorpusOptions) -> None:
+    """One utterance in the VCTK layout: FLAC, TextGrid beside it, the sentence under ``txt/``; counts progress."""
+    stem = out / AUDIO_DIR / speaker / f"{utt}_mic1"
+    save_audio(stem.with_suffix(".flac"), wave, rate)
+    write_textgrid(alignment, stem.with_suffix(".TextGrid"), opts.textgrid_digits)
+    txt = out / TEXT_DIR / speaker / f"{utt}.txt"
+    txt.parent.mkdir(parents=True, exist_ok=True)
+    txt.write_text(text + "\n", encoding="utf-8")
+    if _PROGRESS is not None:
+        _PROGRESS.put(1)
 
 
 def synth_festival_speaker(
@@ -316,15 +322,8 @@ def synth_festival_speaker(
     for k, (text, result) in enumerate(zip(texts, results, strict=True), start=1):
         utt = f"{speaker.id}_{k:03d}"
         wave = quantize(resample(result.wave * opts.gain, result.sample_rate, rate), opts.bits)  # (T',) at rate
-        stem = out / AUDIO_DIR / speaker.id / f"{utt}_mic1"
-        save_audio(stem.with_suffix(".flac"), wave, rate)
-        write_textgrid(festival_alignment(result), stem.with_suffix(".TextGrid"), opts.textgrid_digits)
-        txt = out / TEXT_DIR / speaker.id / f"{utt}.txt"
-        txt.parent.mkdir(parents=True, exist_ok=True)
-        txt.write_text(text + "\n", encoding="utf-8")
+        write_utterance(out, speaker.id, utt, text, wave, rate, festival_alignment(result), opts)
         stats.append({"utt": utt, "seconds": wave.size / rate, "phones": len(result.segments)})
-        if _PROGRESS is not None:
-            _PROGRESS.put(1)
     return stats
 
 

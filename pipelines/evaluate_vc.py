@@ -73,8 +73,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                              "enrolment on --enroll-clips clips; and the unseen speakers' other utterances to seen "
                              "voices")
     unseen.add_argument("--unseen-voices", type=int, default=0, help="use only the first N unseen voices (0 = all)")
-    unseen.add_argument("--enroll-clips", type=int, default=5,
-                        help="clips of each unseen voice for its reference (the first) and its enrolment")
+    unseen.add_argument("--enroll-clips", type=int, nargs="+", default=[1, 5], metavar="N",
+                        help="enrol each unseen voice on its first N utterances, once per N (default: 1 5); the "
+                             "first utterance is also the reference clip")
     unseen.add_argument("--enroll-seconds", type=float, default=45.0, help="fitting time per enrolled voice")
 
 
@@ -142,10 +143,12 @@ def unseen_voices(cfg, args: argparse.Namespace):  # noqa: ANN001, ANN201 - (rea
         by.setdefault(e.speaker, []).append(e)
     if args.unseen_voices > 0:
         by = dict(list(by.items())[: args.unseen_voices])
-    short = [s for s, es in by.items() if len(es) <= args.enroll_clips]
+    if min(args.enroll_clips) < 1:
+        raise ValueError(f"--enroll-clips {args.enroll_clips}: each count must be at least 1")
+    short = [s for s, es in by.items() if len(es) <= max(args.enroll_clips)]
     if short:
         raise ValueError(f"unseen speaker {short[0]!r} has {len(by[short[0]])} utterances: --enroll-clips "
-                         f"{args.enroll_clips} leaves none to convert; use fewer enrolment clips")
+                         f"{max(args.enroll_clips)} leaves none to convert; use fewer enrolment clips")
     return reader, by
 
 
@@ -170,12 +173,18 @@ def run_unseen(args: argparse.Namespace, model, cfg, classifier) -> dict:  # noq
     if missing:
         raise ValueError(f"the classifier {args.classifier} has no class for the unseen speaker {missing[0]!r}: train "
                          "it on all voices (the judge must know them; only the VQ-VAE holds them out)")
-    clips = {s: [w for _, w in iter_audio(ureader, es[: args.enroll_clips], rate, "clips", progress=False)]
+    counts = sorted(set(args.enroll_clips))
+    clips = {s: [w for _, w in iter_audio(ureader, es[: counts[-1]], rate, "clips", progress=False)]
              for s, es in voices.items()}
-    enrolled, record = enroll_unseen(model, cfg, clips, args.enroll_seconds, args.seed)
+    enrolled, record = {}, {}
+    for k in counts:
+        enrolled[k], fits = enroll_unseen(model, cfg, {s: ws[:k] for s, ws in clips.items()}, args.enroll_seconds,
+                                          args.seed)
+        record.update({(s, k): r for s, r in fits.items()})
+    best = enrolled[counts[-1]]  # the most clips: the unseen voices' reconstructions and the reverse direction
     settings = speech_pitch_settings(model, rate)
     reference = {s: torch.from_numpy(ws[0])[None, None] for s, ws in clips.items()}
-    index = {n: i for i, n in enumerate(enrolled.speaker_names)}
+    index = {n: i for i, n in enumerate(best.speaker_names)}
 
     def median(wave: np.ndarray) -> float:
         return median_f0(wave, settings)
@@ -190,41 +199,46 @@ def run_unseen(args: argparse.Namespace, model, cfg, classifier) -> dict:  # noq
         return lambda x, target: m.convert(x, torch.tensor([index[target]]), level=args.level, pitch=args.pitch)
 
     def recon(x: torch.Tensor, source: str) -> torch.Tensor:
-        return enrolled.reconstruct(x, level=args.level, speaker=torch.tensor([index[source]]))
+        return best.reconstruct(x, level=args.level, speaker=torch.tensor([index[source]]))
 
     runs: dict[str, VCResults] = {}
     if model.speaker.encoder is not None:
-        runs["to unseen voices, from one reference clip"] = evaluate_vc(
+        runs["to unseen voices, from one reference clip (speaker encoder)"] = evaluate_vc(
             classifier, reader, seen, to_unseen, lambda x, t: model.convert(x, reference[t], level=args.level,
                                                                             pitch=args.pitch), recon, **common)
-    runs[f"to unseen voices, after enrolment on {args.enroll_clips} clips"] = evaluate_vc(
-        classifier, reader, seen, to_unseen, by_id(enrolled), recon, keep_audio=args.examples, **common)
-    sources = [e for es in voices.values() for e in es[args.enroll_clips:]]
+    for k in counts:
+        runs[f"to unseen voices, after enrolment on {k} clip{'s' * (k > 1)}"] = evaluate_vc(
+            classifier, reader, seen, to_unseen, by_id(enrolled[k]), recon,
+            keep_audio=args.examples if k == counts[-1] else 0, **common)
+    examples = runs[next(reversed(runs))].examples
+    sources = [e for es in voices.values() for e in es[counts[-1]:]]
     if 0 < args.n_utterances < len(sources):
         keep = sorted(derived_rng(args.seed, 0x7D).permutation(len(sources))[: args.n_utterances])
         sources = [sources[i] for i in keep]
-    runs["from unseen speakers to seen voices (reconstructions: enrolled voice)"] = evaluate_vc(
+    runs[f"from unseen speakers to seen voices (reconstructions: enrolled on {counts[-1]} clips)"] = evaluate_vc(
         classifier, ureader, sources, pick_targets([e.speaker for e in sources], names, args.targets, args.seed),
-        by_id(enrolled), recon, **common)
+        by_id(best), recon, **common)
     if model.speaker.encoder is None:
-        note = ("reference-clip conversion skipped: the model has no speaker encoder (model.speaker.encoder: false)")
+        note = ("reference-clip conversion through the speaker encoder skipped: the model has none "
+                "(model.speaker.encoder: false)")
         runs[next(iter(runs))].notes.append(note)
     out = Path(args.out) if args.out else resolve_checkpoint(args.checkpoint)[0].parent / "vc"
     lines = [f"# Unseen voices: {args.checkpoint}, classifier {args.classifier}", "",
              f"Voices the VQ-VAE never heard (data.unseen_speakers={cfg.data.unseen_speakers}): {', '.join(voices)}. "
-             f"Reference clip: each voice's first utterance; enrolment: its first {args.enroll_clips} utterances "
-             "(fitted vector and ln-F0 stats, no weight changed); converted: held-out utterances of seen speakers, and "
-             "the unseen speakers' remaining utterances.", "",
-             "| enrolled voice | clips | seconds of audio | steps | fit, s | loss first → last |",
+             "Reference clip: each voice's first utterance; enrolment on N clips: its first N utterances "
+             "(a fitted speaker vector and ln-F0 stats; no weight changed); converted: held-out utterances of seen "
+             "speakers, and the unseen speakers' remaining utterances.", "",
+             "| enrolled voice | clips | seconds of audio | steps | fit, s | loss on the clips, before → after |",
              "|---|---:|---:|---:|---:|---|"]
-    lines += [f"| {s} | {r['clips']} | {r['seconds_of_audio']} | {r['steps']} | {r['fit_seconds']} | "
-              f"{r['loss_first']:.3f} → {r['loss_last']:.3f} |" for s, r in record.items()]
+    lines += [f"| {s} | {k} | {r['seconds_of_audio']} | {r['steps']} | {r['fit_seconds']} | "
+              f"{r['loss_first']:.3f} → {r['loss_last']:.3f} |" for (s, k), r in record.items()]
     for title, res in runs.items():
         lines += ["", f"## {title}", "", res.to_markdown()]
     atomic_write_text(out / "unseen.md", "\n".join(lines) + "\n")
-    summary = {"voices": list(voices), "enrolment": record, **{t: r.to_dict() for t, r in runs.items()}}
+    summary = {"voices": list(voices), "enrolment": [{"speaker": s, **r} for (s, _), r in record.items()],
+               **{t: r.to_dict() for t, r in runs.items()}}
     atomic_write_json(out / "unseen.json", summary)
-    for name, wave in runs[f"to unseen voices, after enrolment on {args.enroll_clips} clips"].examples.items():
+    for name, wave in examples.items():
         save_audio(out / "unseen_examples" / f"{name}.wav", wave, rate)
     for name, ws in clips.items():
         save_audio(out / "unseen_examples" / f"{name}_reference.wav", ws[0], rate)

@@ -194,6 +194,8 @@ def test_probe_command_writes_tables_json_and_confusion(tiny_run: tuple[Path, Pa
         assert row["speaker_chance"] == 0.5
     confusion = np.array(level["confusion_test"]["counts"])
     assert confusion.sum() == level["test_frames"]
+    assert 0.0 <= level["phone_speaker_acc"] <= 1.0  # the speaker probe on the true phone labels
+    assert f"true phone labels (same windows): {level['phone_speaker_acc']:.3f}" in table
 
 
 def test_probe_user_errors_name_the_file_or_option(tiny_run: tuple[Path, Path], tmp_path: Path) -> None:

@@ -22,12 +22,7 @@ DATA = f"data.root={ROOT / 'data' / 'speech'}"
 SPEECH = ROOT / "data" / "speech" / "wav48_silence_trimmed"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,7 @@ from audiolvm.nn.attention import KVCache
 K, UPPER_K, UPSAMPLE = 16, 8, 4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest single-threaded (and do not fight other jobs for the 2 cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_prior(kind: str, labels: int = 0, context: int = 32) -> CausalTransformerPrior:

@@ -25,12 +25,7 @@ DATA = f"data.root={SPEECH}"
 NAMES = [f"e{i:02d}" for i in range(1, 13)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def clip(speaker: str, n: int) -> torch.Tensor:
@@ -186,16 +181,17 @@ def test_evaluate_vc_unseen_reports_reference_and_enrolled_conversions(vc_run: P
                  f"train.out_dir={cls}", "train.max_steps=3", "train.progress=false", "data.batch_size=4"]) == 0
     out = tmp_path / "vc"
     assert main(["evaluate-vc", "--checkpoint", str(vc_run), "--classifier", str(cls), "--unseen",
-                 "--unseen-voices", "1", "--enroll-clips", "2", "--enroll-seconds", "2", "--n-utterances", "4",
+                 "--unseen-voices", "1", "--enroll-clips", "1", "2", "--enroll-seconds", "1", "--n-utterances", "4",
                  "--targets", "1", "--references", "0", "--out", str(out)]) == 0
     summary = json.loads((out / "unseen.json").read_text())
     (voice,) = summary["voices"]
     runs = {k: v for k, v in summary.items() if k.startswith(("to unseen", "from unseen"))}
-    assert len(runs) == 3  # reference clip, enrolment, and the reverse direction
+    assert len(runs) == 4  # reference clip, enrolment on 1 and on 2 clips, and the reverse direction
     for title, res in runs.items():
         assert res["n_conversions"] > 0
         targets = {c["target"] for c in res["conversions"]}
         sources = {c["source"] for c in res["conversions"]}
         assert targets == {voice} if title.startswith("to") else sources == {voice}
-    assert summary["enrolment"][voice]["clips"] == 2
-    assert "after enrolment" in (out / "unseen.md").read_text()
+    assert [(e["speaker"], e["seconds_of_audio"] > 0) for e in summary["enrolment"]] == [(voice, True)] * 2
+    text = (out / "unseen.md").read_text()
+    assert "after enrolment on 1 clip\n" in text and "after enrolment on 2 clips" in text

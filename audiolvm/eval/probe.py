@@ -391,9 +391,12 @@ def probe_level(frames: LevelFrames, opts: ProbeOptions) -> LevelProbe:
                 rows[name], counts = probe_system(frames, name, opts)
                 confusion = counts if name == "model" else confusion
     test = ~frames.train
+    window = max(1, round(opts.speaker_window * frames.sample_rate / frames.hop))
+    with _threads(opts.threads):
+        phone_speaker = speaker_probe_accuracy(frames, frames.phone, window, opts.max_iter)
     return LevelProbe(frames.level, frames.hop, frames.sample_rate / frames.hop, frames.num_codes,
                       len(np.unique(frames.phone)), len(np.unique(frames.phone[test])), int(frames.train.sum()),
-                      int(test.sum()), len(frames.speakers), rows, confusion)
+                      int(test.sum()), len(frames.speakers), rows, confusion, phone_speaker)
 
 
 def probe_model(model: MultiLevelAutoencoder, reader: CorpusReader, items: Sequence[tuple[Entry, bool]],

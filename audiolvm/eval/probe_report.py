@@ -39,6 +39,9 @@ class LevelProbe:
     speakers: int
     rows: dict[str, dict[str, float]]
     confusion: np.ndarray
+    # the speaker probe on the frames' true phone labels: what the phone sequence alone tells about the speaker
+    # (accent, speaking rate), i.e. what a perfectly phonetic code would still give away
+    phone_speaker_acc: float = math.nan
 
     @property
     def title(self) -> str:
@@ -59,6 +62,7 @@ class LevelProbe:
         keep = self.confusion_labels()
         info = {k: getattr(self, k) for k in ("level", "hop", "frame_rate", "num_codes", "phone_classes",
                                              "test_phone_classes", "train_frames", "test_frames", "speakers")}
+        info["phone_speaker_acc"] = self.phone_speaker_acc if math.isfinite(self.phone_speaker_acc) else None
         rows = {n: {m: (v if math.isfinite(v) else None) for m, v in r.items()} for n, r in self.rows.items()}
         confusion = {"labels": [PHONES[i] for i in keep], "counts": self.confusion[np.ix_(keep, keep)].tolist()}
         return {**info, "rows": rows, "confusion_test": confusion}
@@ -86,6 +90,9 @@ class ProbeReport:
                     f"{lv.phone_classes} phone classes present ({lv.test_phone_classes} in test), "
                     f"{lv.train_frames} train / {lv.test_frames} test frames, {lv.speakers} speakers.", "",
                     lv.table(), ""]
+            if math.isfinite(lv.phone_speaker_acc):
+                out += [f"Speaker probe on the true phone labels (same windows): {lv.phone_speaker_acc:.3f}, what a "
+                        "perfectly phonetic code would still give away (accent, speaking rate).", ""]
         out += ["Higher is better for the accuracies, purities, PNMI and NMI; lower is better for the ABX errors and "
                 "the speaker probe (chance = 1 / speakers). `code→phone acc`: each code labelled with its most "
                 "frequent train phone, scored on test frames; `majority`: the most frequent train phone; phone purity, "

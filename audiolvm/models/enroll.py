@@ -12,6 +12,7 @@ writes that model as a new run folder).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from audiolvm.models.pitch import Pitch, voiced_log_stats
 @dataclass
 class Enrolment:
     """The fitted ``vector : Tensor[dim]``, the speaker's ln-F0 ``[mean, std]`` (None without a pitch path), and
-    the fit's record: steps, seconds, the loss of the first and the last steps, crops and samples of the clips."""
+    the fit's record: steps, seconds, the loss over all crops before and after, crops and samples of the clips."""
 
     vector: torch.Tensor
     f0_stats: list[float] | None
@@ -61,9 +62,10 @@ def enroll_speaker(model: MultiLevelAutoencoder, clips: Sequence[torch.Tensor],
     """Fit a speaker vector for ``clips`` (waveforms ``Tensor[T]`` at the model's rate) on level ``level``'s decoder.
 
     ``loss(recon, audio)`` scores a reconstruction ``Tensor[B x 1 x crop]`` (the run's own reconstruction terms).
-    Adam with rate ``lr`` runs ``steps`` steps (or until ``time_limit`` seconds) on random batches of ``batch``
-    crops of ``crop`` samples (shorter clips: the shortest clip's length, in whole codes). The model is left in the
-    mode and with the gradient flags it had, and no weight or buffer of it changes.
+    Adam runs ``steps`` steps (or until ``time_limit`` seconds) on random batches of ``batch`` crops of ``crop``
+    samples (shorter clips: the shortest clip's length, in whole codes), its rate decaying from ``lr`` to 0 on a
+    cosine over that budget. ``first_loss`` / ``last_loss`` are the loss over all crops before and after. The model
+    is left in the mode and with the gradient flags it had, and no weight or buffer of it changes.
     """
     if model.speaker is None or level not in model.speaker_levels:
         raise ValueError(f"level {level}'s decoder is not speaker-conditioned (levels {model.speaker_levels}): "
@@ -97,22 +99,34 @@ def enroll_speaker(model: MultiLevelAutoencoder, clips: Sequence[torch.Tensor],
         vector = start.clone().requires_grad_(True)
         opt = torch.optim.Adam([vector], lr=lr)
         gen = torch.Generator().manual_seed(seed)
-        t0, losses = time.perf_counter(), []
-        for _ in range(steps):
-            idx = torch.randint(audio.shape[0], (min(batch, audio.shape[0]),), generator=gen)
+
+        def decode(idx: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
             p = None if pitch is None else Pitch(pitch.f0[idx], pitch.voiced[idx])
-            recon = model.decode_latents(level, z[idx], None if upper is None else upper[idx],
-                                         vector[None].expand(len(idx), -1), p)[..., :crop]
-            value = loss(recon, audio[idx])
+            return model.decode_latents(level, z[idx], None if upper is None else upper[idx],
+                                        v[None].expand(len(idx), -1), p)[..., :crop]
+
+        def pool_loss(v: torch.Tensor) -> float:  # the loss over every crop, in batches
+            with torch.no_grad():
+                chunks = torch.arange(audio.shape[0]).split(batch)
+                return sum(float(loss(decode(i, v), audio[i])) * len(i) for i in chunks) / audio.shape[0]
+
+        first = pool_loss(vector.detach())
+        t0, done = time.perf_counter(), 0
+        while done < steps:
+            # cosine decay of the rate over the budget (steps or time, whichever runs out first)
+            progress = max(done / steps, (time.perf_counter() - t0) / time_limit if time_limit else 0.0)
+            if progress >= 1.0:
+                break
+            opt.param_groups[0]["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+            idx = torch.randint(audio.shape[0], (min(batch, audio.shape[0]),), generator=gen)
+            value = loss(decode(idx, vector), audio[idx])
             opt.zero_grad(set_to_none=True)
             value.backward()
             opt.step()
-            losses.append(float(value.detach()))
-            if time_limit is not None and time.perf_counter() - t0 > time_limit:
-                break
-        return Enrolment(vector=vector.detach(), f0_stats=f0_stats, steps=len(losses),
-                         seconds=time.perf_counter() - t0, first_loss=losses[0], last_loss=losses[-1],
-                         crops=int(audio.shape[0]), samples=sum(c.numel() for c in clips))
+            done += 1
+        return Enrolment(vector=vector.detach(), f0_stats=f0_stats, steps=done, seconds=time.perf_counter() - t0,
+                         first_loss=first, last_loss=pool_loss(vector.detach()), crops=int(audio.shape[0]),
+                         samples=sum(c.numel() for c in clips))
     finally:
         for param, flag in zip(model.parameters(), flags, strict=True):
             param.requires_grad_(flag)
