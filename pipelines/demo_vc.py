@@ -79,7 +79,7 @@ def report_lines(vc: dict | None, probed: dict | None) -> list[str]:
             lines += ["### A voice the VQ-VAE never heard", "",
                       "Held out of the VQ-VAE's training (`data.unseen_speakers: 1`); the classifier knows it. WAVs in "
                       "`vc/unseen_examples/` (its reference clip, conversions to it after enrolment on 5 clips).", ""]
-            lines += _demote(vc["unseen"].split("\n", 1)[1])
+            lines += _demote(vc["unseen"].split("\n", 1)[1].lstrip("\n"))
             lines += [""]
     if probed:
         lines += ["## Phoneme probe of the speech codes", "",
