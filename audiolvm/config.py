@@ -69,6 +69,7 @@ class SpeakerConfig:
     # loss.weights["speaker/adversary"] (default 1), its accuracy is logged as speaker/adversary_acc
     adversary: float = 0.0
     adversary_width: int = 128
+    adversary_pool: bool = False  # one speaker prediction per crop (mean of the frames' logits), not per frame
     names: list[str] = field(default_factory=list)  # training speakers, filled from the corpus at train time
 
 

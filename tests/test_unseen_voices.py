@@ -66,6 +66,19 @@ def test_gradient_reversal_flips_the_features_gradient_and_keeps_the_classifiers
         reverse_gradient(x, -1.0)
 
 
+def test_pooled_adversary_reads_one_prediction_per_item_from_the_mean_logits() -> None:
+    torch.manual_seed(0)
+    z, ids = torch.randn(4, 8, 30), torch.tensor([0, 1, 2, 1])
+    adversary = SpeakerAdversary(8, 3, width=16, pool=True)
+    loss, accuracy = adversary(z, ids)
+    logits = adversary.net(z).mean(-1)  # (B, S)
+    torch.testing.assert_close(loss, torch.nn.functional.cross_entropy(logits, ids))
+    assert float(accuracy) == float((logits.argmax(1) == ids).float().mean())
+    frame_wise = SpeakerAdversary(8, 3, width=16)
+    frame_wise.load_state_dict(adversary.state_dict())
+    assert not torch.allclose(frame_wise(z, ids)[0], loss)  # per frame is another loss
+
+
 def test_the_model_trains_its_adversary_on_training_ids_and_the_config_is_checked() -> None:
     cfg = small(speaker=SpeakerConfig(levels=[0], dim=8, names=NAMES[:4], adversary=1.0, adversary_width=16))
     model = build_model(cfg).train()

@@ -125,13 +125,14 @@ class SpeakerAdversary(nn.Module):
     ``forward(z, ids)`` with features ``Tensor[B x D x N]`` and training-speaker ids ``LongTensor[B]`` returns the
     cross-entropy of every frame's speaker prediction (the classifier minimises it) and the frames' accuracy. The
     features receive that loss's gradient times ``-scale``: the encoder is pushed to make the speaker unreadable
-    from every frame of its codes while the classifier keeps trying to read it."""
+    from every frame of its codes while the classifier keeps trying to read it. ``pool``: one prediction per item
+    from the mean of its frames' logits instead (the speaker read from a whole crop, as the probe's histograms do)."""
 
-    def __init__(self, dim: int, num_speakers: int, width: int = 128, scale: float = 1.0) -> None:
+    def __init__(self, dim: int, num_speakers: int, width: int = 128, scale: float = 1.0, pool: bool = False) -> None:
         super().__init__()
         if scale <= 0:
             raise ValueError(f"the adversary's gradient-reversal scale must be > 0, got {scale}")
-        self.scale = scale
+        self.scale, self.pool = scale, pool
         self.net = nn.Sequential(nn.Conv1d(dim, width, 3, padding=1), nn.ReLU(),
                                  nn.Conv1d(width, width, 3, padding=1), nn.ReLU(),
                                  nn.Conv1d(width, num_speakers, 1))
@@ -149,7 +150,9 @@ class SpeakerAdversary(nn.Module):
 
     def forward(self, z: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.net(reverse_gradient(z, self.scale))  # (B, S, N)
-        target = ids[:, None].expand(-1, logits.shape[-1])  # (B, N)
+        if self.pool:  # one prediction per item from its frames' mean logits
+            logits = logits.mean(-1, keepdim=True)  # (B, S, 1)
+        target = ids[:, None].expand(-1, logits.shape[-1])  # (B, N) or (B, 1)
         loss = F.cross_entropy(logits.float(), target)
         accuracy = (logits.detach().argmax(1) == target).float().mean()
         return loss, accuracy
