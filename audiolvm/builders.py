@@ -386,6 +386,17 @@ def load_model(path: str | Path) -> tuple[MultiLevelAutoencoder, ExperimentConfi
     return load_run(path, ExperimentConfig, lambda cfg: build_model(cfg.model, cfg.data.sample_rate), "audio model")
 
 
+def load_speaker_model(path: str | Path, level: int = 0) -> tuple[MultiLevelAutoencoder, ExperimentConfig]:
+    """:func:`load_model` for a command that needs a speaker-conditioned decoder at ``level`` (convert, enroll)."""
+    model, cfg = load_model(path)
+    if model.speaker is None:
+        raise ValueError(f"{path}: this model's decoder is not speaker-conditioned (model.speaker.levels is empty); "
+                         "train one with model.speaker.levels set (e.g. configs/demo/speech_vqvae.yaml)")
+    if level not in model.speaker_levels:
+        raise ValueError(f"--level {level}: speaker-conditioned levels of this model are {model.speaker_levels}")
+    return model, cfg
+
+
 def load_discriminators(path: str | Path) -> Discriminators | None:
     """The discriminators saved beside an adversarial run's model (``<run>/disc.safetensors``), in eval mode;
     None for a run trained without them."""

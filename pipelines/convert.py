@@ -22,7 +22,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from audiolvm.builders import load_model
+from audiolvm.builders import load_speaker_model
 from audiolvm.models.multilevel import PITCH_MODES
 from pipelines.reconstruct import process, speaker_tensor
 
@@ -46,12 +46,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, cfg = load_model(args.checkpoint)
-    if model.speaker is None:
-        raise ValueError(f"{args.checkpoint}: this model's decoder is not speaker-conditioned; train one with "
-                         "model.speaker.levels set (e.g. configs/demo/speech_vqvae.yaml)")
-    if args.level not in model.speaker_levels:
-        raise ValueError(f"--level {args.level}: speaker-conditioned levels of this model are {model.speaker_levels}")
+    model, cfg = load_speaker_model(args.checkpoint, args.level)
     if args.reference and model.speaker.encoder is None:
         raise ValueError(f"{args.checkpoint}: --reference needs a model trained with a speaker encoder "
                          f"(model.speaker.encoder: true); use --target-speaker with one of "

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from audiolvm.builders import enroll_voice, enrolled_config, load_model, resolve_checkpoint
+from audiolvm.builders import enroll_voice, enrolled_config, load_speaker_model, resolve_checkpoint
 from audiolvm.config import config_to_dict
 from audiolvm.core.audio import AudioError, load_audio
 from audiolvm.core.files import atomic_write_json
@@ -64,12 +64,7 @@ def clip_files(items: list[str]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, cfg = load_model(args.checkpoint)
-    if model.speaker is None:
-        raise ValueError(f"{args.checkpoint}: the model is not speaker-conditioned (model.speaker.levels is empty), "
-                         "so it has no speaker table to enroll into; train one with e.g. model.speaker.levels=[0]")
-    if args.level not in model.speaker_levels:
-        raise ValueError(f"--level {args.level}: speaker-conditioned levels of this model are {model.speaker_levels}")
+    model, cfg = load_speaker_model(args.checkpoint, args.level)
     run_dir = resolve_checkpoint(args.checkpoint)[0].parent
     out = Path(args.out) if args.out else run_dir.parent / f"{run_dir.name}+{args.speaker}"
     if out.resolve() == run_dir.resolve():
