@@ -2,7 +2,8 @@
 (3 levels, hops 8/32/128), train the VQ-VAE, encode the corpus to codes on disk, score held-out
 reconstructions per level, and write examples; fine-tune the speech model adversarially (discriminators,
 warm start) and compare before / after; then train priors on those codes and sample music and
-speech; convert held-out speech to other voices and score it with an independent speaker classifier;
+speech; convert held-out speech to other voices and score it with an independent speaker classifier (and to
+and from a voice the speech model never heard: reference clip, few-shot enrolment);
 probe the speech codes for phones; train a VAE and an IWAE on the digits (samples, traversal grid,
 importance-sampled NLL) and an image VQ-VAE with a PixelCNN prior over its codes; and write a report.
 
@@ -13,7 +14,8 @@ Outputs (under --out, default outputs/demo), for each of speech and music:
   speech_vqvae_gan/           the speech model fine-tuned with discriminators (warm start), its scores before
                               and after, and spectrograms before / after in examples/
   prior runs, <corpus>_samples/  priors over the codes and sampled audio
-  speaker_classifier/, vc/    the classifier and the conversion scores, bar plot, converted WAVs
+  speaker_classifier/, vc/    the classifier and the conversion scores, bar plot, converted WAVs; vc/unseen.md
+                              and vc/unseen_examples/ for the voice held out of the speech model
   probe/                      phone-probe tables, JSON, confusion matrix
   images/                     VAE / IWAE runs on the digits, sample and traversal grids, NLL table;
                               the image VQ-VAE and its PixelCNN prior (class-conditional samples)
