@@ -240,9 +240,8 @@ def enroll_voice(model: MultiLevelAutoencoder, cfg: ExperimentConfig, name: str,
     """Fit a new voice ``name`` from ``clips`` (waveforms at the run's rate) with the run's own reconstruction terms,
     crop length and batch size, and add it to ``model`` (:func:`enroll_speaker`, :meth:`add_speaker`); ``fit``:
     ``level``, ``steps``, ``lr``, ``seed``, ``time_limit``."""
-    if name in model.speaker_names:
-        raise ValueError(f"speaker {name!r} is already one of the model's speakers ({', '.join(model.speaker_names)});"
-                         " choose another name")
+    if model.speaker is not None:
+        model.speaker.check_new_name(name)  # before the fit, not after it
     objective = build_reconstruction_objective(cfg, cfg.loss.weights)
     crop = int(round(cfg.data.crop_seconds * cfg.data.sample_rate))
     result = enroll_speaker(model, clips, lambda r, a: objective.weighted(objective.recon_terms(r, a)), crop=crop,

@@ -347,6 +347,11 @@ def code_histograms(codes: np.ndarray, utterance: np.ndarray, num_codes: int,
     return np.asarray(hists), np.asarray(firsts)
 
 
+def speaker_window(frames: LevelFrames, opts: ProbeOptions) -> int:
+    """Frames per code histogram of the speaker probe (``opts.speaker_window`` seconds, at least one frame)."""
+    return max(1, round(opts.speaker_window * frames.sample_rate / frames.hop))
+
+
 def speaker_probe_accuracy(frames: LevelFrames, codes: np.ndarray, window_frames: int,
                            max_iter: int = 200) -> float:
     """Speaker accuracy of a logistic regression on per-window code histograms, train windows to the test
@@ -367,7 +372,7 @@ def probe_system(frames: LevelFrames, name: str, opts: ProbeOptions) -> tuple[di
     confusion = np.zeros((len(PHONES), len(PHONES)), np.int64)
     np.add.at(confusion, (phone[~train], pred), 1)
     segs = phone_segments(sys_["z"], phone, frames.speaker, frames.utterance, skip=PHONE_INDEX[SILENCE])
-    window = max(1, round(opts.speaker_window * frames.sample_rate / frames.hop))  # frames per histogram
+    window = speaker_window(frames, opts)
     row = {
         "code_phone_acc": acc, "majority_acc": majority, **unit_measures(sys_["codes"], phone),
         "nmi": float(normalized_mutual_info_score(phone, sys_["codes"])),
@@ -391,9 +396,8 @@ def probe_level(frames: LevelFrames, opts: ProbeOptions) -> LevelProbe:
                 rows[name], counts = probe_system(frames, name, opts)
                 confusion = counts if name == "model" else confusion
     test = ~frames.train
-    window = max(1, round(opts.speaker_window * frames.sample_rate / frames.hop))
     with _threads(opts.threads):
-        phone_speaker = speaker_probe_accuracy(frames, frames.phone, window, opts.max_iter)
+        phone_speaker = speaker_probe_accuracy(frames, frames.phone, speaker_window(frames, opts), opts.max_iter)
     return LevelProbe(frames.level, frames.hop, frames.sample_rate / frames.hop, frames.num_codes,
                       len(np.unique(frames.phone)), len(np.unique(frames.phone[test])), int(frames.train.sum()),
                       int(test.sum()), len(frames.speakers), rows, confusion, phone_speaker)

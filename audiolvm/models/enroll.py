@@ -44,15 +44,19 @@ class Enrolment:
                 "f0_stats": self.f0_stats}
 
 
-def _windows(clips: Sequence[torch.Tensor], crop: int, hop: int) -> torch.Tensor:
-    """Crops ``Tensor[W x 1 x crop]`` of every clip, starting at multiples of ``hop``, half a crop apart."""
-    out = []
-    for clip in clips:
-        wave = clip.reshape(-1)
-        step = max(hop, (crop // 2) // hop * hop)
-        for start in range(0, max(wave.numel() - crop, 0) + 1, step):
-            out.append(wave[start:start + crop])
-    return torch.stack(out)[:, None]
+def _windows(clips: Sequence[torch.Tensor], crop: int, hop: int) -> list[tuple[int, int]]:
+    """``(clip index, start sample)`` of crops of every clip, starting at multiples of ``hop``, half a crop apart."""
+    step = max(hop, (crop // 2) // hop * hop)
+    return [(i, start) for i, clip in enumerate(clips) for start in range(0, max(clip.numel() - crop, 0) + 1, step)]
+
+
+def _window_pitch(tracks: Sequence[Pitch], windows: Sequence[tuple[int, int]], crop: int, hop: int) -> Pitch:
+    """The F0 frames of each window, sliced from its clip's track (``crop // hop + 1`` frames, as extracting the
+    window alone would give), so each clip's F0 is extracted once."""
+    n = crop // hop + 1
+    f0 = torch.stack([tracks[i].f0[0, s // hop: s // hop + n] for i, s in windows])
+    voiced = torch.stack([tracks[i].voiced[0, s // hop: s // hop + n] for i, s in windows])
+    return Pitch(f0, voiced)
 
 
 def enroll_speaker(model: MultiLevelAutoencoder, clips: Sequence[torch.Tensor],
@@ -82,15 +86,18 @@ def enroll_speaker(model: MultiLevelAutoencoder, clips: Sequence[torch.Tensor],
     model.eval().requires_grad_(False)
     try:
         with torch.no_grad():
-            audio = _windows(clips, crop, hop)  # (W, 1, crop)
+            waves = [c.reshape(-1) for c in clips]
+            windows = _windows(waves, crop, hop)
+            audio = torch.stack([waves[i][s: s + crop] for i, s in windows])[:, None]  # (W, 1, crop)
             z = model.level_features(audio, level)[1]  # (W, D, N)
             upper = None
             if model.mode == "conditioned" and level + 1 < model.num_levels:
                 upper = model.level_features(audio, level + 1)[1]
-            pitch = model.extract_pitch(audio) if level in model.pitch_levels else None
-            f0_stats = None
-            if pitch is not None:
-                whole = model.extract_pitch(torch.cat([c.reshape(-1) for c in clips])[None, None])
+            pitch = f0_stats = None
+            if level in model.pitch_levels:
+                tracks = [model.extract_pitch(w[None, None]) for w in waves]  # one extraction per clip
+                pitch = _window_pitch(tracks, windows, crop, model.pitch.settings.hop)
+                whole = Pitch(torch.cat([t.f0 for t in tracks], -1), torch.cat([t.voiced for t in tracks], -1))
                 f0_stats = voiced_log_stats(whole, model.pitch.global_stats)[0].tolist()
             if model.speaker.encoder is not None:
                 start = torch.stack([model.speaker(c.reshape(1, 1, -1))[0] for c in clips]).mean(0)

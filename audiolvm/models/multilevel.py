@@ -35,7 +35,7 @@ from audiolvm.bottleneck.jitter import time_jitter
 from audiolvm.models.autoencoder import Autoencoder, AutoencoderOutput
 from audiolvm.models.pitch import Pitch, PitchConditioner, map_pitch, voiced_log_stats
 from audiolvm.models.speaker import SpeakerAdversary, SpeakerConditioner
-from audiolvm.nn.conv1d import Upsample1d
+from audiolvm.nn.conv1d import Upsample1d, halving_strides
 
 MODES = ("independent", "conditioned")
 PITCH_MODES = ("map", "source", "predicted")
@@ -54,13 +54,8 @@ class MultiLevelOutput:
 
 def upsampler(channels: int, factor: int) -> nn.Module:
     """Transposed-conv stack that multiplies the frame rate by ``factor`` (stride-2 steps when possible)."""
-    steps: list[int] = []
-    while factor > 1:
-        step = 2 if factor % 2 == 0 else factor
-        steps.append(step)
-        factor //= step
     layers: list[nn.Module] = [nn.Conv1d(channels, channels, 3, padding=1)]
-    for s in steps:
+    for s in halving_strides(factor):
         layers += [nn.ReLU(), Upsample1d(channels, channels, s)]
     return nn.Sequential(*layers)
 

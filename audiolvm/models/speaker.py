@@ -71,12 +71,16 @@ class SpeakerConditioner(nn.Module):
                            "has a speaker encoder (model.speaker.encoder)")
         return torch.tensor([self._index[n] for n in names], dtype=torch.long, device=device)
 
-    def add_speaker(self, name: str, vector: torch.Tensor) -> int:
-        """Append ``name`` with ``vector : Tensor[dim]`` as a new table row (enrolment); returns its id. The other
-        rows are unchanged."""
+    def check_new_name(self, name: str) -> None:
+        """ValueError if ``name`` is already one of the speakers (an enrolled voice needs a name of its own)."""
         if name in self._index:
             raise ValueError(f"speaker {name!r} is already one of the model's speakers ({', '.join(self.names)}); "
                              "choose another name")
+
+    def add_speaker(self, name: str, vector: torch.Tensor) -> int:
+        """Append ``name`` with ``vector : Tensor[dim]`` as a new table row (enrolment); returns its id. The other
+        rows are unchanged."""
+        self.check_new_name(name)
         weight = self.table.weight.detach()
         table = nn.Embedding(len(self.names) + 1, self.dim).to(weight.device)
         with torch.no_grad():

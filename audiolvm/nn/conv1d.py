@@ -261,6 +261,18 @@ class ConvDecoder1d(nn.Module):
         return math.prod(m.stride for m in self.net if isinstance(m, Upsample1d))
 
 
+def halving_strides(factor: int) -> list[int]:
+    """``factor`` as resampling strides: 2 while it is even, then the odd rest (12 -> [2, 2, 3]; 1 -> [])."""
+    if factor < 1:
+        raise ValueError(f"factor must be >= 1, got {factor}")
+    strides: list[int] = []
+    while factor > 1:
+        step = 2 if factor % 2 == 0 else factor
+        strides.append(step)
+        factor //= step
+    return strides
+
+
 class MelEncoder1d(nn.Module):
     """Log-mel frames -> latent features: ``Tensor[B x 1 x T]`` -> ``Tensor[B x out_ch x T / hop]``.
 
@@ -276,12 +288,8 @@ class MelEncoder1d(nn.Module):
             raise ValueError(f"the mel frame hop ({frame_hop}) must divide the code hop ({hop})")
         self.frame_hop = frame_hop
         self.mel = LogMel(sample_rate, n_fft=n_fft, hop_length=frame_hop, n_mels=n_mels)
-        strides, rest = [], hop // frame_hop
-        while rest > 1:  # stride-2 steps where possible, then the odd rest
-            step = 2 if rest % 2 == 0 else rest
-            strides.append(step)
-            rest //= step
-        self.net = ConvEncoder1d(n_mels, out_ch, width, strides or [1], depth, dilation_growth)
+        self.net = ConvEncoder1d(n_mels, out_ch, width, halving_strides(hop // frame_hop) or [1], depth,
+                                 dilation_growth)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         frames = x.shape[-1] // self.frame_hop
