@@ -16,9 +16,8 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from audiolvm.builders import build_datasets, build_model, build_objective  # noqa: E402
+from audiolvm.builders import build_datasets, build_model, build_objective, with_pitch_stats, with_speakers  # noqa: E402
 from audiolvm.config import load_config  # noqa: E402
-from pipelines.train import with_pitch_stats, with_speakers  # noqa: E402
 
 CONFIG = "configs/demo/speech_vqvae.yaml"
 VARIANTS = {  # name: overrides of the demo config

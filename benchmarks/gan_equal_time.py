@@ -43,8 +43,9 @@ from audiolvm.builders import load_classifier, load_model, split_entries_for  # 
 from audiolvm.config import ExperimentConfig  # noqa: E402
 from audiolvm.core.cpu import LoadMeter  # noqa: E402
 from audiolvm.core.files import atomic_write_json, atomic_write_text  # noqa: E402
+from audiolvm.data import iter_audio  # noqa: E402
 from audiolvm.engine.logs import read_series  # noqa: E402
-from audiolvm.eval import evaluate_model, iter_audio  # noqa: E402
+from audiolvm.eval import evaluate_model  # noqa: E402
 from audiolvm.eval.evaluate import compare_spectrograms, own_speaker, speech_pitch_settings  # noqa: E402
 from audiolvm.eval.plots import pyplot  # noqa: E402
 from audiolvm.eval.speaker import classify_wave  # noqa: E402

@@ -6,8 +6,7 @@ import argparse
 import logging
 import sys
 
-from audiolvm.core.audio import AudioError
-from audiolvm.engine import TrainingDiverged
+from audiolvm.core.errors import AudiolvmError
 from pipelines import (
     convert,
     decode,
@@ -48,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback of an error instead of its one-line message")
+                        help="show the traceback of a user error (bad flag, config, file or corpus) too, not only its "
+                             "one-line message; other errors always show theirs")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():
         module.add_parser(sub.add_parser(name, help=module.HELP, description=module.__doc__,
@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("accelerate").setLevel(logging.WARNING)
     try:
         return int(COMMANDS[args.command].run(args) or 0)
-    # user errors, a diverged run, a full disk or an unreadable file: one clear line, exit code 2
-    # (--debug or -v: the traceback)
-    except (ValueError, OSError, KeyError, AudioError, TrainingDiverged) as exc:
+    # the project's own errors (a bad flag, config, file or corpus; a diverged run): one clear line naming the fix,
+    # exit code 2 (--debug or -v: the traceback too). Anything else is a bug and keeps its traceback.
+    except AudiolvmError as exc:
         if args.verbose or args.debug:
             raise
         print(f"audiolvm {args.command}: error: {exc}", file=sys.stderr)

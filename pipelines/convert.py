@@ -23,6 +23,7 @@ import logging
 from pathlib import Path
 
 from audiolvm.builders import load_speaker_model
+from audiolvm.core.errors import UsageError
 from audiolvm.models.multilevel import PITCH_MODES
 from pipelines.reconstruct import process, speaker_tensor
 
@@ -48,13 +49,13 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     model, cfg = load_speaker_model(args.checkpoint, args.level)
     if args.reference and model.speaker.encoder is None:
-        raise ValueError(f"{args.checkpoint}: --reference needs a model trained with a speaker encoder "
+        raise UsageError(f"{args.checkpoint}: --reference needs a model trained with a speaker encoder "
                          f"(model.speaker.encoder: true); use --target-speaker with one of "
                          f"{', '.join(model.speaker_names)}")
     if model.pitch is None and (args.pitch != "map" or args.pitch_shift):
         log.warning("this model has no pitch path (model.pitch.levels is empty); ignoring --pitch/--pitch-shift")
     if args.pitch == "predicted" and args.pitch_shift:
-        raise ValueError("--pitch-shift applies to --pitch map or source; the predicted F0 is in the target's range")
+        raise UsageError("--pitch-shift applies to --pitch map or source; the predicted F0 is in the target's range")
     rate = cfg.data.sample_rate
     speaker = speaker_tensor(model, rate, args.target_speaker, args.reference)
     conversion = {"pitch": args.pitch, "shift_semitones": args.pitch_shift}

@@ -15,6 +15,7 @@ import torch
 
 from audiolvm.builders import check_code_levels, load_model
 from audiolvm.core.audio import save_audio
+from audiolvm.core.errors import UnknownNameError
 from audiolvm.data.codes import CodeItem, CodeStore
 from audiolvm.models import MultiLevelAutoencoder
 
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         wanted = set(args.items.split(","))
         items = [it for it in items if it.id in wanted]
         if missing := wanted - {it.id for it in items}:
-            raise KeyError(f"--items: {sorted(missing)} not in {args.codes}/items.jsonl")
+            raise UnknownNameError(f"--items: {sorted(missing)} not in {args.codes}/items.jsonl")
     items = items[: args.limit] if args.limit else items
     levels = range(model.num_levels) if args.level is None else [args.level]
     for item in items:

@@ -35,12 +35,12 @@ import torch
 from audiolvm.builders import load_model, split_entries_for
 from audiolvm.config import ExperimentConfig, load_config
 from audiolvm.core.audio import save_audio
+from audiolvm.core.errors import MissingFileError, UsageError
 from audiolvm.core.files import atomic_write_json, atomic_write_text
 from audiolvm.core.pitch import extract_pitch, f0_range
+from audiolvm.data import CorpusReader, Entry, iter_audio
 from audiolvm.data.codes import CodeStore
-from audiolvm.data.manifest import Entry
-from audiolvm.data.readers import CorpusReader
-from audiolvm.eval import codebook_usage, evaluate_model, iter_audio, plot_spectrograms
+from audiolvm.eval import codebook_usage, evaluate_model, plot_spectrograms
 from audiolvm.eval.evaluate import own_speaker, speech_pitch_settings
 from audiolvm.eval.plots import plot_pitch_tracks
 from audiolvm.models import MultiLevelAutoencoder
@@ -135,7 +135,7 @@ def run_stage(name: str, args: argparse.Namespace, out: Path) -> dict:
     config, run_dir = STAGES[name], out / f"{name}_vqvae"
     cfg = load_config(config, args.overrides)
     if not Path(cfg.data.root).exists():
-        raise FileNotFoundError(f"data.root={cfg.data.root}: corpus not found; see data_scripts/ to generate it")
+        raise MissingFileError(f"data.root={cfg.data.root}: corpus not found; see data_scripts/ to generate it")
     t0 = time.time()
     log.info("[%s 1/4] training %d steps (hops %s)", name, cfg.train.max_steps, cfg.model.hops)
     train.run(argparse.Namespace(config=config, overrides=[*args.overrides, f"train.out_dir={run_dir}"],
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     names = [s.strip() for s in args.stages.split(",") if s.strip()]
     if unknown := set(names) - set(STAGES) - {"gan", "priors", "vc", "probe", "images"}:
-        raise ValueError(f"--stages: unknown {sorted(unknown)}; choose from {sorted(STAGES)}, gan, priors, vc, probe, "
+        raise UsageError(f"--stages: unknown {sorted(unknown)}; choose from {sorted(STAGES)}, gan, priors, vc, probe, "
                          "images")
     stages = [run_stage(name, args, out) for name in names if name in STAGES]
     gan = demo_gan.run_gan(out, overrides=tuple(args.overrides)) if "gan" in names else None

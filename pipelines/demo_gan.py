@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from audiolvm.builders import load_discriminators, load_model, split_entries_for
+from audiolvm.core.errors import MissingFileError
 from audiolvm.eval import evaluate_model
 from audiolvm.eval.adversarial import discriminator_scores
 from audiolvm.eval.evaluate import compare_spectrograms, speech_pitch_settings
@@ -29,7 +30,7 @@ def run_gan(out: Path, steps: int | None = None, examples: int = 2, overrides: t
     the report shows."""
     source, run_dir = out / "speech_vqvae", out / "speech_vqvae_gan"
     if not (source / "model.safetensors").is_file():
-        raise FileNotFoundError(f"{source}: the gan stage fine-tunes the speech stage's model; run --stages speech "
+        raise MissingFileError(f"{source}: the gan stage fine-tunes the speech stage's model; run --stages speech "
                                 "first (or together: --stages speech,gan)")
     t0 = time.time()
     log.info("[gan 1/2] adversarial fine-tuning of %s", source)

@@ -45,7 +45,8 @@ def train_and_score(name: str, out: Path, steps: int | None) -> dict:
     overrides = [f"codes.root={out / codes}", f"train.out_dir={out / name}"]
     overrides += [f"train.max_steps={steps}"] if steps else []
     t0 = time.time()
-    train_prior.run(argparse.Namespace(config=config, overrides=overrides, resume=False))
+    train_prior.run(argparse.Namespace(config=config, overrides=overrides, resume=False, stop_after=None,
+                                       time_limit=None))
     prior, cfg = load_prior(out / name)
     window = cfg.prior.context
     nll = evaluate_prior(prior, CodeStore(out / codes), cfg.codes.level, window, "valid", cfg.codes.upper_level,

@@ -13,11 +13,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-import torch
-
 from audiolvm.builders import load_model, resolve_checkpoint, split_entries_for
-from audiolvm.data.codes import CodeItem, CodeWriter, LevelInfo
-from audiolvm.eval import iter_audio
+from audiolvm.core.errors import UsageError
+from audiolvm.eval.encode import EncodeSummary, encode_corpus
 
 HELP = "encode audio to per-level codes on disk"
 log = logging.getLogger("audiolvm.encode")
@@ -31,22 +29,19 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard-frames", type=int, default=4_000_000, help="codes per shard file, per level")
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> EncodeSummary:
+    """``run`` returning the summary of what was written."""
     model, cfg = load_model(args.checkpoint)
     if not model.discrete:
-        raise ValueError(f"{args.checkpoint}: the model has no discrete bottleneck, so there are no codes")
+        raise UsageError(f"{args.checkpoint}: the model has no discrete bottleneck, so there are no codes")
     reader, selected = split_entries_for(cfg, args.split, args.data)
-    rate = cfg.data.sample_rate
-    levels = [LevelInfo(i, lv.hop, lv.bottleneck.num_codes) for i, lv in enumerate(model.levels)]
     extra = {"checkpoint": str(resolve_checkpoint(args.checkpoint)[0]), "mode": model.mode, "name": cfg.name}
-    splits = {e.path: s for e, s in selected}
-    with CodeWriter(args.out, levels, rate, args.shard_frames, extra) as writer:
-        for entry, wave in iter_audio(reader, [e for e, _ in selected], rate, "encode"):
-            codes = model.encode(torch.from_numpy(wave)[None, None])  # [(1, N_l)] per level
-            item = CodeItem(id=entry.utterance, speaker=entry.speaker, path=entry.path,
-                            split=splits[entry.path], samples=len(wave))
-            writer.add(item, [c[0].numpy() for c in codes])
-    frames = [sum(it.spans[i][2] for it in writer.items) for i in range(len(levels))]
-    log.info("wrote %d items to %s (codes per level: %s); skipped %d unreadable", len(writer.items), args.out,
-             frames, sum(reader.skipped.values()))
+    summary = encode_corpus(model, reader, selected, args.out, cfg.data.sample_rate, args.shard_frames, extra)
+    log.info("wrote %d items to %s (codes per level: %s); skipped %d unreadable", summary.items, args.out,
+             summary.frames, summary.skipped)
+    return summary
+
+
+def run(args: argparse.Namespace) -> int:
+    execute(args)
     return 0

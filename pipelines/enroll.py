@@ -25,8 +25,9 @@ import torch
 from audiolvm.builders import enroll_voice, enrolled_config, load_speaker_model, resolve_checkpoint
 from audiolvm.config import config_to_dict
 from audiolvm.core.audio import AudioError, load_audio
+from audiolvm.core.errors import MissingFileError, UsageError
 from audiolvm.core.files import atomic_write_json
-from audiolvm.data.manifest import AUDIO_EXTENSIONS
+from audiolvm.data import AUDIO_EXTENSIONS
 from audiolvm.engine.checkpoint import save_weights
 
 HELP = "add a new voice to a speaker-conditioned model from a few clips (fits one speaker vector)"
@@ -54,12 +55,12 @@ def clip_files(items: list[str]) -> list[Path]:
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
             if not found:
-                raise FileNotFoundError(f"--clips {path}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in it")
+                raise MissingFileError(f"--clips {path}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) in it")
             files += found
         elif path.is_file():
             files.append(path)
         else:
-            raise FileNotFoundError(f"--clips {path}: no such file or folder")
+            raise MissingFileError(f"--clips {path}: no such file or folder")
     return files
 
 
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = resolve_checkpoint(args.checkpoint)[0].parent
     out = Path(args.out) if args.out else run_dir.parent / f"{run_dir.name}+{args.speaker}"
     if out.resolve() == run_dir.resolve():
-        raise ValueError(f"--out {out} is the original run; enrolment writes a new run folder")
+        raise UsageError(f"--out {out} is the original run; enrolment writes a new run folder")
     files = clip_files(args.clips)
     if not 1 <= len(files) <= 5:
         log.warning("%d clips given; enrolment is designed for 1 to 5 (more only cost time)", len(files))

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 from audiolvm.builders import load_discriminators, load_model, resolve_checkpoint, split_entries_for
+from audiolvm.core.errors import UsageError
 from audiolvm.core.files import atomic_write_json
 from audiolvm.eval import evaluate_model
 from audiolvm.eval.adversarial import discriminator_scores
@@ -40,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     reader, selected = split_entries_for(cfg, args.split, args.data)
     entries = [e for e, _ in selected][: args.limit]
     if not entries:
-        raise ValueError(f"split {args.split!r} of {args.data or cfg.data.root} is empty; try --split all")
+        raise UsageError(f"split {args.split!r} of {args.data or cfg.data.root} is empty; try --split all")
     speech = args.pitch == "on" or (args.pitch == "auto" and reader.kind != "music")
     settings = speech_pitch_settings(model, cfg.data.sample_rate) if speech else None
     report = evaluate_model(model, reader, entries, cfg.data.sample_rate, pitch=settings)

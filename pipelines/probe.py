@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from audiolvm.builders import build_model, load_model, resolve_checkpoint, split_entries_for
+from audiolvm.core.errors import UsageError
 from audiolvm.data.phones import PHONES, SOURCES, load_phone_tier
 from audiolvm.eval.probe import ProbeOptions, probe_model
 
@@ -49,10 +50,10 @@ def parse_levels(text: str | None, num_levels: int) -> list[int]:
     try:
         levels = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise ValueError(f"--levels {text!r}: give comma-separated integers such as 0,1") from None
+        raise UsageError(f"--levels {text!r}: give comma-separated integers such as 0,1") from None
     bad = [lv for lv in levels if not 0 <= lv < num_levels]
     if bad or not levels:
-        raise ValueError(f"--levels {text!r}: the model has levels 0..{num_levels - 1}")
+        raise UsageError(f"--levels {text!r}: the model has levels 0..{num_levels - 1}")
     return sorted(set(levels))
 
 
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     model, cfg = load_model(args.checkpoint)
     levels = parse_levels(args.levels, model.num_levels)
     if args.unknown_phone is not None and args.unknown_phone not in PHONES:
-        raise ValueError(f"--unknown-phone {args.unknown_phone!r} is not a phone class; use one of {' '.join(PHONES)}")
+        raise UsageError(f"--unknown-phone {args.unknown_phone!r} is not a phone class; use one of {' '.join(PHONES)}")
     reader, selected = split_entries_for(cfg, "all", args.data)
     items = [(entry, split == "train") for entry, split in selected]
     tiers = {e.path: load_phone_tier(e.path, args.phone_source, args.unknown_phone) for e, _ in items}

@@ -17,6 +17,7 @@ import torch
 
 from audiolvm.builders import load_model
 from audiolvm.core.audio import AudioError, load_audio, save_audio
+from audiolvm.core.errors import MissingFileError, UsageError
 from audiolvm.models import MultiLevelAutoencoder
 
 HELP = "reconstruct audio files through a trained model"
@@ -57,7 +58,7 @@ def speaker_tensor(model: MultiLevelAutoencoder, rate: int, name: str | None = N
         wave, _ = load_audio(reference, sample_rate=rate)
         return torch.from_numpy(wave)[None, None]  # (1, 1, T)
     if name is None:
-        raise ValueError(f"this model decodes in a given speaker's voice: pass --speaker (one of "
+        raise UsageError(f"this model decodes in a given speaker's voice: pass --speaker (one of "
                          f"{', '.join(model.speaker_names)})")
     return model.speaker.ids([name])
 
@@ -66,9 +67,9 @@ def process(model: MultiLevelAutoencoder, rate: int, src: Path, dst: Path, level
             speaker: torch.Tensor | None, conversion: dict | None = None) -> int:
     """Reconstruct one file, or every audio file under a folder (unreadable ones skipped and counted)."""
     if not 0 <= level < model.num_levels:
-        raise ValueError(f"--level {level}: this model has levels 0..{model.num_levels - 1}")
+        raise UsageError(f"--level {level}: this model has levels 0..{model.num_levels - 1}")
     if not src.exists():
-        raise FileNotFoundError(f"{src}: no such file or folder")
+        raise MissingFileError(f"{src}: no such file or folder")
     if src.is_file():
         reconstruct_file(model, rate, src, dst, level, speaker, conversion)
         log.info("wrote %s", dst)

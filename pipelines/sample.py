@@ -17,25 +17,23 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import io
 import logging
 import math
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from audiolvm.builders import load_model, load_stages, split_entries_for
 from audiolvm.core.audio import load_audio, save_audio
-from audiolvm.core.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from audiolvm.core.errors import UnknownNameError, UsageError
+from audiolvm.core.files import atomic_write_text
 from audiolvm.eval import plot_spectrograms
 from audiolvm.eval.music import music_report
-from audiolvm.models.chain import SamplingChain, SamplingSettings, top_down
+from audiolvm.eval.sampling import ChainSamples, read_saved_codes, resolve_settings, sample_chain, write_saved_codes
+from audiolvm.models.chain import SamplingChain, top_down
 
 HELP = "sample audio from a prior, upsamplers and a VQ-VAE"
 log = logging.getLogger("audiolvm.sample")
-CODES_META = "codes.json"
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
@@ -67,101 +65,61 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder for WAVs and spectrogram PNGs")
 
 
-def read_saved_codes(folder: Path, level: int | None) -> tuple[dict, dict[int, torch.Tensor]]:
-    """``(meta, {level: codes})`` of a ``--save-codes`` folder, levels >= ``level`` only."""
-    meta_path = folder / CODES_META
-    if not meta_path.is_file():
-        raise FileNotFoundError(f"--from-codes {folder}: no {CODES_META}; write one with 'audiolvm sample "
-                                "--save-codes --out DIR' and pass DIR/codes")
-    meta = read_json(meta_path, "write the codes again with 'audiolvm sample --save-codes'")
-    saved = sorted(int(lv) for lv in meta["levels"])
-    level = saved[0] if level is None else level
-    if level not in saved:
-        raise ValueError(f"--level {level}: {folder} holds levels {saved}; resume from one of them")
-    codes = {lv: torch.from_numpy(np.load(folder / f"level{lv}.npy", allow_pickle=False).astype(np.int64))
-             for lv in saved if lv >= level}
-    return meta, codes
-
-
 def _values(text: str | None, what: str) -> list[float | None]:
     if text is None:
         return []
     try:
         return [float(v) for v in str(text).split(",")]
     except ValueError as exc:
-        raise ValueError(f"--{what} {text!r}: give a number or a comma-separated list of numbers, top-down") from exc
+        raise UsageError(f"--{what} {text!r}: give a number or a comma-separated list of numbers, top-down") from exc
 
 
-def level_settings(args: argparse.Namespace, saved_meta: dict, levels: list[int]) -> dict[int, SamplingSettings]:
-    """Per-level sampling settings of the levels to sample (top-down): the command line's, else those the
-    saved codes were drawn with (--from-codes), else the defaults."""
-    saved = {int(lv): SamplingSettings(**v) for lv, v in saved_meta.get("settings", {}).items()}
-    temps = top_down(_values(args.temperature, "temperature"), levels, "--temperature")
-    tops = top_down(_values(args.top_p, "top-p"), levels, "--top-p")
-    out = {}
-    for lv in levels:
-        base = saved.get(lv, SamplingSettings())
-        out[lv] = SamplingSettings(temps.get(lv, base.temperature),
-                                   args.top_k if args.top_k is not None else base.top_k,
-                                   tops.get(lv, base.top_p), args.seed if args.seed is not None else base.seed)
-    return out
-
-
-def write_codes(folder: Path, codes: dict[int, torch.Tensor], meta: dict) -> None:
-    for lv, c in codes.items():
-        buf = io.BytesIO()
-        np.save(buf, c.numpy().astype(np.int32))
-        atomic_write_bytes(folder / f"level{lv}.npy", buf.getvalue())
-    atomic_write_json(folder / CODES_META, meta | {"levels": sorted(codes)})
-
-
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> ChainSamples:
+    """``run`` returning the samples (codes per level and audio) after writing them."""
     model, vcfg = load_model(args.vqvae)
-    saved_meta, start = ({}, {})
-    if args.from_codes:
-        saved_meta, start = read_saved_codes(Path(args.from_codes), args.level)
-    elif args.prior is None:
-        raise ValueError("--prior is required (or resume with --from-codes DIR)")
-
-    def setting(name: str, default):  # noqa: ANN001, ANN202 - CLI value, else the saved run's, else the default
-        value = getattr(args, name)
-        return value if value is not None else saved_meta.get(name, default)
-
-    n, seconds, speaker = setting("n", 1), setting("seconds", 4.0), setting("speaker", None)
+    saved_meta, start = read_saved_codes(args.from_codes, args.level) if args.from_codes else ({}, {})
+    if not args.from_codes and args.prior is None:
+        raise UsageError("--prior is required (or resume with --from-codes DIR)")
+    n = args.n if args.n is not None else saved_meta.get("n", 1)  # the command line's, else as saved, else default
+    seconds = args.seconds if args.seconds is not None else saved_meta.get("seconds", 4.0)
+    speaker = args.speaker if args.speaker is not None else saved_meta.get("speaker")
     runs = ([args.prior] if args.prior and not start else []) + [u for u in args.upsamplers.split(",") if u]
     if not (n >= 1 and math.isfinite(seconds) and seconds > 0):
-        raise ValueError(f"--n {n} / --seconds {seconds}: need at least one sample of a finite, positive length")
+        raise UsageError(f"--n {n} / --seconds {seconds}: need at least one sample of a finite, positive length")
     stages = [st for st in load_stages(args.vqvae, model, runs) if st.level not in start]
-    settings = level_settings(args, saved_meta, [st.level for st in stages])
+    levels = [st.level for st in stages]
+    settings = resolve_settings(levels, saved_meta.get("settings", {}), top_k=args.top_k, seed=args.seed,
+                                temperature=top_down(_values(args.temperature, "temperature"), levels, "--temperature"),
+                                top_p=top_down(_values(args.top_p, "top-p"), levels, "--top-p"))
     if not stages and not start:
-        raise ValueError("nothing to sample: give --prior (and --upsamplers) or --from-codes")
-    chain = SamplingChain(model, stages, vcfg.data.sample_rate)
-    prime = None
-    if args.prime:
-        wave, _ = load_audio(args.prime, sample_rate=vcfg.data.sample_rate)
-        prime = dict(enumerate(model.encode(torch.from_numpy(wave)[None, None])))  # {level: (1, N_l)}
+        raise UsageError("nothing to sample: give --prior (and --upsamplers) or --from-codes")
+    rate = vcfg.data.sample_rate
+    chain = SamplingChain(model, stages, rate)
+    prime = torch.from_numpy(load_audio(args.prime, sample_rate=rate)[0])[None, None] if args.prime else None
     try:
-        codes = chain.sample_codes(n, seconds, speaker, settings, prime, start)
+        samples = sample_chain(chain, n, seconds, speaker, settings, prime, start)
     except KeyError as exc:
-        raise KeyError(f"--speaker: {exc.args[0]}") from exc
-    lowest = min(codes)
-    audio = chain.decode(codes, lowest, seconds, speaker)  # (n, 1, T)
-    out, rate = Path(args.out), vcfg.data.sample_rate
-    for i in range(n):
-        wave = audio[i, 0].numpy()
+        raise UnknownNameError(f"--speaker: {exc.args[0]}") from exc
+    out, lowest = Path(args.out), samples.level
+    waves = [samples.audio[i, 0].numpy() for i in range(n)]
+    for i, wave in enumerate(waves):
         save_audio(out / f"sample_{i:02d}.wav", wave, rate)
         plot_spectrograms({f"sample {i} (level {lowest})": wave}, rate, out / f"sample_{i:02d}.png")
     if args.save_codes:
-        write_codes(out / "codes", codes, {
+        write_saved_codes(out / "codes", samples.codes, settings, {
             "vqvae": str(args.vqvae), "priors": runs, "n": n, "seconds": seconds, "speaker": speaker,
-            "prime": args.prime, "settings": saved_meta.get("settings", {}) | {
-                str(lv): dataclasses.asdict(v) for lv, v in settings.items()}})
+            "prime": args.prime, "settings": saved_meta.get("settings", {})})
     log.info("wrote %d samples of %.1f s (level %d) to %s", n, seconds, lowest, out)
     if args.measure:
         reader, held_out = split_entries_for(vcfg, "valid")
         report = music_report(model, reader, [e for e, _ in held_out], rate, [lowest])
-        report.add(f"these samples (level {lowest})", [audio[i, 0].numpy() for i in range(n)])
+        report.add(f"these samples (level {lowest})", waves)
         atomic_write_text(out / "music_measures.md", report.to_table() + "\n")
         report.write_json(str(out / "music_measures.json"))
         print(report.to_table())
+    return samples
+
+
+def run(args: argparse.Namespace) -> int:
+    execute(args)
     return 0

@@ -10,16 +10,16 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
 
-from audiolvm.builders import build_datasets, build_model, build_objective
-from audiolvm.config import ConfigError, DataConfig, ExperimentConfig, config_to_dict, load_config
+from audiolvm.builders import build_datasets, build_model, build_objective, resolve_audio_config
+from audiolvm.config import KIND_KEY, config_to_dict, load_config
+from audiolvm.core.errors import UsageError
 from audiolvm.core.files import read_json
 from audiolvm.core.seed import seed_everything
-from audiolvm.data import CropDataset, skip_summary
+from audiolvm.data import skip_summary
 from audiolvm.engine import Trainer
 
 HELP = "train a model from a config"
@@ -43,7 +43,7 @@ def fit_options(args: argparse.Namespace) -> dict[str, Any]:
     """``Trainer.fit`` keywords from the arguments of :func:`add_training_arguments`."""
     minutes = args.time_limit
     if minutes is not None and minutes <= 0:
-        raise ValueError(f"--time-limit {minutes}: give a positive number of minutes")
+        raise UsageError(f"--time-limit {minutes}: give a positive number of minutes")
     return {"resume": args.resume, "stop_after": args.stop_after,
             "time_limit": minutes * 60 if minutes is not None else None}
 
@@ -60,53 +60,22 @@ def progress_keys(num_levels: int, pitch: bool = False, adversarial: bool = Fals
     return ("loss", *(f"l{i}/vq/perplexity" for i in range(num_levels)), *extra)
 
 
-def training_speakers(given: list[str], field: str, train_ds: CropDataset, valid_ds: CropDataset | None,
-                      data: DataConfig, why: str) -> list[str]:
-    """The training set's speakers, for a config ``field`` that lists them (a speaker table, a classifier's
-    classes). Names already in the config must match the corpus, and every held-out speaker must be a
-    training speaker (``why`` says what cannot handle an unseen one)."""
-    speakers = list(train_ds.speakers)
-    if given and list(given) != speakers:
-        raise ConfigError(f"{field} lists {len(given)} speakers but the training set of data.root={data.root!r} "
-                          f"has {len(speakers)} different ones; remove {field} so that training fills it in")
-    unseen = sorted({e.speaker for e in valid_ds.entries} - set(speakers)) if valid_ds is not None else []
-    if unseen:
-        raise ConfigError(f"data.split_by={data.split_by!r} holds out speakers {unseen[:3]} that {why}; use "
-                          "data.split_by: utterance")
-    return speakers
-
-
 def warn_if_resumed_config_differs(cfg: Any, resume: bool) -> None:
     """On --resume, say so when the run folder's config.json is not the config given now."""
-    saved = Path(cfg.train.out_dir) / "config.json"
-    if resume and saved.is_file() and read_json(saved, "delete it; the run rewrites it") != config_to_dict(cfg):
+    saved, now = Path(cfg.train.out_dir) / "config.json", config_to_dict(cfg)
+    if not (resume and saved.is_file()):
+        return
+    old = read_json(saved, "delete it; the run rewrites it")
+    if isinstance(old, dict):
+        old.setdefault(KIND_KEY, now.get(KIND_KEY))  # a run saved before runs recorded their kind
+    if old != now:
         log.warning("%s differs from the config given now; resuming with the one given now", saved)
-
-
-def with_speakers(cfg: ExperimentConfig, train_ds: CropDataset, valid_ds: CropDataset | None) -> ExperimentConfig:
-    """Fill ``model.speaker.names`` (a speaker-conditioned model's lookup table) from the training set."""
-    spk = cfg.model.speaker
-    if not spk.levels:
-        return cfg
-    names = training_speakers(spk.names, "model.speaker.names", train_ds, valid_ds, cfg.data,
-                              "the speaker-conditioned decoder (model.speaker.levels) has no table entry for")
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, speaker=dataclasses.replace(
-        spk, names=names)))
-
-
-def with_pitch_stats(cfg: ExperimentConfig, train_ds: CropDataset) -> ExperimentConfig:
-    """Fill ``model.pitch.stats`` (per-speaker ln-F0 mean and std, saved with the model) from the training set."""
-    if train_ds.pitch is None:
-        return cfg
-    stats = train_ds.pitch.speaker_stats(train_ds.entries)
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, pitch=dataclasses.replace(
-        cfg.model.pitch, stats=stats)))
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     train_ds, valid_ds = build_datasets(cfg)
-    cfg = with_pitch_stats(with_speakers(cfg, train_ds, valid_ds), train_ds)
+    cfg = resolve_audio_config(cfg, train_ds, valid_ds)
     warn_if_resumed_config_differs(cfg, args.resume)
     seed_everything(cfg.train.seed)  # the initial weights depend on the seed only
     model = build_model(cfg.model, cfg.data.sample_rate)

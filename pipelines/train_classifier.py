@@ -13,18 +13,16 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 
-from audiolvm.builders import build_classifier, build_datasets
+from audiolvm.builders import build_classifier, build_datasets, resolve_classifier_config
 from audiolvm.config import ClassifierExperimentConfig, config_to_dict, load_config
 from audiolvm.core.files import atomic_write_json
 from audiolvm.core.seed import seed_everything
-from audiolvm.data import CropDataset
 from audiolvm.engine import Trainer
 from audiolvm.eval.speaker import utterance_accuracy
 from audiolvm.models.classifier import ClassificationObjective
-from pipelines.train import add_training_arguments, fit_options, training_speakers, warn_if_resumed_config_differs
+from pipelines.train import add_training_arguments, fit_options, warn_if_resumed_config_differs
 
 HELP = "train the speaker classifier used by evaluate-vc (real audio only)"
 log = logging.getLogger("audiolvm.train_classifier")
@@ -34,18 +32,10 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     add_training_arguments(p, "classifier YAML config, e.g. configs/demo/speaker_classifier.yaml")
 
 
-def with_speakers(cfg: ClassifierExperimentConfig, train_ds: CropDataset,
-                  valid_ds: CropDataset | None) -> ClassifierExperimentConfig:
-    """Fill ``model.speakers`` (the classes) from the training set."""
-    speakers = training_speakers(cfg.model.speakers, "model.speakers", train_ds, valid_ds, cfg.data,
-                                 "a closed-set classifier cannot name")
-    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, speakers=speakers))
-
-
 def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides, schema=ClassifierExperimentConfig)
     train_ds, valid_ds = build_datasets(cfg)
-    cfg = with_speakers(cfg, train_ds, valid_ds)
+    cfg = resolve_classifier_config(cfg, train_ds, valid_ds)
     warn_if_resumed_config_differs(cfg, args.resume)
     seed_everything(cfg.train.seed)  # the initial weights depend on the seed only
     model = build_classifier(cfg.model, cfg.data.sample_rate)

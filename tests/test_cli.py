@@ -11,7 +11,8 @@ import soundfile as sf
 import torch
 
 from audiolvm.core.audio import load_audio
-from pipelines.cli import main
+from audiolvm.core.errors import MissingFileError, UnknownNameError, UsageError
+from pipelines.cli import COMMANDS, main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny" / "speech_vqvae.yaml")
@@ -65,6 +66,33 @@ def test_user_errors_are_one_line(capsys: pytest.CaptureFixture, tmp_path: Path)
     assert "unknown key 'train.max_stepz'; did you mean 'train.max_steps'" in err and "Traceback" not in err
     assert main(["reconstruct", "--checkpoint", str(tmp_path), "--input", "x.wav", "--output", "y.wav"]) == 2
     assert "no model.safetensors" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("raised", [ValueError("a bug"), KeyError("a bug"), OSError("a bug"), RuntimeError("a bug")])
+def test_errors_that_are_not_the_projects_keep_their_traceback(monkeypatch: pytest.MonkeyPatch,
+                                                                raised: Exception) -> None:
+    """Only the project's own error types are user errors; a builtin one from a bug propagates (the traceback)."""
+    def run(args: object) -> int:
+        raise raised
+
+    monkeypatch.setattr(COMMANDS["info"], "run", run)
+    with pytest.raises(type(raised)):
+        main(["info"])
+
+
+@pytest.mark.parametrize("raised", [UsageError("bad value; use 3"), UnknownNameError("no speaker 'x'; use p225"),
+                                    MissingFileError("no run.json in /x; train first")])
+def test_project_errors_are_one_line_and_debug_shows_their_traceback(monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture,
+                                                                    raised: Exception) -> None:
+    def run(args: object) -> int:
+        raise raised
+
+    monkeypatch.setattr(COMMANDS["info"], "run", run)
+    assert main(["info"]) == 2
+    assert capsys.readouterr().err == f"audiolvm info: error: {raised.args[0]}\n"  # no quotes around a name's message
+    with pytest.raises(type(raised)):
+        main(["--debug", "info"])
 
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from audiolvm.bottleneck import VectorQuantizerEMA
 from audiolvm.builders import (
     build_image_code_data,
     build_image_datasets,
@@ -30,6 +31,10 @@ from audiolvm.config import (
 )
 from audiolvm.data.codes import CodeMapDataset
 from audiolvm.engine import Trainer
+from audiolvm.eval.image import image_prior_metrics, uniform_nll
+from audiolvm.eval.image_grids import grid_array
+from audiolvm.models.image_vqvae import image_vqvae
+from audiolvm.models.priors.pixelcnn import GatedPixelCNN2d
 from pipelines import demo_images, evaluate_image, train_image, train_image_prior
 
 torch.set_num_threads(1)
@@ -178,6 +183,50 @@ def test_conditional_evaluation_draws_analogies(tmp_path: Path) -> None:
 
     # 8 rows (test digits) x (original + 10 classes)
     assert imread(run / "eval" / "analogy.png").shape[:2] == ((8 * 9 + 1) * 4, (11 * 9 + 1) * 4)
+
+
+def test_evaluate_image_returns_the_metrics_and_grids_it_writes(tmp_path: Path) -> None:
+    """The command's result is its eval.json, its grids are the PNGs; a hand-made Namespace without the dsprites
+    options (the demo's) gives the same report."""
+    run = tmp_path / "run"
+    assert cli(train_image, [str(TINY), f"train.out_dir={run}", "train.max_steps=2"]) == 0
+    parser = argparse.ArgumentParser()
+    evaluate_image.add_parser(parser)
+    result = evaluate_image.execute(parser.parse_args(["--checkpoint", str(run), "--samples", "8", "--seed", "2"]))
+    written = json.loads((run / "eval" / "eval.json").read_text())
+    assert written == json.loads(json.dumps(result.metrics)) and written["samples"] == 8
+    assert written["grids"] == list(result.grids) == ["samples.png", "traversal.png", "interpolation.png"]
+    from matplotlib.image import imread
+
+    for name, grid in result.grids.items():
+        assert imread(run / "eval" / name).shape[:2] == grid_array(grid, upscale=4).shape[:2]
+    assert evaluate_image.run(argparse.Namespace(checkpoint=str(run), samples=8, chunk=500, batch_size=100, seed=2,
+                                                 disentangle_samples=0, out=str(tmp_path / "again"))) == 0
+    assert json.loads((tmp_path / "again" / "eval.json").read_text()) == written
+    assert uniform_nll(64, 2) == pytest.approx(64 * math.log(2)) and uniform_nll(64, None) is None
+
+
+def test_image_prior_metrics_score_the_code_maps_and_decode_a_row_per_class() -> None:
+    torch.manual_seed(0)
+    vqvae = image_vqvae(VectorQuantizerEMA(num_codes=8, dim=4), 1, width=8, factors=(2,), depth=1).eval()
+    prior = GatedPixelCNN2d(8, channels=8, layers=2, num_labels=3).eval()
+    x, y = torch.rand(6, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2])
+    with torch.no_grad():
+        codes = vqvae.encode(x)  # (6, 4, 4)
+        nll = -prior.log_prob(codes, {"label": y}).double().mean().item()
+        mse = (vqvae(x).recon - x).square().mean().item()
+    images = [{"image": x[i], "label": y[i]} for i in range(6)]
+    result = image_prior_metrics(prior, CodeMapDataset(codes, y), vqvae, images, vqvae_run="runs/vq", temperature=0.9,
+                                 seed=1, batch_size=4)  # two batches
+    m = result.metrics
+    assert (m["vqvae"], m["items"], m["code_map"], m["num_codes"], m["conditional"]) == ("runs/vq", 6, "4x4", 8, True)
+    assert m["code_nll"] == pytest.approx(nll, rel=1e-6)
+    assert m["bits_per_code"] == pytest.approx(nll / (16 * math.log(2))) and m["uniform_code_nll"] == pytest.approx(
+        16 * math.log(8))
+    assert m["vqvae_mse"] == pytest.approx(mse, rel=1e-5)
+    assert m["grids"] == list(result.grids) == ["samples.png", "reconstructions.png"]
+    assert result.grids["samples.png"].shape == (3, 8, 1, 8, 8)  # 8 samples in a row per class
+    assert result.grids["reconstructions.png"].shape == (2, 4, 1, 8, 8)  # the first batch: originals above theirs
 
 
 # ------------------------------------------------------------------------------------------ image VQ-VAE + prior

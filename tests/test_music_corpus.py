@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from audiolvm.data import FolderReader, MusicCorpusReader, detect_kind, open_corpus
-from audiolvm.data.manifest import CorpusError
+from audiolvm.data import CorpusError, FolderReader, MusicCorpusReader, detect_kind, open_corpus
 from data_scripts import chorales as ch
 from data_scripts import synth
 from data_scripts.make_music_corpus import COLUMNS, MusicOptions, generate_music_corpus, plan_jobs

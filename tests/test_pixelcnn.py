@@ -1,5 +1,6 @@
-"""Gated PixelCNN priors and masked convolutions: causality (through gradients), no blind spot,
-sampling, and learning synthetic code languages whose exact entropy is known."""
+"""Gated PixelCNN priors and masked convolutions: the prior contract (tests/contracts.py), exact receptive fields
+(through gradients), no blind spot, windowed logits, conditioning errors, and learning synthetic code languages
+whose exact entropy is known."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 from audiolvm.models.priors.base import Prior
 from audiolvm.models.priors.pixelcnn import GatedPixelCNN1d, GatedPixelCNN2d
 from audiolvm.nn.masked import CausalConv1d, HorizontalStackConv2d, VerticalStackConv2d, shift_down
+from tests.contracts import PriorContract
 
 K = 8
 
@@ -26,6 +28,21 @@ def input_gradient_support(model: Prior, codes: torch.Tensor, position: tuple[in
     direction = torch.randn(K, generator=torch.Generator().manual_seed(0))
     (logits[(0, *position)] @ direction).backward()
     return emb.grad[0].abs().sum(-1) > 0  # (*S,)
+
+
+# ----------------------------------------------------------------------------- the contract
+
+
+class TestGatedPixelCNN1d(PriorContract):
+    def make_prior(self) -> GatedPixelCNN1d:
+        return GatedPixelCNN1d(K, channels=8, layers=2, num_labels=3)  # receptive field 9 < 12: sampling windows
+
+
+class TestGatedPixelCNN2d(PriorContract):
+    shape = (6, 5)
+
+    def make_prior(self) -> GatedPixelCNN2d:
+        return GatedPixelCNN2d(K, channels=8, layers=2, num_labels=3)  # 3 rows seen above < 6: sampling windows
 
 
 # ----------------------------------------------------------------------------- masked convolutions
@@ -113,38 +130,13 @@ def test_window_logits_match_full_logits() -> None:
     torch.testing.assert_close(window, full[:, i])
 
 
-# ----------------------------------------------------------------------------- sampling and conditioning
+# ----------------------------------------------------------------------------- conditioning and errors
 
 
 def tiny_models(num_labels: int = 0) -> list[tuple[Prior, int | tuple[int, int]]]:
     torch.manual_seed(0)
     return [(GatedPixelCNN1d(K, channels=8, layers=2, num_labels=num_labels), 12),
             (GatedPixelCNN2d(K, channels=8, layers=2, num_labels=num_labels), (4, 5))]
-
-
-@pytest.mark.parametrize("index", [0, 1])
-def test_sampling_is_seeded_shaped_and_in_range(index: int) -> None:
-    model, length = tiny_models(num_labels=3)[index]
-    shape = (6, length) if isinstance(length, int) else (6, *length)
-    cond = {"label": torch.tensor([0, 1, 2, 0, 1, 2])}
-
-    def draw(seed: int, **kw: float) -> torch.Tensor:
-        return model.sample(6, length, cond, generator=torch.Generator().manual_seed(seed), progress=False, **kw)
-
-    a, b, c = draw(1), draw(1), draw(2)
-    assert a.shape == shape and a.dtype == torch.long
-    assert 0 <= int(a.min()) and int(a.max()) < K
-    assert torch.equal(a, b) and not torch.equal(a, c)
-    assert torch.equal(draw(1, top_k=1), draw(5, temperature=0.0))  # top-1 sampling is greedy decoding
-
-
-def test_label_changes_logits() -> None:
-    for model, length in tiny_models(num_labels=2):
-        shape = (1, length) if isinstance(length, int) else (1, *length)
-        codes = torch.randint(0, K, shape)
-        zero = model.logits(codes, {"label": torch.tensor([0])})
-        one = model.logits(codes, {"label": torch.tensor([1])})
-        assert (zero - one).abs().amax() > 1e-3
 
 
 def test_conditioning_errors_name_the_problem_and_the_fix() -> None:
@@ -179,25 +171,6 @@ def test_bad_codes_and_lengths_are_clear_errors() -> None:
         model2.sample(1, 9, progress=False)
     with pytest.raises(ValueError, match="odd kernel_size"):
         GatedPixelCNN2d(K, kernel_size=4)
-
-
-def test_a_training_step_reaches_every_parameter() -> None:
-    for model, length in tiny_models(num_labels=2):
-        shape = (2, length) if isinstance(length, int) else (2, *length)
-        out = model.loss(torch.randint(0, K, shape), {"label": torch.tensor([0, 1])})
-        out["loss"].backward()
-        missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-        assert not missing, f"{type(model).__name__}: no gradient for {missing}"
-        assert out["bits_per_code"] == pytest.approx(out["loss"].item() / math.log(2))
-
-
-def test_padding_after_the_codes_does_not_change_their_masked_loss() -> None:
-    """The engine pads code windows at the end and passes a mask: causality makes padding invisible."""
-    model, _ = tiny_models()[0]
-    codes = torch.randint(0, K, (2, 10))
-    padded = torch.cat([codes, torch.randint(0, K, (2, 5))], dim=1)  # (2, 15)
-    mask = torch.arange(15) < 10
-    torch.testing.assert_close(model(padded, None, mask.expand(2, 15))["loss"], model.loss(codes)["loss"])
 
 
 # ----------------------------------------------------------------------------- learning

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import audiolvm.core.audio as core_audio
 import audiolvm.data.manifest as manifest
 from audiolvm.data import (
     CorpusError,
@@ -38,13 +39,13 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 def probe_counter(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records every header probe (``audio_info`` call) made by the manifest scan."""
     calls: list[str] = []
-    real = manifest.audio_info
+    real = core_audio.audio_info
 
-    def counting(path: str | Path) -> manifest.AudioInfo:
+    def counting(path: str | Path) -> core_audio.AudioInfo:
         calls.append(str(path))
         return real(path)
 
-    monkeypatch.setattr(manifest, "audio_info", counting)
+    monkeypatch.setattr(core_audio, "audio_info", counting)
     return calls
 
 

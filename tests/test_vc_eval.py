@@ -14,9 +14,11 @@ from torch import nn
 
 from audiolvm.builders import load_classifier, split_entries_for
 from audiolvm.core.audio import AudioError
+from audiolvm.core.seed import derived_rng
 from audiolvm.data import Entry, open_corpus
 from audiolvm.eval.speaker import utterance_accuracy
 from audiolvm.eval.vc import VCResults, evaluate_vc, pick_targets, resemblyzer_encoder
+from audiolvm.eval.vc_suite import VCCorpus, VCOptions, evaluate_seen, overlap_note, unseen_voices
 from audiolvm.models.classifier import SpeakerClassifier
 from pipelines import evaluate_vc as evaluate_vc_cli
 from pipelines import train, train_classifier
@@ -146,6 +148,50 @@ def test_similarity_uses_reference_centroids() -> None:
     assert sim == pytest.approx({"to_target": hit, "to_source": 1 - hit, "closer_to_target": hit})
 
 
+class StubVCModel:
+    """Converts perfectly (the target's marker) and reconstructs by copying; no pitch path."""
+
+    pitch = None
+
+    def convert(self, x: torch.Tensor, speaker: torch.Tensor, level: int, pitch: str) -> torch.Tensor:
+        return torch.from_numpy(marker(NAMES[int(speaker[0])]))[None, None]
+
+    def reconstruct(self, x: torch.Tensor, level: int, speaker: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def stub_corpus(splits: dict[str, list[str]]) -> VCCorpus:
+    """A corpus whose split ``name`` holds one utterance per speaker listed (no phone alignments)."""
+    return VCCorpus(lambda name: (StubReader(), entries_of(splits[name])), RATE, "stub corpus")
+
+
+def test_evaluate_seen_converts_seeded_held_out_utterances_and_notes_the_overlap() -> None:
+    corpus = stub_corpus({"valid": ["a", "b", "c", "z", "d", "a", "c"], "train": ["a", "b"]})  # z: unknown
+    options = VCOptions(n_utterances=4, targets=2, seed=1, examples=1, references=0)
+    known = [e for e in entries_of(["a", "b", "c", "z", "d", "a", "c"]) if e.speaker != "z"]
+    chosen = [known[i] for i in sorted(derived_rng(1, 0x7C).permutation(len(known))[:4])]
+    res = evaluate_seen(StubVCModel(), MarkerClassifier(), corpus, NAMES, options, classifier_train=chosen[:1])
+    assert [u.utterance for u in res.utterances] == [e.utterance for e in chosen]
+    assert len(res.conversions) == 8 and all(c.target != c.source for c in res.conversions)
+    acc = res.accuracies()
+    assert (acc["real"], acc["reconstruction"], acc["converted_target"], acc["converted_source"]) == (1, 1, 1, 0)
+    assert res.content() is None and len(res.examples) == 1 + 1 + 2  # the first utterance: real, recon, 2 targets
+    assert "--references 0" in res.notes[0] and res.notes[1].startswith("1 of the 4 converted utterances")
+    assert overlap_note([], chosen) is None and overlap_note(chosen, chosen).startswith("4 of the 4")
+    with pytest.raises(ValueError, match="no held-out utterances of stub corpus"):
+        evaluate_seen(StubVCModel(), MarkerClassifier(), stub_corpus({"valid": ["z"]}), NAMES, options)
+
+
+def test_unseen_voices_are_grouped_sorted_and_need_utterances_left_to_convert() -> None:
+    corpus = stub_corpus({"unseen": ["u2", "u1", "u2", "u1", "u1", "u2"]})
+    _, voices = unseen_voices(corpus, VCOptions(unseen_voices=1, enroll_clips=[1, 2]))
+    assert list(voices) == ["u1"] and [e.utterance for e in voices["u1"]] == ["u1_001", "u1_003", "u1_004"]
+    with pytest.raises(ValueError, match="leaves none to convert"):
+        unseen_voices(corpus, VCOptions(enroll_clips=[3]))
+    with pytest.raises(ValueError, match="at least 1"):
+        unseen_voices(corpus, VCOptions(enroll_clips=[0, 1]))
+
+
 def test_unknown_speakers_are_an_error() -> None:
     entries = entries_of(["a", "e"])
     with pytest.raises(ValueError, match=r"speakers \['e'\] are not among the classifier's"):
@@ -231,9 +277,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_evaluate_vc_command_writes_reports_and_wavs(runs: dict[str, Path]) -> None:
     out = runs["root"] / "report"
-    assert pipeline(evaluate_vc_cli, "--checkpoint", runs["vc"], "--classifier", runs["cls"], "--n-utterances", 4,
-                    "--targets", 3, "--examples", 1, "--references", 0, "--out", out) == 0
+    parser = argparse.ArgumentParser()
+    evaluate_vc_cli.add_parser(parser)
+    result = evaluate_vc_cli.execute(parser.parse_args([str(a) for a in (
+        "--checkpoint", runs["vc"], "--classifier", runs["cls"], "--n-utterances", 4, "--targets", 3, "--examples", 1,
+        "--references", 0, "--out", out)]))
     data = json.loads((out / "vc.json").read_text())
+    assert data == json.loads(json.dumps(result.to_dict()))  # the command returns what it wrote
     assert data["n_utterances"] == 4 and data["n_conversions"] == 12 and data["similarity"] is None
     assert all(c["target"] != c["source"] for c in data["conversions"])
     _, valid = split_entries_for(load_classifier(runs["cls"])[1], "valid")  # tiny split (0.05) within it

@@ -13,6 +13,7 @@ import math
 import torch
 
 from audiolvm.bottleneck.base import Bottleneck, BottleneckResult
+from audiolvm.core.errors import UsageError
 
 #: log-variances are clamped to this range before use (exp() stays finite in float32 and bf16)
 LOGVAR_RANGE = (-30.0, 20.0)
@@ -33,7 +34,7 @@ class GaussianBottleneck(Bottleneck):
     def __init__(self, samples: int = 1, sample_in_eval: bool = False) -> None:
         super().__init__()
         if samples < 1:
-            raise ValueError(f"GaussianBottleneck: samples must be >= 1, got {samples}")
+            raise UsageError(f"GaussianBottleneck: samples must be >= 1, got {samples}")
         self.samples = samples
         self.sample_in_eval = sample_in_eval
 
@@ -69,7 +70,7 @@ class GaussianBottleneck(Bottleneck):
     def posterior(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Split ``x : Tensor[B x 2D x *S]`` into ``(mean, logvar)``, each ``Tensor[B x D x *S]``."""
         if x.dim() < 2 or x.shape[1] % 2 != 0:
-            raise ValueError(
+            raise UsageError(
                 f"GaussianBottleneck expects [B x 2D x *S] (mean and log-variance stacked on dim 1), "
                 f"got shape {tuple(x.shape)}; make the encoder output an even number of channels"
             )
@@ -132,7 +133,7 @@ class GaussianBottleneck(Bottleneck):
 def _num_samples(z: torch.Tensor, mean: torch.Tensor) -> int:
     batch = mean.shape[0]
     if z.shape[1:] != mean.shape[1:] or z.shape[0] % batch != 0:
-        raise ValueError(
+        raise UsageError(
             f"GaussianBottleneck.log_q: z of shape {tuple(z.shape)} is not k stacked samples of a "
             f"posterior of shape {tuple(mean.shape)}; pass z as returned by forward()/sample()"
         )

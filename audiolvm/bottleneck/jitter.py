@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import torch
 
+from audiolvm.core.errors import UsageError
+
 
 def time_jitter(z: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """``z : Tensor[B x D x N]`` with each frame ``t`` replaced by frame ``t - 1`` or ``t + 1`` with probability
     ``p / 2`` each (per item; a replacement that would leave the sequence keeps the frame). ``p = 0``: ``z``
     itself. Draws from ``generator`` (default: the global RNG, which checkpoints save)."""
     if not 0.0 <= p <= 1.0:
-        raise ValueError(f"jitter probability must be in [0, 1], got {p}")
+        raise UsageError(f"jitter probability must be in [0, 1], got {p}")
     if p == 0.0 or z.shape[-1] < 2:
         return z
     b, _, n = z.shape

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from audiolvm.bottleneck.base import Bottleneck, BottleneckResult
 from audiolvm.core.distributed import all_reduce_sum_, all_true, broadcast_, rank
+from audiolvm.core.errors import UsageError
 
 _INITS = ("first_batch", "kmeans")
 
@@ -155,7 +156,7 @@ def _check_args(num_codes: int, dim: int, beta: float, decay: float, eps: float,
     ]
     for ok, message in checks:
         if not ok:
-            raise ValueError(f"VectorQuantizerEMA: {message}")
+            raise UsageError(f"VectorQuantizerEMA: {message}")
 
 
 class VectorQuantizerEMA(Bottleneck):
@@ -248,7 +249,7 @@ class VectorQuantizerEMA(Bottleneck):
 
     def _flatten(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2 or x.shape[1] != self.dim:
-            raise ValueError(
+            raise UsageError(
                 f"VectorQuantizerEMA expects channels-first input [B x {self.dim} x *S], got shape "
                 f"{tuple(x.shape)}; move the feature dim to position 1 (e.g. x.transpose(1, 2))"
             )

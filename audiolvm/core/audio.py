@@ -6,17 +6,21 @@ file and the reason, so a corpus reader can skip and count it instead of crashin
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
 import soxr
 
+from audiolvm.core.errors import AudiolvmError, UsageError
+
 PathLike = str | Path
 
 
-class AudioError(Exception):
+class AudioError(AudiolvmError):
     """A file that cannot be used as audio. ``str(err)`` is ``"<path>: <reason>; <fix>"``."""
 
     def __init__(self, path: PathLike, reason: str, fix: str = "remove the file or fix it") -> None:
@@ -39,6 +43,8 @@ class AudioInfo:
 
 #: sample rates a header may claim; outside this range it is corrupt (a 1 Hz header reads 20 s as 89 days)
 MIN_RATE, MAX_RATE = 1000, 384000
+_FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+_BLOCK = 1 << 16  # frames per block of the scan-time decode (about 4 s at 16 kHz)
 
 
 #: a file (its loudest block) or a training crop quieter than this RMS level is silence: it is skipped at scan
@@ -123,7 +129,7 @@ def save_audio(path: PathLike, wave: np.ndarray, sample_rate: int, subtype: str 
     path = Path(path)
     fmt = {".wav": "WAV", ".flac": "FLAC"}.get(path.suffix.lower())
     if fmt is None:
-        raise ValueError(f"{path}: unsupported audio suffix {path.suffix!r}; use .wav or .flac")
+        raise UsageError(f"{path}: unsupported audio suffix {path.suffix!r}; use .wav or .flac")
     wave = np.asarray(wave, dtype=np.float32)
     if wave.ndim == 2 and wave.shape[0] < wave.shape[1] and wave.shape[0] <= 8:
         wave = wave.T  # (C, T) -> (T, C)
@@ -142,6 +148,72 @@ def quantize(wave: np.ndarray, bits: int) -> np.ndarray:
     smaller (at about 74 dB SNR). ``bits=16`` is the PCM_16 grid itself.
     """
     if not 1 <= bits <= 16:
-        raise ValueError(f"quantize: bits={bits}; choose 1..16 effective bits")
+        raise UsageError(f"quantize: bits={bits}; choose 1..16 effective bits")
     step = 2.0 ** (1 - bits)
     return np.round(wave / step) * step
+
+
+def probe_audio(path: PathLike) -> AudioInfo:
+    """Header probe with :func:`audio_info`, then one streaming decode (:func:`check_samples`): NaN/Inf samples,
+    silence and a body that fails to decode are found at scan time, not mid-epoch. A 0-byte file is reported as
+    such (soundfile would only say "Format not recognised"). Raises AudioError.
+    """
+    if os.path.getsize(path) == 0:
+        raise AudioError(path, "0 bytes (empty file)")
+    info = audio_info(path)
+    check_samples(str(path), str(path))
+    return info
+
+
+def check_samples(source: str | BinaryIO, name: str) -> None:
+    """Decode ``source`` block by block (constant memory) and raise AudioError if a float file holds NaN or Inf,
+    if even its loudest block is quieter than :data:`SILENCE_DBFS` (a silent file), or if the body fails to
+    decode (a file truncated after its header).
+
+    Args:
+        source: a path or a seekable file object that soundfile can open.
+        name: what the error names (the path, or a virtual path such as ``hf://3``).
+    """
+    loudest = -np.inf
+    try:
+        with sf.SoundFile(source) as f:
+            is_float = f.subtype in _FLOAT_SUBTYPES
+            for block in f.blocks(blocksize=_BLOCK, dtype="float32", always_2d=True):
+                if is_float and not np.isfinite(block).all():
+                    raise AudioError(name, "non-finite samples (NaN or Inf)")
+                loudest = max(loudest, rms_dbfs(block.mean(axis=1)))  # (B, C) -> (B,)
+    except AudioError:
+        raise
+    except Exception as exc:
+        raise AudioError(name, f"unreadable by soundfile ({exc})") from exc
+    if loudest < SILENCE_DBFS:
+        raise AudioError(name, f"silent (loudest block {loudest:.0f} dBFS RMS, below {SILENCE_DBFS:.0f} dBFS)",
+                         "remove the file or replace it with the real recording")
+
+
+def probe_source(source: BinaryIO | str, name: str) -> AudioInfo:
+    """Header probe of a path or in-memory file, then :func:`check_samples`. Raises AudioError."""
+    try:
+        with sf.SoundFile(source) as f:
+            rate, frames, channels = f.samplerate, f.frames, f.channels
+    except Exception as exc:
+        raise AudioError(name, f"unreadable by soundfile ({exc})") from exc
+    if frames <= 0:
+        raise AudioError(name, "0 samples (empty file)")
+    if not isinstance(source, str):
+        source.seek(0)
+    check_samples(source, name)
+    return AudioInfo(name, int(rate), int(frames), int(channels))
+
+
+def decode_source(source: BinaryIO | str, name: str, offset: int, frames: int) -> tuple[np.ndarray, int]:
+    """Like :func:`load_audio` for a path or in-memory file: mono float32 (T,) at the file's rate."""
+    try:
+        data, rate = sf.read(source, start=offset, frames=frames, dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise AudioError(name, f"unreadable by soundfile ({exc})") from exc
+    if data.shape[0] == 0:
+        raise AudioError(name, "0 samples (empty file)")
+    if not np.isfinite(data).all():
+        raise AudioError(name, "non-finite samples (NaN or Inf)")
+    return np.ascontiguousarray(data.mean(axis=1), dtype=np.float32), int(rate)  # (T, C) -> (T,)

@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from audiolvm.core.errors import UsageError
+
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to a unique temporary file beside ``path``, then ``os.replace`` it into place."""
@@ -41,4 +43,4 @@ def read_json(path: str | os.PathLike[str], fix: str = "delete it and write it a
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc}); {fix}") from exc
+        raise UsageError(f"{path}: not valid JSON ({exc}); {fix}") from exc

@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from audiolvm.core.errors import UsageError
+
 PITCH_METHODS = ("dio", "harvest", "pyin")
 ALL_SPEAKERS = "*"  # the key of the ln-F0 statistics pooled over every speaker
 _ENERGY_WINDOW_S = 0.025  # RMS and periodicity windows (s)
@@ -52,11 +54,11 @@ class PitchSettings:
 
     def __post_init__(self) -> None:
         if self.method not in PITCH_METHODS:
-            raise ValueError(f"PitchSettings.method={self.method!r} is unknown; use one of {PITCH_METHODS}")
+            raise UsageError(f"PitchSettings.method={self.method!r} is unknown; use one of {PITCH_METHODS}")
         if self.hop < 1 or self.sample_rate < 1:
-            raise ValueError(f"PitchSettings: hop={self.hop}, sample_rate={self.sample_rate}; both must be >= 1")
+            raise UsageError(f"PitchSettings: hop={self.hop}, sample_rate={self.sample_rate}; both must be >= 1")
         if not 0 < self.fmin < self.fmax < self.sample_rate / 2:
-            raise ValueError(f"PitchSettings: fmin={self.fmin}, fmax={self.fmax}; need 0 < fmin < fmax < "
+            raise UsageError(f"PitchSettings: fmin={self.fmin}, fmax={self.fmax}; need 0 < fmin < fmax < "
                              f"sample_rate / 2 = {self.sample_rate / 2}")
 
     def key(self) -> str:
@@ -79,10 +81,10 @@ def extract_pitch(wave: np.ndarray, settings: PitchSettings) -> tuple[np.ndarray
     """
     wave = np.ascontiguousarray(wave, dtype=np.float64)  # pyworld wants C-contiguous float64
     if wave.ndim != 1:
-        raise ValueError(f"extract_pitch: wave has shape {wave.shape}; pass one mono channel (T,)")
+        raise UsageError(f"extract_pitch: wave has shape {wave.shape}; pass one mono channel (T,)")
     n = num_frames(len(wave), settings.hop)
     if not np.isfinite(wave).all():
-        raise ValueError("extract_pitch: wave has NaN or Inf samples; clean the audio first")
+        raise UsageError("extract_pitch: wave has NaN or Inf samples; clean the audio first")
     if len(wave) == 0:  # Harvest fails on empty input; no sample, no voicing
         return np.zeros(n, dtype=np.float32), np.zeros(n, dtype=bool)
     raw = _fit(_RAW[settings.method](wave, settings), n)  # (N,)
@@ -106,10 +108,10 @@ def log_f0_stats(f0: np.ndarray, voiced: np.ndarray) -> tuple[float, float]:
     """``(mean, std)`` of ln F0 over the voiced frames of ``f0 (N,)`` (any shape; concatenations welcome)."""
     f0, voiced = np.asarray(f0, dtype=np.float64).ravel(), np.asarray(voiced, dtype=bool).ravel()
     if f0.shape != voiced.shape:
-        raise ValueError(f"log_f0_stats: f0 has {f0.size} frames but voiced has {voiced.size}; pass matching tracks")
+        raise UsageError(f"log_f0_stats: f0 has {f0.size} frames but voiced has {voiced.size}; pass matching tracks")
     sel = voiced & (f0 > 0)
     if not sel.any():
-        raise ValueError(f"log_f0_stats: no voiced frame (with F0 > 0) among {f0.size} frames; "
+        raise UsageError(f"log_f0_stats: no voiced frame (with F0 > 0) among {f0.size} frames; "
                          "pass tracks that contain voiced speech")
     lf0 = np.log(f0[sel])
     return float(lf0.mean()), float(lf0.std())
@@ -125,7 +127,7 @@ def map_log_f0(
     of ln F0, floats or tensors that broadcast against ``log_f0`` (e.g. ``Tensor[B x 1]`` for ``Tensor[B x N]``)."""
     (mu_s, sd_s), (mu_t, sd_t) = src, tgt
     if isinstance(sd_s, float | int) and sd_s <= 0:
-        raise ValueError(f"map_log_f0: source std {sd_s} <= 0; a flat source contour cannot be rescaled, "
+        raise UsageError(f"map_log_f0: source std {sd_s} <= 0; a flat source contour cannot be rescaled, "
                          "use stats over more voiced frames")
     return (log_f0 - mu_s) / sd_s * sd_t + mu_t + shift_semitones * math.log(2.0) / 12.0
 

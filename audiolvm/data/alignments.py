@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from audiolvm.core.errors import MissingFileError, UnknownNameError, UsageError
+
 PathLike = str | Path
 HTS_UNIT = 1e-7  # seconds per HTS time unit (100 ns)
 #: labels that mean "no phone/word here" in common aligners (MFA, HTS, Kaldi, TIMIT).
@@ -127,7 +129,7 @@ class Alignment:
 
     def tier(self, name: str) -> Tier:
         if name not in self.tiers:
-            raise KeyError(f"alignment has no tier {name!r}; tiers are {sorted(self.tiers)}")
+            raise UnknownNameError(f"alignment has no tier {name!r}; tiers are {sorted(self.tiers)}")
         return self.tiers[name]
 
     @classmethod
@@ -278,9 +280,9 @@ def _parse_tier(tok: _Tokens) -> Tier | None:
 def _check_order(previous: list[Interval], start: float, end: float, path: str, line: int | None) -> None:
     where = f"{path}:{line}" if line is not None else path
     if not (np.isfinite(start) and np.isfinite(end)) or end < start:
-        raise ValueError(f"{where}: interval [{start}, {end}] ends before it starts; fix its times")
+        raise UsageError(f"{where}: interval [{start}, {end}] ends before it starts; fix its times")
     if previous and start < previous[-1].end - 1e-9:
-        raise ValueError(
+        raise UsageError(
             f"{where}: interval starting at {start} overlaps the previous one ending at "
             f"{previous[-1].end}; intervals of a tier must be time-ordered and disjoint"
         )
@@ -333,7 +335,7 @@ def _read_timed(path: PathLike, tier: str, unit: float, unit_name: str, label_of
         try:
             start, end = int(parts[0]) * unit, int(parts[1]) * unit
         except (ValueError, IndexError):
-            raise ValueError(
+            raise UsageError(
                 f"{path}:{lineno}: expected 'start end label' with integer times in {unit_name}, "
                 f"got {line.strip()!r}; labels without times cannot be read"
             ) from None
@@ -361,11 +363,11 @@ def read_csv(path: PathLike, default_tier: str = "phones") -> Alignment:
         if lineno == 1 and row[0].strip().lower() in {"start", "begin", "xmin", "onset"}:
             continue
         if len(row) not in (3, 4):
-            raise ValueError(f"{path}:{lineno}: expected 3 or 4 columns (start,end,label[,tier]), got {row}")
+            raise UsageError(f"{path}:{lineno}: expected 3 or 4 columns (start,end,label[,tier]), got {row}")
         try:
             start, end = float(row[0]), float(row[1])
         except ValueError:
-            raise ValueError(f"{path}:{lineno}: start/end {row[:2]} are not numbers (seconds)") from None
+            raise UsageError(f"{path}:{lineno}: start/end {row[:2]} are not numbers (seconds)") from None
         name = row[3].strip() if len(row) == 4 and row[3].strip() else default_tier
         intervals = tiers.setdefault(name, [])
         _check_order(intervals, start, end, str(path), lineno)
@@ -393,7 +395,7 @@ def load_alignment(path: PathLike) -> Alignment:
     path = Path(path)
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
-        raise ValueError(f"{path}: unknown alignment format {path.suffix!r}; use .TextGrid, .lab, .csv or .PHN")
+        raise UsageError(f"{path}: unknown alignment format {path.suffix!r}; use .TextGrid, .lab, .csv or .PHN")
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: alignment file not found")
+        raise MissingFileError(f"{path}: alignment file not found")
     return reader(path)

@@ -25,9 +25,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from audiolvm.core.audio import AudioError
-from audiolvm.data.manifest import Entry
+from audiolvm.core.errors import StorageError
+from audiolvm.data.entry import Entry
 from audiolvm.data.pitch import cache_locations, entry_key
-from audiolvm.data.readers import CorpusReader
+from audiolvm.data.readers.base import CorpusReader
 
 LOG = logging.getLogger("audiolvm.data")
 SAMPLES, INDEX = "samples.i16", "index.json"
@@ -99,8 +100,9 @@ class ResampledCache:
                 return cls._write(reader, wanted, rate, folder, progress)
             except OSError as exc:
                 LOG.warning("%s: cannot write the resampled cache here (%s)", folder, exc)
-        raise OSError(f"no writable place for the resampled cache of {root} (tried {', '.join(map(str, candidates))});"
-                      " set data.cache: none or make one writable")
+        tried = ", ".join(map(str, candidates))
+        raise StorageError(f"no writable place for the resampled cache of {root} (tried {tried}); set data.cache: "
+                           "none or make one writable")
 
     @classmethod
     def _write(cls, reader: CorpusReader, entries: Sequence[Entry], rate: int, folder: Path,

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from audiolvm.core.errors import MissingFileError, UsageError
 from audiolvm.core.files import atomic_write_json, atomic_write_text, read_json
 
 FORMAT_VERSION = 1
@@ -67,12 +68,12 @@ class CodeWriter:
     def add(self, item: CodeItem, codes: Sequence[np.ndarray]) -> None:
         """``codes[l]``: 1-D integer array of level ``l``'s codes for this item."""
         if len(codes) != len(self.levels):
-            raise ValueError(f"item {item.id}: {len(codes)} code arrays for {len(self.levels)} levels")
+            raise UsageError(f"item {item.id}: {len(codes)} code arrays for {len(self.levels)} levels")
         item.spans = []
         for lv, arr in zip(self.levels, codes, strict=True):
             arr = np.asarray(arr).reshape(-1)
             if arr.size and (arr.min() < 0 or arr.max() >= lv.num_codes):
-                raise ValueError(f"item {item.id}: level {lv.level} codes outside [0, {lv.num_codes})")
+                raise UsageError(f"item {item.id}: level {lv.level} codes outside [0, {lv.num_codes})")
             if self._filled[lv.level] and self._filled[lv.level] + arr.size > self.shard_frames:
                 self._flush(lv.level)
             item.spans.append((self._shard[lv.level], self._filled[lv.level], int(arr.size)))
@@ -117,13 +118,13 @@ class CodeStore:
         self.root = Path(root)
         meta_path, items_path = self.root / "meta.json", self.root / "items.jsonl"
         if not meta_path.is_file() or not items_path.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{self.root}: not a complete code folder (needs meta.json and items.jsonl); "
                 "write one with 'audiolvm encode --checkpoint C --data D --out DIR'"
             )
         self.meta = read_json(meta_path, "re-encode with 'audiolvm encode'")
         if self.meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{meta_path}: format_version {self.meta.get('format_version')}, "
+            raise UsageError(f"{meta_path}: format_version {self.meta.get('format_version')}, "
                              f"expected {FORMAT_VERSION}; re-encode with this version")
         self.levels = [LevelInfo(lv["level"], lv["hop"], lv["num_codes"]) for lv in self.meta["levels"]]
         self.items = [self._item(line) for line in items_path.read_text().splitlines() if line.strip()]
@@ -174,16 +175,16 @@ class CodeWindowDataset:
         self.store, self.level, self.window, self.seed, self.epoch = store, level, window, seed, 0
         self.items = store.select(split)
         if not self.items:
-            raise ValueError(f"{store.root}: no items in split {split!r}")
+            raise UsageError(f"{store.root}: no items in split {split!r}")
         self.upper_level = upper_level
         self.ratio = 1
         if upper_level is not None:
             lower, upper = store.levels[level].hop, store.levels[upper_level].hop
             if upper % lower or upper <= lower:
-                raise ValueError(f"upper level hop {upper} must be a multiple of level {level}'s hop {lower}")
+                raise UsageError(f"upper level hop {upper} must be a multiple of level {level}'s hop {lower}")
             self.ratio = upper // lower
             if window % self.ratio:
-                raise ValueError(f"window {window} must be a multiple of the hop ratio {self.ratio}")
+                raise UsageError(f"window {window} must be a multiple of the hop ratio {self.ratio}")
         self.labels = list(labels) if labels is not None else sorted({it.speaker for it in store.items})
         self._label_index = {name: i for i, name in enumerate(self.labels)}
 
@@ -228,12 +229,12 @@ class CodeMapDataset:
 
     def __init__(self, codes: torch.Tensor, labels: torch.Tensor | None = None) -> None:
         if codes.dim() != 3 or codes.is_floating_point():
-            raise ValueError(f"CodeMapDataset needs integer code maps LongTensor[N x H x W], got {codes.dtype} "
+            raise UsageError(f"CodeMapDataset needs integer code maps LongTensor[N x H x W], got {codes.dtype} "
                              f"of shape {tuple(codes.shape)}")
         self.codes = codes.long()
         self.labels = torch.full((len(codes),), -1, dtype=torch.long) if labels is None else labels.long()
         if self.labels.shape != (len(codes),):
-            raise ValueError(f"CodeMapDataset: {len(codes)} code maps but labels of shape {tuple(self.labels.shape)}")
+            raise UsageError(f"CodeMapDataset: {len(codes)} code maps but labels of shape {tuple(self.labels.shape)}")
         self._mask = torch.ones(codes.shape[1:], dtype=torch.bool)
 
     def __len__(self) -> int:

@@ -17,10 +17,11 @@ import torch
 from torch.utils.data import Dataset
 
 from audiolvm.core.audio import SILENCE_DBFS, AudioError, rms_dbfs
+from audiolvm.core.errors import UsageError
 from audiolvm.core.seed import derived_rng
-from audiolvm.data.manifest import CorpusError, Entry
+from audiolvm.data.entry import CorpusError, Entry
 from audiolvm.data.pitch import PitchTable
-from audiolvm.data.readers import CorpusReader
+from audiolvm.data.readers.base import CorpusReader
 
 LOG = logging.getLogger("audiolvm.data")
 
@@ -97,7 +98,7 @@ class CropDataset(_ReaderDataset):
                  seed: int = 0, min_duration: float = 0.0, random: bool = True,
                  speakers: Sequence[str] | None = None, pitch: PitchTable | None = None) -> None:
         if crop_samples <= 0 or sample_rate <= 0:
-            raise ValueError(f"CropDataset: crop_samples={crop_samples} and sample_rate={sample_rate} "
+            raise UsageError(f"CropDataset: crop_samples={crop_samples} and sample_rate={sample_rate} "
                              "must be positive")
         kept = [e for e in entries if e.duration >= min_duration]
         if not kept:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from audiolvm.core.errors import UsageError
 from audiolvm.core.seed import derived_rng
 from audiolvm.data.sprites import FACTOR_NAMES, FACTOR_SIZES, DSpritesStyle, factors_to_index, index_to_factors
 
@@ -43,7 +44,7 @@ IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x
 MNIST_SPLITS = {"train": "train", "test": "t10k"}
 
 
-class ImageDataError(ValueError):
+class ImageDataError(UsageError):
     """An image data set or file that cannot be used (missing, malformed, or inconsistent)."""
 
 

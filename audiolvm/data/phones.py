@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audiolvm.core.errors import MissingFileError, UsageError
 from audiolvm.data.alignments import SILENCE_LABELS, Interval, Tier, load_alignment
 
 PathLike = str | Path
@@ -103,7 +104,7 @@ ARPABET_ALIASES: dict[str, str] = {
 _STRESS = re.compile(r"^([A-Za-z-]+)[012]$")
 
 
-class UnknownPhoneError(ValueError):
+class UnknownPhoneError(UsageError):
     """A phone label that no table knows (or that is ambiguous under ``source="auto"``)."""
 
 
@@ -143,7 +144,7 @@ def map_phone(label: str, source: str = "auto", fallback: str | None = None, pat
         path: the file the label came from, for error messages.
     """
     if source not in SOURCES:
-        raise ValueError(f"source={source!r} is unknown; use one of {SOURCES}")
+        raise UsageError(f"source={source!r} is unknown; use one of {SOURCES}")
     if _is_silence(label):
         return SILENCE
     if source != "auto":
@@ -249,14 +250,14 @@ def load_phone_tier(audio: PathLike, source: str = "auto", fallback: str | None 
     path = find_alignment(audio)
     if path is None:
         names = ", ".join(Path(audio).stem + s for s in ALIGNMENT_SUFFIXES)
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{audio}: no alignment beside it (looked for {names}); "
             "put a TextGrid (MFA layout, tier 'phones'), HTS .lab (mono or full-context), TIMIT .PHN or "
             "start,end,label CSV with the same stem next to it"
         )
     alignment = load_alignment(path)
     if "phones" not in alignment.tiers:
-        raise ValueError(f"{path}: no 'phones' tier (tiers: {sorted(alignment.tiers)}); name the phone tier 'phones'")
+        raise UsageError(f"{path}: no 'phones' tier (tiers: {sorted(alignment.tiers)}); name the phone tier 'phones'")
     return map_tier(alignment.phones, source, fallback, path)
 
 

@@ -22,11 +22,12 @@ from tqdm.auto import tqdm
 
 from audiolvm.core import pitch as pitch_lib
 from audiolvm.core.audio import AudioError
+from audiolvm.core.errors import UsageError
 from audiolvm.core.files import atomic_write_bytes
 from audiolvm.core.pitch import ALL_SPEAKERS as GLOBAL
 from audiolvm.core.pitch import PitchSettings, continuous_f0
-from audiolvm.data.manifest import Entry
-from audiolvm.data.readers import CorpusReader
+from audiolvm.data.entry import Entry
+from audiolvm.data.readers.base import CorpusReader
 
 LOG = logging.getLogger("audiolvm.data")
 
@@ -143,7 +144,7 @@ class PitchTable:
             try:
                 mean, std = pitch_lib.log_f0_stats(f0, voiced)
             except ValueError as exc:
-                raise ValueError(f"speaker {name!r}: {exc}; a pitch-aware decoder (model.pitch.levels) needs voiced "
+                raise UsageError(f"speaker {name!r}: {exc}; a pitch-aware decoder (model.pitch.levels) needs voiced "
                                  "speech from every training speaker") from exc
             stats[name] = [round(float(mean), 6), round(float(std), 6)]
         return stats

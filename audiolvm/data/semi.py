@@ -8,15 +8,17 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
+from audiolvm.core.errors import UsageError
+
 
 def labelled_mask(labels: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
     """Bool ``[N]``: ``round(fraction * n_c)`` items of every class c (at least one) keep their label,
     drawn by ``default_rng(seed)``, so the choice depends only on ``(labels, fraction, seed)``."""
     if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"labelled_mask: fraction={fraction}; pass a value in [0, 1]")
+        raise UsageError(f"labelled_mask: fraction={fraction}; pass a value in [0, 1]")
     labels = np.asarray(labels, dtype=np.int64)
     if fraction > 0 and (labels < 0).any():
-        raise ValueError("labelled_mask: the data set has unlabelled items (label -1); a labelled fraction "
+        raise UsageError("labelled_mask: the data set has unlabelled items (label -1); a labelled fraction "
                          "needs a fully labelled set")
     mask = np.zeros(len(labels), dtype=bool)
     if fraction == 0:
@@ -34,7 +36,7 @@ class PartlyLabelled(Dataset):
 
     def __init__(self, dataset: Dataset, mask: np.ndarray) -> None:
         if len(mask) != len(dataset):  # type: ignore[arg-type]
-            raise ValueError(f"PartlyLabelled: mask of {len(mask)} for {len(dataset)} items")  # type: ignore[arg-type]
+            raise UsageError(f"PartlyLabelled: mask of {len(mask)} for {len(dataset)} items")  # type: ignore[arg-type]
         self.dataset, self.mask = dataset, np.asarray(mask, dtype=bool)
 
     def __len__(self) -> int:

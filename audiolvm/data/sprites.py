@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from audiolvm.core.errors import UsageError
+
 FACTOR_NAMES = ("shape", "scale", "orientation", "pos_x", "pos_y")
 FACTOR_SIZES = (3, 6, 40, 32, 32)
 SHAPES = ("square", "ellipse", "heart")
@@ -49,11 +51,11 @@ def factors_to_index(factors: np.ndarray | Sequence[int]) -> np.ndarray:
     """Grid index of factor-class tuples: ``factors[..., 5]`` (ints) -> ``index[...]``."""
     f = np.asarray(factors, dtype=np.int64)
     if f.shape[-1:] != (len(FACTOR_SIZES),):
-        raise ValueError(f"factors_to_index: factors have shape {f.shape}; the last axis must hold the "
+        raise UsageError(f"factors_to_index: factors have shape {f.shape}; the last axis must hold the "
                          f"{len(FACTOR_SIZES)} factors {FACTOR_NAMES}")
     if (f < 0).any() or (f >= np.array(FACTOR_SIZES)).any():
         sizes = dict(zip(FACTOR_NAMES, FACTOR_SIZES, strict=True))
-        raise ValueError(f"factors_to_index: factor classes out of range; the sizes are {sizes}")
+        raise UsageError(f"factors_to_index: factor classes out of range; the sizes are {sizes}")
     return f @ _STRIDES
 
 
@@ -111,12 +113,12 @@ def subsample(num: int, seed: int = 0, fixed: Mapping[str, int] | None = None) -
     fixed = dict(fixed or {})
     unknown = set(fixed) - set(FACTOR_NAMES)
     if unknown:
-        raise ValueError(f"subsample: unknown factors {sorted(unknown)}; the factors are {FACTOR_NAMES}")
+        raise UsageError(f"subsample: unknown factors {sorted(unknown)}; the factors are {FACTOR_NAMES}")
     free = [k for k, name in enumerate(FACTOR_NAMES) if name not in fixed]
     sizes = np.array([FACTOR_SIZES[k] for k in free], dtype=np.int64)
     total = int(np.prod(sizes))
     if not 0 < num <= total:
-        raise ValueError(f"subsample: num={num} but only {total} images match fixed={fixed}; pass 1..{total}")
+        raise UsageError(f"subsample: num={num} but only {total} images match fixed={fixed}; pass 1..{total}")
     flat = np.random.default_rng(seed).choice(total, size=num, replace=False)  # (num,)
     strides = np.array([int(np.prod(sizes[j + 1 :])) for j in range(len(sizes))], dtype=np.int64)
     factors = np.zeros((num, len(FACTOR_SIZES)), dtype=np.int64)

@@ -22,6 +22,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from audiolvm.core.errors import MissingFileError, UsageError
+
 STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
@@ -98,13 +100,13 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     raises ValueError naming it."""
     path = Path(path)
     if path.suffix != ".safetensors":
-        raise ValueError(f"{path}: weights must be a .safetensors file (pickled checkpoints are not loaded)")
+        raise UsageError(f"{path}: weights must be a .safetensors file (pickled checkpoints are not loaded)")
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: weights file not found")
+        raise MissingFileError(f"{path}: weights file not found")
     try:
         return load_file(str(path))
     except SafetensorError as exc:
-        raise ValueError(f"{path}: not a readable safetensors file ({exc}); {REEXPORT_FIX}") from exc
+        raise UsageError(f"{path}: not a readable safetensors file ({exc}); {REEXPORT_FIX}") from exc
 
 
 def tensor_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
@@ -113,7 +115,7 @@ def tensor_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
         with safe_open(str(path), framework="pt") as f:
             return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - safe_open API
     except SafetensorError as exc:
-        raise ValueError(f"{path}: not a readable safetensors file ({exc})") from exc
+        raise UsageError(f"{path}: not a readable safetensors file ({exc})") from exc
 
 
 def shape_mismatches(shapes: Mapping[str, Sequence[int]], module: torch.nn.Module) -> list[str]:
@@ -146,5 +148,5 @@ def load_strict(module: nn.Module, tensors: Mapping[str, torch.Tensor], path: Pa
         parts = [f"{len(missing)} tensors missing (e.g. {missing[0]})" if missing else "",
                  f"{len(extra)} unexpected (e.g. {extra[0]})" if extra else "",
                  f"{len(wrong)} of another shape (e.g. {wrong[0]})" if wrong else ""]
-        raise ValueError(f"{path}: does not fit {what}: {'; '.join(p for p in parts if p)}; {fix}")
+        raise UsageError(f"{path}: does not fit {what}: {'; '.join(p for p in parts if p)}; {fix}")
     module.load_state_dict(tensors, strict=True)

@@ -14,11 +14,13 @@ import os
 import socket
 from pathlib import Path
 
+from audiolvm.core.errors import UsageError
+
 log = logging.getLogger("audiolvm.engine")
 LOCK_NAME = ".audiolvm.lock"
 
 
-class RunLocked(ValueError):
+class RunLocked(UsageError):
     """Another live run holds the output folder."""
 
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from audiolvm.config import TrainConfig
+from audiolvm.core.errors import UsageError
 
 MODEL = "model"  #: the phase (and optimizer group) of the model itself
 
@@ -56,7 +57,7 @@ class PhasedModules(nn.Module):
         self.model = model
         self.aux = nn.ModuleDict(step.modules())
         if MODEL in self.aux:
-            raise ValueError(f"a step function's trained modules may not be named {MODEL!r}")
+            raise UsageError(f"a step function's trained modules may not be named {MODEL!r}")
         self._step = (step,)  # a tuple, so that a step function that is an nn.Module is not registered twice
 
     def forward(self, batch: Mapping[str, torch.Tensor], phase: str, carry: dict[str, Any]) -> Mapping[str, Any]:
@@ -73,12 +74,12 @@ def update_order(step: PhasedStep, cfg: TrainConfig) -> tuple[str, ...]:
     names = {MODEL, *step.modules()}
     unknown = sorted(set(own) - names)
     if unknown or len(set(own)) != len(own):
-        raise ValueError(f"the step function's phases {own} must name each of {sorted(names)} at most once")
+        raise UsageError(f"the step function's phases {own} must name each of {sorted(names)} at most once")
     if not cfg.update_order:
         return own
     given = tuple(cfg.update_order)
     if sorted(given) != sorted(own):
-        raise ValueError(f"train.update_order={list(given)} must list this run's phases {list(own)} once each, in "
+        raise UsageError(f"train.update_order={list(given)} must list this run's phases {list(own)} once each, in "
                          "the order their optimizers step")
     return given
 
@@ -105,7 +106,7 @@ class WeightEMA:
 
     def __init__(self, module: nn.Module, decay: float) -> None:
         if not 0.0 < decay < 1.0:
-            raise ValueError(f"train.ema={decay} must be in (0, 1), e.g. 0.999, or 0 to switch it off")
+            raise UsageError(f"train.ema={decay} must be in (0, 1), e.g. 0.999, or 0 to switch it off")
         self.decay = decay
         self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
         self.floats = [k for k, v in self.shadow.items() if v.is_floating_point()]  # averaged
@@ -124,6 +125,6 @@ class WeightEMA:
     def load(self, tensors: Mapping[str, torch.Tensor]) -> None:
         missing = sorted(set(self.shadow) - set(tensors))
         if missing:
-            raise ValueError(f"the saved weight average lacks {len(missing)} tensors (e.g. {missing[0]})")
+            raise UsageError(f"the saved weight average lacks {len(missing)} tensors (e.g. {missing[0]})")
         for k, v in self.shadow.items():
             v.copy_(tensors[k])

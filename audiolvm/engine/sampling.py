@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import Sampler
 
+from audiolvm.core.errors import UsageError
+
 
 class EpochSampler(Sampler[int]):
     """A permutation of ``range(n)`` that depends only on ``(seed, epoch)``.
@@ -16,7 +18,7 @@ class EpochSampler(Sampler[int]):
 
     def __init__(self, n: int, seed: int = 0, shuffle: bool = True) -> None:
         if n <= 0:
-            raise ValueError(f"EpochSampler: n={n} must be positive; is the dataset empty?")
+            raise UsageError(f"EpochSampler: n={n} must be positive; is the dataset empty?")
         self.n, self.seed, self.shuffle, self.epoch = int(n), int(seed), shuffle, 0
 
     def set_epoch(self, epoch: int) -> None:

@@ -27,6 +27,7 @@ import time
 import torch
 
 from audiolvm.core.cpu import LoadMeter
+from audiolvm.core.errors import UsageError
 
 log = logging.getLogger("audiolvm.engine")
 MODES = ("auto", "follow")
@@ -39,7 +40,7 @@ def parse_threads(value: str) -> str | int:
         return text
     if text.isdigit() and int(text) >= 1:
         return int(text)
-    raise ValueError(f"train.threads={value!r}: use 'auto', 'follow' or a number of threads >= 1")
+    raise UsageError(f"train.threads={value!r}: use 'auto', 'follow' or a number of threads >= 1")
 
 
 def threads_for(load: float, cores: int, most: int) -> int:

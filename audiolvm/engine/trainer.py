@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from audiolvm.config import TrainConfig
 from audiolvm.core.distributed import all_true, all_true_tensor
+from audiolvm.core.errors import AudiolvmError, MissingFileError, UsageError
 from audiolvm.core.files import atomic_write_json, read_json
 from audiolvm.core.seed import seed_everything
 from audiolvm.engine import checkpoint as ckpt
@@ -52,7 +53,7 @@ EMA_FILE = "ema.safetensors"  #: a checkpoint's weight average (train.ema)
 StepFn = Callable[[nn.Module, Mapping[str, torch.Tensor]], Mapping[str, torch.Tensor]]
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(AudiolvmError, RuntimeError):
     """Raised after ``max_nonfinite`` consecutive non-finite losses; checkpoints are left untouched."""
 
 
@@ -100,7 +101,7 @@ def lr_multiplier(step: int, cfg: TrainConfig) -> float:
     if cfg.schedule == "constant":
         return 1.0
     if cfg.schedule != "cosine":
-        raise ValueError(f"train.schedule={cfg.schedule!r} is unknown; use 'cosine' or 'constant'")
+        raise UsageError(f"train.schedule={cfg.schedule!r} is unknown; use 'cosine' or 'constant'")
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -115,12 +116,12 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     fused = bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
     if cfg.optimizer == "adamw":
         if len(cfg.betas) != 2:
-            raise ValueError(f"train.betas={list(cfg.betas)} must be two numbers, e.g. [0.9, 0.99]")
+            raise UsageError(f"train.betas={list(cfg.betas)} must be two numbers, e.g. [0.9, 0.99]")
         return torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay,
                                  fused=fused or None)
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay, fused=fused or None)
-    raise ValueError(f"train.optimizer={cfg.optimizer!r} is unknown; use 'adamw' or 'sgd'")
+    raise UsageError(f"train.optimizer={cfg.optimizer!r} is unknown; use 'adamw' or 'sgd'")
 
 
 def _fresh_accelerator_state() -> None:
@@ -167,7 +168,7 @@ class Trainer:
         self.cfg, self.run_config = cfg, run_config
         self.phased = step_fn if isinstance(step_fn, PhasedStep) else None
         if self.phased is not None and cfg.mixed_precision == "fp16":
-            raise ValueError("train.mixed_precision=fp16 keeps one gradient scaler for all optimizers; a step with "
+            raise UsageError("train.mixed_precision=fp16 keeps one gradient scaler for all optimizers; a step with "
                              "several (adversarial training) needs bf16 or no")
         if self.phased is not None and cfg.compile:
             log.warning("train.compile is not applied to a step in phases (adversarial training); running eagerly")
@@ -198,7 +199,7 @@ class Trainer:
         # own generators: creating a loader iterator must not consume the global RNG (exact resume)
         train_dl = DataLoader(train_data, sampler=self.sampler, generator=torch.Generator(), **loader_kw)
         if len(train_dl) == 0:
-            raise ValueError(
+            raise UsageError(
                 f"training set has {len(train_data)} items, fewer than one batch of {batch_size}; "
                 "lower data.batch_size or add data"
             )
@@ -213,7 +214,7 @@ class Trainer:
         if unknown and self.phased is None:  # e.g. a GAN config with its discriminators switched off
             log.warning("train.groups %s are not used: this run trains no module besides the model", unknown)
         elif unknown:
-            raise ValueError(f"train.groups names {unknown}, which this run does not train; its modules: "
+            raise UsageError(f"train.groups names {unknown}, which this run does not train; its modules: "
                              f"{[n for n in self.order if n != MODEL]}")
         optimizers = [make_optimizer(trained if self.phased is None else trained.group(n), settings[n])
                       for n in self.order]
@@ -304,19 +305,19 @@ class Trainer:
             self._apply_lr()
             return folder
         if failed:
-            raise ValueError(f"{self.ckpt_root}: no checkpoint loads ({'; '.join(failed)}); train without --resume "
+            raise UsageError(f"{self.ckpt_root}: no checkpoint loads ({'; '.join(failed)}); train without --resume "
                              "into a new train.out_dir")
         return None
 
     def _load(self, folder: Path) -> None:
         state_file = folder / "trainer_state.json"
         if not state_file.is_file():
-            raise FileNotFoundError(f"{folder}: not a checkpoint folder (no trainer_state.json)")
+            raise MissingFileError(f"{folder}: not a checkpoint folder (no trainer_state.json)")
         raw = read_json(state_file)
         try:
             state = TrainerState(**raw)
         except TypeError as exc:
-            raise ValueError(f"{state_file}: not a trainer state ({exc})") from exc
+            raise UsageError(f"{state_file}: not a trainer state ({exc})") from exc
         self.accelerator.load_state(str(folder))
         if self.ema is not None:
             if (folder / EMA_FILE).is_file():
@@ -343,7 +344,7 @@ class Trainer:
             except ValueError:
                 pass
         why = f"; the config differs in {', '.join(changed[:4])}" if changed else ""
-        raise ValueError(f"{folder}: {len(wrong)} tensors of the checkpoint do not fit the model built now (e.g. "
+        raise UsageError(f"{folder}: {len(wrong)} tensors of the checkpoint do not fit the model built now (e.g. "
                          f"{wrong[0]}){why}. Resume with the run's config ({folder / 'config.json'}), or train the new "
                          "model into another train.out_dir")
 
@@ -412,7 +413,7 @@ class Trainer:
         fix = (f"give train.init_from a run folder written by 'audiolvm train' for the same model config "
                f"(it has {run / 'config.json'})")
         if not weights.is_file():
-            raise ValueError(f"train.init_from={str(run)!r}: {weights} not found; {fix}")
+            raise UsageError(f"train.init_from={str(run)!r}: {weights} not found; {fix}")
         targets: dict[str, tuple[nn.Module, Path]] = {MODEL: (self.unwrapped_model(), weights)}
         trained = self.trained_modules()
         if isinstance(trained, PhasedModules):

@@ -2,7 +2,7 @@
 
 from audiolvm.eval.codebook import CodebookUsage, codebook_usage
 from audiolvm.eval.disentangle import FactorSource, FactorVAEResult, MIGResult, factor_vae_score, mig
-from audiolvm.eval.evaluate import evaluate_model, iter_audio, level_label
+from audiolvm.eval.evaluate import evaluate_model, level_label
 from audiolvm.eval.image_grids import (
     analogy_images,
     interpolation_images,
@@ -39,7 +39,6 @@ __all__ = [
     "evaluate_model",
     "factor_vae_score",
     "interpolation_images",
-    "iter_audio",
     "level_label",
     "mel_scales",
     "mig",

@@ -14,9 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from audiolvm.data.manifest import Entry
-from audiolvm.data.readers import CorpusReader
-from audiolvm.eval.evaluate import iter_audio, own_speaker
+from audiolvm.data import CorpusReader, Entry, iter_audio
+from audiolvm.eval.evaluate import own_speaker
 from audiolvm.models.adversarial import mean_logit
 from audiolvm.models.multilevel import MultiLevelAutoencoder
 

@@ -37,6 +37,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from audiolvm.core.errors import UsageError
+
 Represent = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -99,7 +101,7 @@ class MIGResult:
 def mig_from_codes(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> MIGResult:
     """MIG of codes ``[N x D]`` against factor classes ``[N x F]`` (see the module docstring)."""
     if len(codes) != len(factors):
-        raise ValueError(f"mig_from_codes: {len(codes)} codes for {len(factors)} factor rows; pass one per row")
+        raise UsageError(f"mig_from_codes: {len(codes)} codes for {len(factors)} factor rows; pass one per row")
     binned = discretize(np.asarray(codes, dtype=np.float64), bins)
     d, f = binned.shape[1], factors.shape[1]
     mi = np.array([[mutual_information(binned[:, j], factors[:, k]) for k in range(f)] for j in range(d)])
@@ -154,7 +156,7 @@ def factor_vae_score(represent: Represent, source: FactorSource, votes_batch: in
                      seed: int = 0, batch_size: int = 1024) -> FactorVAEResult:
     """FactorVAE disentanglement score of ``represent`` (see the module docstring for the settings)."""
     if votes_batch < 2:
-        raise ValueError(f"factor_vae_score: votes_batch={votes_batch}; a variance needs at least 2 samples")
+        raise UsageError(f"factor_vae_score: votes_batch={votes_batch}; a variance needs at least 2 samples")
     rng = np.random.default_rng(seed)
     factors = np.asarray(source.sample_factors(num_variance_estimate, rng), dtype=np.int64)
     global_std = represent_factors(represent, source, factors, batch_size).std(axis=0, ddof=1)  # (D,)

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from audiolvm.core.audio import AudioError
 from audiolvm.core.pitch import PitchSettings, extract_pitch
-from audiolvm.data.manifest import Entry
-from audiolvm.data.readers import CorpusReader
+from audiolvm.data import CorpusReader, Entry, iter_audio
 from audiolvm.eval.codebook import codebook_usage
 from audiolvm.eval.pitch import PitchReport
 from audiolvm.eval.plots import plot_spectrograms
@@ -28,16 +24,6 @@ PREDICTED = "F0 predicted from the codes"  # the report row of a pitch-aware mod
 
 def level_label(level: int, hop: int) -> str:
     return f"level {level} (hop {hop})"
-
-
-def iter_audio(reader: CorpusReader, entries: Sequence[Entry], sample_rate: int, desc: str = "items",
-               progress: bool = True) -> Iterator[tuple[Entry, np.ndarray]]:
-    """Yield ``(entry, wave)`` at ``sample_rate``; unreadable files are skipped, counted and logged."""
-    for entry in tqdm(entries, desc=desc, disable=not progress, dynamic_ncols=True):
-        try:
-            yield entry, reader.load(entry, sample_rate)
-        except AudioError as exc:
-            reader.skip(entry.path, exc.reason)
 
 
 def own_speaker(model: MultiLevelAutoencoder, speaker: str) -> torch.Tensor | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from audiolvm.core.errors import UsageError
 from audiolvm.core.files import atomic_write_bytes
 
 Decode = Callable[[torch.Tensor], torch.Tensor]
@@ -38,10 +39,10 @@ def _images(x: torch.Tensor) -> torch.Tensor:
 def grid_array(grid: torch.Tensor, pad: int = 1, pad_value: float = 0.5, upscale: int = 1) -> np.ndarray:
     """``grid[R x K x C x H x W]`` -> a float array ``[H' x W' x C]`` in [0, 1] (sizes in the module docs)."""
     if grid.dim() != 5 or grid.shape[2] not in (1, 3):
-        raise ValueError(f"grid_array: grid has shape {tuple(grid.shape)}; expected [rows x cols x C x H x W] "
+        raise UsageError(f"grid_array: grid has shape {tuple(grid.shape)}; expected [rows x cols x C x H x W] "
                          "with C = 1 (grey) or 3 (RGB)")
     if pad < 0 or upscale < 1:
-        raise ValueError(f"grid_array: pad={pad} must be >= 0 and upscale={upscale} >= 1")
+        raise UsageError(f"grid_array: pad={pad} must be >= 0 and upscale={upscale} >= 1")
     rows, cols, c, h, w = grid.shape
     x = grid.detach().float().clamp(0, 1).cpu().numpy().transpose(0, 1, 3, 4, 2)  # (R, K, H, W, C)
     out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), pad_value, dtype=np.float32)

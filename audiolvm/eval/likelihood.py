@@ -22,7 +22,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from audiolvm.bottleneck.gaussian import GaussianBottleneck
+from audiolvm.core.errors import UsageError
 from audiolvm.losses.bounds import log_weights
+from audiolvm.nn.mode import eval_mode
 
 Data = torch.Tensor | Iterable
 
@@ -69,7 +71,7 @@ def log_marginal(model: nn.Module, x: torch.Tensor, label: torch.Tensor | None =
     ``q(z|x)`` in chunks of ``chunk_size``; ``elbo = mean_k log p(x|z_k) - KL(q(z|x) || p(z))`` (same draws).
     """
     if samples < 1 or chunk_size < 1:
-        raise ValueError(f"log_marginal: samples and chunk_size must be >= 1, got {samples} and {chunk_size}")
+        raise UsageError(f"log_marginal: samples and chunk_size must be >= 1, got {samples} and {chunk_size}")
     mean, logvar = model.posterior(x, label)  # (B, D, *L)
     batch = x.shape[0]
     lse = torch.full((batch,), -math.inf, dtype=torch.float64, device=x.device)
@@ -98,7 +100,7 @@ def log_marginal_over_labels(model: nn.Module, x: torch.Tensor, num_classes: int
     and ``log_post`` the estimated ``log p(y|x)`` (Bayes' rule over the classes).
     """
     if num_classes < 1:
-        raise ValueError(f"log_marginal_over_labels: num_classes must be >= 1, got {num_classes}")
+        raise UsageError(f"log_marginal_over_labels: num_classes must be >= 1, got {num_classes}")
     per_class = [log_marginal(model, x, torch.full((x.shape[0],), y, dtype=torch.long, device=x.device),
                               samples, chunk_size, generator) for y in range(num_classes)]
     log_prior = -math.log(num_classes)
@@ -126,19 +128,6 @@ def iter_batches(data: Data, batch_size: int = 64, image_key: str = "image", lab
             yield x, (y if label_key else None)
 
 
-class _EvalMode:
-    """Context manager: eval mode inside, the previous mode restored after."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model, self.was_training = model, model.training
-
-    def __enter__(self) -> nn.Module:
-        return self.model.eval()
-
-    def __exit__(self, *exc: object) -> None:
-        self.model.train(self.was_training)
-
-
 @torch.no_grad()
 def estimate_nll(model: nn.Module, data: Data, samples: int = 5000, chunk_size: int = 500, batch_size: int = 64,
                  seed: int = 0, generator: torch.Generator | None = None, image_key: str = "image",
@@ -156,7 +145,7 @@ def estimate_nll(model: nn.Module, data: Data, samples: int = 5000, chunk_size: 
     batches = iter_batches(data, batch_size, image_key, None if enumerate_classes else label_key)
     total = len(data) if isinstance(data, Sized) and not isinstance(data, torch.Tensor) else None
     desc = f"NLL, K={samples}" + (f" x {enumerate_classes} classes" if enumerate_classes else "")
-    with _EvalMode(model):
+    with eval_mode(model):
         for x, label in tqdm(batches, desc=desc, total=total, disable=not progress, dynamic_ncols=True):
             if max_items is not None and sum(n.numel() for n in nlls) >= max_items:
                 break
@@ -171,7 +160,7 @@ def estimate_nll(model: nn.Module, data: Data, samples: int = 5000, chunk_size: 
             elbos.append(elbo.cpu())
             dims = x[0].numel()
     if not nlls:
-        raise ValueError("estimate_nll: no data (empty tensor or loader)")
+        raise UsageError("estimate_nll: no data (empty tensor or loader)")
     nll, elbo = torch.cat(nlls)[:max_items], torch.cat(elbos)[:max_items]
     return LikelihoodReport(nll=nll.mean().item(), elbo=elbo.mean().item(),
                             bpd=float(bits_per_dim(nll.mean().item(), dims, bin_width)),
@@ -187,12 +176,12 @@ def active_units(model: nn.Module, data: Data, threshold: float = 0.01, batch_si
 
     Returns the count and the per-dimension variances ``Tensor[D']`` (``D'`` = latent elements per item).
     """
-    with _EvalMode(model):
+    with eval_mode(model):
         means = [model.posterior(x, label)[0].flatten(1).double().cpu()
                  for x, label in iter_batches(data, batch_size, image_key, label_key)]  # [(B, D')]
     stacked = torch.cat(means)  # (N, D')
     if stacked.shape[0] < 2:
-        raise ValueError("active_units needs at least 2 items to estimate a variance")
+        raise UsageError("active_units needs at least 2 items to estimate a variance")
     variances = stacked.var(dim=0)  # (D',)
     return int((variances > threshold).sum()), variances
 
@@ -216,7 +205,7 @@ def mutual_information(model: nn.Module, data: Data, batch_size: int = 256, seed
     in ``[.., log B]`` and is exactly 0 when every item has the same posterior.
     """
     total, count = 0.0, 0
-    with _EvalMode(model):
+    with eval_mode(model):
         for x, label in iter_batches(data, batch_size, image_key, label_key):
             generator = _generator(generator, seed, x.device)
             mean, logvar = (t.flatten(1).double() for t in model.posterior(x, label))  # (B, D') each
@@ -226,5 +215,5 @@ def mutual_information(model: nn.Module, data: Data, batch_size: int = 256, seed
             total += (log_q.diagonal() - log_q_agg).sum().item()
             count += x.shape[0]
     if count == 0:
-        raise ValueError("mutual_information: no data (empty tensor or loader)")
+        raise UsageError("mutual_information: no data (empty tensor or loader)")
     return total / count

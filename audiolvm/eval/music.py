@@ -28,10 +28,9 @@ import librosa
 import numpy as np
 import torch
 
+from audiolvm.core.errors import UsageError
 from audiolvm.core.files import atomic_write_json
-from audiolvm.data.manifest import Entry
-from audiolvm.data.readers import CorpusReader
-from audiolvm.eval.evaluate import iter_audio
+from audiolvm.data import CorpusReader, Entry, iter_audio
 from audiolvm.models.chain import DEFAULT_SAMPLING, SamplingChain, SamplingSettings
 from audiolvm.models.multilevel import MultiLevelAutoencoder
 
@@ -94,14 +93,14 @@ def key_agreement(prompts: Sequence[np.ndarray], continuations: Sequence[np.ndar
     with its own continuation, against the mean over the (prompt, continuation) pairs of different
     ``groups`` (e.g. tracks, when several prompts come from one track; default: every other pair)."""
     if len(prompts) != len(continuations) or len(prompts) < 2:
-        raise ValueError("key_agreement needs at least two (prompt, continuation) pairs")
+        raise UsageError("key_agreement needs at least two (prompt, continuation) pairs")
     groups = list(range(len(prompts))) if groups is None else list(groups)
     a = [mean_chroma(w, rate, s) for w in prompts]
     b = [mean_chroma(w, rate, s) for w in continuations]
     corr = np.array([[float(np.corrcoef(x, y)[0, 1]) for y in b] for x in a])  # (P, P)
     other = np.array([[ga != gb for gb in groups] for ga in groups])
     if not other.any():
-        raise ValueError("key_agreement: every pair is from the same group; give prompts from two tracks or more")
+        raise UsageError("key_agreement: every pair is from the same group; give prompts from two tracks or more")
     return {"own": float(np.diag(corr).mean()), "other": float(corr[other].mean()), "pairs": len(a)}
 
 
@@ -146,7 +145,7 @@ class FrameStats:
         x = np.concatenate(list(frames)) if not isinstance(frames, np.ndarray) else frames
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or len(x) < 2:
-            raise ValueError(f"FrameStats needs frames float[N x D] with N >= 2, got shape {x.shape}")
+            raise UsageError(f"FrameStats needs frames float[N x D] with N >= 2, got shape {x.shape}")
         return cls(x.mean(0), np.cov(x, rowvar=False).reshape(x.shape[1], x.shape[1]), len(x))
 
 
@@ -159,7 +158,7 @@ def frechet_distance(a: FrameStats, b: FrameStats) -> float:
     """``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2)``, the Fréchet (2-Wasserstein)
     distance between the two Gaussians; exactly 0 for equal statistics up to float64 rounding."""
     if a.mean.shape != b.mean.shape:
-        raise ValueError(f"frechet_distance: frame dimensions differ ({a.mean.shape[0]} vs {b.mean.shape[0]})")
+        raise UsageError(f"frechet_distance: frame dimensions differ ({a.mean.shape[0]} vs {b.mean.shape[0]})")
     root = _sqrt_psd(a.cov)
     cross = np.sqrt(np.clip(np.linalg.eigvalsh(root @ b.cov @ root), 0, None)).sum()
     value = float(((a.mean - b.mean) ** 2).sum() + np.trace(a.cov) + np.trace(b.cov) - 2 * cross)
@@ -212,7 +211,7 @@ class MusicReport:
     def __init__(self, reference: Sequence[np.ndarray], rate: int, embed: Embedding | None = None,
                  settings: MusicSettings = DEFAULT_SETTINGS, labels: Sequence[str] = ()) -> None:
         if not reference:
-            raise ValueError("MusicReport: the reference set is empty; pass held-out real clips")
+            raise UsageError("MusicReport: the reference set is empty; pass held-out real clips")
         self.rate, self.embed, self.settings = rate, embed, settings
         self.reference = [np.asarray(w, dtype=np.float32).reshape(-1) for w in reference]
         self.labels = list(labels)  # the reference clips' labels (track group), if known
@@ -223,7 +222,7 @@ class MusicReport:
     def measure(self, name: str, waves: Sequence[np.ndarray]) -> MusicRow:
         """Measure one set of clips (float[T] each, at the report's rate) without adding it."""
         if not waves:
-            raise ValueError(f"MusicReport: set {name!r} has no clips")
+            raise UsageError(f"MusicReport: set {name!r} has no clips")
         s, rate = self.settings, self.rate
         waves = [np.asarray(w, dtype=np.float32).reshape(-1) for w in waves]
         chroma = np.concatenate([chroma_shares(w, rate, s) for w in waves])

@@ -18,6 +18,7 @@ import pesq as pesq_lib
 from pystoi import stoi as stoi_fn
 
 from audiolvm.core.audio import resample
+from audiolvm.core.errors import UsageError
 from audiolvm.core.pitch import PitchSettings, extract_pitch, hz_to_cents
 
 log = logging.getLogger("audiolvm.eval.pitch")
@@ -46,7 +47,7 @@ def _crop(reference: np.ndarray, estimate: np.ndarray) -> tuple[np.ndarray, np.n
     reference, estimate = np.asarray(reference).reshape(-1), np.asarray(estimate).reshape(-1)
     n = min(len(reference), len(estimate))
     if n == 0:
-        raise ValueError(f"empty wave (reference {len(reference)}, estimate {len(estimate)} samples); "
+        raise UsageError(f"empty wave (reference {len(reference)}, estimate {len(estimate)} samples); "
                          "pass non-empty audio")
     return reference[:n], estimate[:n]
 

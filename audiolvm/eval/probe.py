@@ -37,12 +37,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from audiolvm.core.errors import UsageError
+from audiolvm.data import CorpusReader, Entry, iter_audio
 from audiolvm.data.alignments import Tier
-from audiolvm.data.manifest import Entry
 from audiolvm.data.phones import PHONES, SILENCE, frame_labels_majority
-from audiolvm.data.readers import CorpusReader
 from audiolvm.eval.abx import abx_error, phone_segments
-from audiolvm.eval.evaluate import iter_audio
 from audiolvm.eval.probe_report import METRICS, SYSTEMS, LevelProbe, ProbeReport, plot_confusion  # noqa: F401
 from audiolvm.models.multilevel import MultiLevelAutoencoder
 
@@ -117,7 +116,7 @@ def _utterance_level(model: MultiLevelAutoencoder, random_model: MultiLevelAutoe
     hop = model.hops[level]
     pre, z, codes = model.level_features(x, level)  # (1, D, N), (1, D, N), (1, N)
     if codes is None:
-        raise ValueError(f"level {level} has a continuous bottleneck; the probe needs codes (a VQ model)")
+        raise UsageError(f"level {level} has a continuous bottleneck; the probe needs codes (a VQ model)")
     n = codes.shape[-1]
     with _threads(threads):
         mfcc = mfcc_frames(wave, sample_rate, hop, n)  # (N, 39)
@@ -161,7 +160,7 @@ class CodePhoneReader:
             codes.append(c)
             phones.append(phone_ids(tiers[entry.path], len(c), hop / sample_rate))
         if not codes:
-            raise ValueError("CodePhoneReader.fit: no readable aligned utterances")
+            raise UsageError("CodePhoneReader.fit: no readable aligned utterances")
         mapping, _ = code_phone_map(np.concatenate(codes), np.concatenate(phones),
                                     model.levels[level].bottleneck.num_codes)
         return cls(level, hop, sample_rate, mapping)
@@ -195,7 +194,7 @@ def collect_frames(model: MultiLevelAutoencoder, reader: CorpusReader, items: Se
             for key, value in col.items():
                 cols[lv].setdefault(key, []).append(value)
     if not cols[levels[0]]:
-        raise ValueError("no readable utterances to probe")
+        raise UsageError("no readable utterances to probe")
     out = []
     for lv in levels:
         c = {k: np.concatenate(v) for k, v in cols[lv].items()}
@@ -411,6 +410,6 @@ def probe_model(model: MultiLevelAutoencoder, reader: CorpusReader, items: Seque
     given) random-encoder baselines. ``tiers[entry.path]``: the phone tier mapped to :data:`PHONES`."""
     opts = opts or ProbeOptions()
     if not any(is_train for _, is_train in items) or all(is_train for _, is_train in items):
-        raise ValueError("the probe needs both train and held-out (test) utterances; check the split")
+        raise UsageError("the probe needs both train and held-out (test) utterances; check the split")
     frames = collect_frames(model, reader, items, tiers, levels, sample_rate, random_model, progress, opts.threads)
     return ProbeReport([probe_level(f, opts) for f in frames], dict(meta or {}))

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from audiolvm.core.errors import UsageError
 from audiolvm.core.features import stft_magnitude
 from audiolvm.core.files import atomic_write_text
 from audiolvm.eval.codebook import CodebookUsage
@@ -39,13 +40,13 @@ Cell = str | int | float | None
 def _as_batch(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Check shapes and flatten to float32 ``Tensor[B x T]`` each."""
     if pred.shape != target.shape:
-        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have equal shapes")
+        raise UsageError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have equal shapes")
     if pred.dim() == 1:
         pred, target = pred[None], target[None]  # (T,) -> (1, T)
     elif pred.dim() == 3 and pred.shape[1] == 1:
         pred, target = pred[:, 0], target[:, 0]  # (B, 1, T) -> (B, T)
     elif pred.dim() != 2:
-        raise ValueError(
+        raise UsageError(
             f"expected mono audio Tensor[B x T] or Tensor[B x 1 x T], got shape {tuple(pred.shape)}; "
             "evaluate each channel separately"
         )
@@ -118,7 +119,7 @@ def bitrate(sample_rate: float, hop: int, num_codes: int) -> float:
     Sum over codebooks for residual or multi-codebook quantizers.
     """
     if sample_rate <= 0 or hop <= 0 or num_codes < 1:
-        raise ValueError(
+        raise UsageError(
             f"bitrate: need sample_rate > 0, hop > 0, num_codes >= 1; got {sample_rate}, {hop}, {num_codes}"
         )
     return sample_rate / hop * math.log2(num_codes)

@@ -9,9 +9,7 @@ import numpy as np
 import torch
 
 from audiolvm.core.audio import resample
-from audiolvm.data.manifest import Entry
-from audiolvm.data.readers import CorpusReader
-from audiolvm.eval.evaluate import iter_audio
+from audiolvm.data import CorpusReader, Entry, iter_audio
 from audiolvm.models.classifier import SpeakerClassifier
 
 

@@ -27,12 +27,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from audiolvm.core.audio import AudioError, resample
+from audiolvm.core.audio import AudioError, resample, save_audio
+from audiolvm.core.errors import UsageError
 from audiolvm.core.files import atomic_write_json, atomic_write_text
 from audiolvm.core.pitch import hz_to_cents
 from audiolvm.core.seed import derived_rng
-from audiolvm.data.manifest import Entry
-from audiolvm.data.readers import CorpusReader
+from audiolvm.data import CorpusReader, Entry
 from audiolvm.eval.plots import pyplot, save_figure
 from audiolvm.eval.speaker import classify_wave
 from audiolvm.models.classifier import SpeakerClassifier
@@ -53,7 +53,7 @@ def pick_targets(sources: Sequence[str], speakers: Sequence[str], k: int, seed: 
     for i, source in enumerate(sources):
         pool = [s for s in speakers if s != source]
         if not 1 <= k <= len(pool):
-            raise ValueError(f"pick_targets: {k} targets per utterance, but {source!r} has {len(pool)} other "
+            raise UsageError(f"pick_targets: {k} targets per utterance, but {source!r} has {len(pool)} other "
                              f"speakers to convert to; use 1..{len(pool)} targets (--targets)")
         out.append([pool[j] for j in sorted(derived_rng(seed, i).choice(len(pool), size=k, replace=False))])
     return out
@@ -184,6 +184,15 @@ class VCResults:
     def write_markdown(self, path: str | Path, title: str = "Voice conversion") -> Path:
         return atomic_write_text(path, f"# {title}\n\n{self.to_markdown()}")
 
+    def write(self, folder: str | Path, title: str, sample_rate: int) -> None:
+        """``vc.md`` (under ``# title``), ``vc.json``, ``vc_accuracy.png`` and ``examples/<name>.wav`` in ``folder``."""
+        folder = Path(folder)
+        self.write_markdown(folder / "vc.md", title)
+        self.write_json(folder / "vc.json")
+        self.plot(folder / "vc_accuracy.png")
+        for name, wave in self.examples.items():
+            save_audio(folder / "examples" / f"{name}.wav", wave, sample_rate)
+
     def plot(self, png: str | Path, title: str = "") -> Path:
         """Bar plot of the four accuracies, with the chance level as a dashed line."""
         plt = pyplot()
@@ -246,11 +255,11 @@ def _to_wave(y: torch.Tensor) -> np.ndarray:
 
 def _check_speakers(classifier: SpeakerClassifier, entries: Sequence[Entry], targets: Sequence[Sequence[str]]) -> None:
     if len(targets) != len(entries):
-        raise ValueError(f"evaluate_vc: {len(targets)} target lists for {len(entries)} utterances")
+        raise UsageError(f"evaluate_vc: {len(targets)} target lists for {len(entries)} utterances")
     needed = {e.speaker for e in entries} | {t for ts in targets for t in ts}
     unknown = sorted(needed - set(classifier.speakers))
     if unknown:
-        raise ValueError(f"evaluate_vc: speakers {unknown[:5]} are not among the classifier's "
+        raise UsageError(f"evaluate_vc: speakers {unknown[:5]} are not among the classifier's "
                          f"{len(classifier.speakers)} classes ({classifier.speakers[:5]}...); train the classifier "
                          "on the same corpus as the VQ-VAE")
 

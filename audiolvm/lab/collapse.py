@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from audiolvm.bottleneck.gaussian import GaussianBottleneck
+from audiolvm.core.errors import UsageError
 from audiolvm.eval.likelihood import active_units, estimate_nll, mutual_information
 from audiolvm.lab.figures import pyplot, save
 from audiolvm.lab.iwae_bound import IMAGE_SHAPE, digits_tensors, train_vae
@@ -76,7 +77,7 @@ def objective(remedy: str, config: CollapseConfig) -> VAEObjective:
         return VAEObjective(warmup=make_schedule("linear", start=0.0, end=1.0, steps=config.warmup_steps))
     if remedy == "free_bits":
         return VAEObjective(free_bits=config.free_bits)
-    raise ValueError(f"collapse: unknown remedy {remedy!r}; choose one of {REMEDIES}")
+    raise UsageError(f"collapse: unknown remedy {remedy!r}; choose one of {REMEDIES}")
 
 
 @dataclass

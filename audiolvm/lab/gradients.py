@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from audiolvm.core.errors import UsageError
 from audiolvm.lab.figures import pyplot, save
 
 TARGET = (5.0, 5.0)
@@ -158,7 +159,7 @@ def sweep_values(max_samples: int) -> list[int]:
 def run_gradients(config: GradientsConfig) -> GradientsResult:
     """Variance sweep at mu = start, then SGD from start with every estimator and every S in ``samples``."""
     if len(config.start) != 2 or not config.samples or min(config.samples) < 1 or config.max_samples < 1:
-        raise ValueError(f"gradients: start={config.start} must be 2 numbers and samples={config.samples}, "
+        raise UsageError(f"gradients: start={config.start} must be 2 numbers and samples={config.samples}, "
                          f"max_samples={config.max_samples} positive")
     gen = torch.Generator().manual_seed(config.seed)
     sweep = sweep_values(config.max_samples)

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from audiolvm.bottleneck.gaussian import GaussianBottleneck
+from audiolvm.core.errors import UsageError
 from audiolvm.data.images import digits_split
 from audiolvm.eval.likelihood import log_marginal
 from audiolvm.lab.figures import pyplot, save
@@ -90,7 +91,7 @@ def grouped_bound(pool: Tensor, k: int) -> Tensor:
     """``L_k`` per item averaged over the ``K // k`` disjoint k-groups of ``pool : Tensor[K x B]`` -> ``[B]``."""
     groups = pool.shape[0] // k
     if groups < 1:
-        raise ValueError(f"grouped_bound: k={k} exceeds the pool of {pool.shape[0]} samples; draw more samples")
+        raise UsageError(f"grouped_bound: k={k} exceeds the pool of {pool.shape[0]} samples; draw more samples")
     log_w = pool[: groups * k].reshape(groups, k, -1)  # (G, k, B)
     return (torch.logsumexp(log_w, dim=1) - math.log(k)).mean(dim=0)  # (B,)
 

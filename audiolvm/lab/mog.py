@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from audiolvm.core.errors import UsageError
 from audiolvm.lab.figures import pyplot, save
 
 COVARIANCES = ("full", "diag")
@@ -91,7 +92,7 @@ class GaussianMixture(nn.Module):
         """means: Tensor[K x D] initial means; every covariance starts as ``scale**2 * I``."""
         super().__init__()
         if covariance not in COVARIANCES:
-            raise ValueError(f"covariance={covariance!r}; use one of {COVARIANCES}")
+            raise UsageError(f"covariance={covariance!r}; use one of {COVARIANCES}")
         k, d = means.shape
         self.covariance = covariance
         self.logits = nn.Parameter(torch.zeros(k, dtype=means.dtype))
@@ -131,7 +132,7 @@ def match_components(true_means: Tensor, fitted_means: Tensor) -> list[int]:
     """The permutation ``perm`` minimising sum_i |true_i - fitted_perm[i]| (exhaustive, K <= 8)."""
     k = len(true_means)
     if k > MAX_MATCH_COMPONENTS:
-        raise ValueError(f"{k} components: exhaustive matching is limited to {MAX_MATCH_COMPONENTS}")
+        raise UsageError(f"{k} components: exhaustive matching is limited to {MAX_MATCH_COMPONENTS}")
     dist = torch.cdist(true_means, fitted_means)  # (K, K)
     return list(min(itertools.permutations(range(k)), key=lambda p: float(dist[range(k), list(p)].sum())))
 

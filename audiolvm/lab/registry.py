@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from audiolvm.core.errors import UnknownNameError, UsageError
 from audiolvm.core.files import atomic_write_json
 from audiolvm.lab import collapse, gradients, importance, iwae_bound, mog
 
@@ -39,7 +40,7 @@ EXPERIMENTS: dict[str, Experiment] = {}
 
 def register(experiment: Experiment) -> Experiment:
     if experiment.name in EXPERIMENTS:
-        raise ValueError(f"lab experiment {experiment.name!r} is already registered")
+        raise UsageError(f"lab experiment {experiment.name!r} is already registered")
     if not dataclasses.is_dataclass(experiment.config):
         raise TypeError(f"lab experiment {experiment.name!r}: config must be a dataclass type")
     EXPERIMENTS[experiment.name] = experiment
@@ -49,7 +50,7 @@ def register(experiment: Experiment) -> Experiment:
 def run_experiment(name: str, config: Any, out: str | Path) -> tuple[LabResult, Path, Path]:
     """Run one experiment; write ``<out>/<name>.png`` and ``<out>/<name>.json`` (config + numbers)."""
     if name not in EXPERIMENTS:
-        raise KeyError(f"unknown lab experiment {name!r}; choose from {sorted(EXPERIMENTS)}")
+        raise UnknownNameError(f"unknown lab experiment {name!r}; choose from {sorted(EXPERIMENTS)}")
     exp = EXPERIMENTS[name]
     result = exp.run(config)
     out = Path(out)

@@ -13,12 +13,14 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from audiolvm.core.errors import UsageError
+
 Logits = Sequence[torch.Tensor]
 
 
 def _mean_over(terms: list[torch.Tensor]) -> torch.Tensor:
     if not terms:
-        raise ValueError("need at least one sub-discriminator")
+        raise UsageError("need at least one sub-discriminator")
     return torch.stack(terms).mean()
 
 
@@ -51,7 +53,7 @@ def feature_matching(
     terms = []
     for reals, fakes in zip(real_feats, fake_feats, strict=True):
         if len(reals) != len(fakes) or not reals:
-            raise ValueError(f"feature lists differ or are empty: {len(reals)} real vs {len(fakes)} fake layers")
+            raise UsageError(f"feature lists differ or are empty: {len(reals)} real vs {len(fakes)} fake layers")
         layers = []
         for r, f in zip(reals, fakes, strict=True):
             r = r.detach()

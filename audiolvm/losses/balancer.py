@@ -21,6 +21,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from audiolvm.core.errors import UsageError
+
 
 class Balancer(nn.Module):
     """Gradient balancer over named terms of one or more outputs (``key`` tells the outputs apart: a level).
@@ -35,7 +37,7 @@ class Balancer(nn.Module):
     def __init__(self, keys: list[tuple[str, str]], total: float = 1.0, decay: float = 0.999, eps: float = 1e-12):
         super().__init__()
         if not 0.0 <= decay < 1.0 or total <= 0:
-            raise ValueError(f"need 0 <= decay < 1 and total > 0, got {decay=}, {total=}")
+            raise UsageError(f"need 0 <= decay < 1 and total > 0, got {decay=}, {total=}")
         self.total, self.decay, self.eps = total, decay, eps
         self.index = {key: i for i, key in enumerate(keys)}
         self.norms: torch.Tensor

@@ -31,13 +31,15 @@ from dataclasses import dataclass
 
 import torch
 
+from audiolvm.core.errors import UsageError
+
 ESTIMATORS = ("standard", "stl", "dreg")
 
 
 def log_weights(log_px_z: torch.Tensor, log_pz: torch.Tensor, log_q: torch.Tensor, k: int) -> torch.Tensor:
     """``log w = log p(x|z) + log p(z) - log q(z|x)``: three ``Tensor[k*B]`` -> ``Tensor[k x B]``."""
     if not (log_px_z.shape == log_pz.shape == log_q.shape) or log_px_z.dim() != 1 or log_px_z.numel() % k:
-        raise ValueError(f"log_weights: expected three Tensor[k*B] with k={k}, got shapes {tuple(log_px_z.shape)}, "
+        raise UsageError(f"log_weights: expected three Tensor[k*B] with k={k}, got shapes {tuple(log_px_z.shape)}, "
                          f"{tuple(log_pz.shape)}, {tuple(log_q.shape)}")
     return (log_px_z + log_pz - log_q).view(k, -1)  # (k, B)
 
@@ -72,11 +74,11 @@ def iwae_surrogate(log_px_z: torch.Tensor, log_pz: torch.Tensor, log_q: torch.Te
         estimator: ``"standard"``, ``"stl"`` or ``"dreg"``.
     """
     if estimator not in ESTIMATORS:
-        raise ValueError(f"unknown gradient estimator {estimator!r}; choose one of {ESTIMATORS}")
+        raise UsageError(f"unknown gradient estimator {estimator!r}; choose one of {ESTIMATORS}")
     if estimator == "standard":
         return iwae_bound(log_weights(log_px_z, log_pz, log_q, k))
     if log_q_stop is None:
-        raise ValueError(f"iwae_surrogate: the {estimator!r} estimator needs log_q_stop (log q with detached "
+        raise UsageError(f"iwae_surrogate: the {estimator!r} estimator needs log_q_stop (log q with detached "
                          "parameters)")
     log_w = log_weights(log_px_z, log_pz, log_q_stop, k)  # (k, B): encoder gradient only through z
     if estimator == "dreg" and z.requires_grad:
@@ -142,7 +144,7 @@ class LinearSchedule:
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.delay < 0:
-            raise ValueError(f"LinearSchedule: steps must be >= 1 and delay >= 0, got {self.steps}, {self.delay}")
+            raise UsageError(f"LinearSchedule: steps must be >= 1 and delay >= 0, got {self.steps}, {self.delay}")
 
     def __call__(self, step: Step) -> Step:
         progress = _clip01((step - self.delay) / self.steps)
@@ -162,7 +164,7 @@ class CyclicalSchedule:
 
     def __post_init__(self) -> None:
         if self.period < 1 or not 0.0 < self.ramp <= 1.0:
-            raise ValueError(f"CyclicalSchedule: need period >= 1 and 0 < ramp <= 1, got {self.period}, {self.ramp}")
+            raise UsageError(f"CyclicalSchedule: need period >= 1 and 0 < ramp <= 1, got {self.period}, {self.ramp}")
 
     def __call__(self, step: Step) -> Step:
         phase = (step % self.period) / self.period
@@ -180,5 +182,5 @@ SCHEDULES: dict[str, type] = {"constant": ConstantSchedule, "linear": LinearSche
 def make_schedule(kind: str, **kwargs: float) -> Schedule:
     """Build a schedule by name (``constant``, ``linear``, ``cyclical``) from its fields."""
     if kind not in SCHEDULES:
-        raise ValueError(f"unknown schedule {kind!r}; choose one of {sorted(SCHEDULES)}")
+        raise UsageError(f"unknown schedule {kind!r}; choose one of {sorted(SCHEDULES)}")
     return SCHEDULES[kind](**kwargs)

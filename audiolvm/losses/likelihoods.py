@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiolvm.core.errors import UsageError
+
 #: log-scales (Gaussian log-std, logistic log-scale) are clamped below at this value
 MIN_LOG_SCALE = -7.0
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -69,7 +71,7 @@ class Likelihood(nn.Module):
         """Raise unless ``params : [N x param_channels x *S]`` fits ``x : [N x channels x *S]``."""
         expected = (x.shape[0], self.param_channels, *x.shape[2:])
         if x.dim() < 2 or x.shape[1] != self.channels or tuple(params.shape) != expected:
-            raise ValueError(
+            raise UsageError(
                 f"{type(self).__name__}: data {tuple(x.shape)} (expected {self.channels} channels) needs "
                 f"parameters of shape {expected}, got {tuple(params.shape)}; make the decoder output "
                 f"{self.param_channels} channels"
@@ -114,11 +116,11 @@ class GaussianLikelihood(Likelihood):
                  shape: Sequence[int] | None = None) -> None:
         super().__init__()
         if scale not in self.SCALES:
-            raise ValueError(f"GaussianLikelihood: scale must be one of {self.SCALES}, got {scale!r}")
+            raise UsageError(f"GaussianLikelihood: scale must be one of {self.SCALES}, got {scale!r}")
         if std <= 0:
-            raise ValueError(f"GaussianLikelihood: std must be > 0, got {std}")
+            raise UsageError(f"GaussianLikelihood: std must be > 0, got {std}")
         if scale == "pixel" and (shape is None or shape[0] != channels):
-            raise ValueError(f"GaussianLikelihood(scale='pixel') needs shape=(C, *S) of one item with "
+            raise UsageError(f"GaussianLikelihood(scale='pixel') needs shape=(C, *S) of one item with "
                              f"C={channels}, got {shape}")
         self.channels, self.scale = channels, scale
         self.param_channels = 2 * channels if scale == "decoder" else channels
@@ -154,7 +156,7 @@ class _Quantized(Likelihood):
 
     def _init_levels(self, levels: int, low: float, high: float) -> None:
         if levels < 2 or not high > low:
-            raise ValueError(f"{type(self).__name__}: need levels >= 2 and high > low, got levels={levels}, "
+            raise UsageError(f"{type(self).__name__}: need levels >= 2 and high > low, got levels={levels}, "
                              f"range [{low}, {high}]")
         self.levels, self.low, self.high = levels, float(low), float(high)
 
@@ -188,14 +190,14 @@ class CategoricalLikelihood(_Quantized):
         if params.shape[1] == self.levels and params.dim() >= 3 and params.shape[2] == self.channels:
             return params
         if params.shape[1] != self.param_channels:
-            raise ValueError(f"CategoricalLikelihood: params must be [N x {self.levels} x {self.channels} x *S] or "
+            raise UsageError(f"CategoricalLikelihood: params must be [N x {self.levels} x {self.channels} x *S] or "
                              f"[N x {self.param_channels} x *S], got {tuple(params.shape)}")
         return params.view(params.shape[0], self.levels, self.channels, *params.shape[2:])  # (N, L, C, *S)
 
     def log_prob(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         logits = self.logits(params)
         if tuple(logits.shape[2:]) != tuple(x.shape[1:]) or logits.shape[0] != x.shape[0]:
-            raise ValueError(f"CategoricalLikelihood: logits {tuple(logits.shape)} do not fit data {tuple(x.shape)}")
+            raise UsageError(f"CategoricalLikelihood: logits {tuple(logits.shape)} do not fit data {tuple(x.shape)}")
         log_p = torch.log_softmax(_full(logits), dim=1)  # (N, L, C, *S)
         picked = log_p.gather(1, self.to_level(x).unsqueeze(1)).squeeze(1)  # (N, C, *S)
         return picked.flatten(1).sum(dim=1)
@@ -251,7 +253,7 @@ class DiscretizedLogisticLikelihood(_Quantized):
         super().__init__()
         self._init_levels(levels, low, high)
         if mixtures < 1:
-            raise ValueError(f"DiscretizedLogisticLikelihood: mixtures must be >= 1, got {mixtures}")
+            raise UsageError(f"DiscretizedLogisticLikelihood: mixtures must be >= 1, got {mixtures}")
         self.channels, self.mixtures = channels, mixtures
         self.param_channels = 2 * channels if mixtures == 1 else mixtures * (1 + 2 * channels)
 
@@ -303,5 +305,5 @@ LIKELIHOODS: dict[str, type[Likelihood]] = {
 def make_likelihood(name: str, **kwargs: object) -> Likelihood:
     """Build a likelihood by registry name (``bernoulli``, ``gaussian``, ``logistic``, ``categorical``)."""
     if name not in LIKELIHOODS:
-        raise ValueError(f"unknown likelihood {name!r}; choose one of {sorted(LIKELIHOODS)}")
+        raise UsageError(f"unknown likelihood {name!r}; choose one of {sorted(LIKELIHOODS)}")
     return LIKELIHOODS[name](**kwargs)  # type: ignore[arg-type]

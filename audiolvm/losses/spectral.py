@@ -13,6 +13,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from audiolvm.core.errors import UsageError
 from audiolvm.core.features import LogMel, stft_magnitude
 
 Reduction = Literal["mean", "none"]
@@ -26,7 +27,7 @@ def _reduce(per_item: torch.Tensor, reduction: Reduction) -> torch.Tensor:
         return per_item.mean()
     if reduction == "none":
         return per_item
-    raise ValueError(f"reduction={reduction!r}: expected 'mean' or 'none'")
+    raise UsageError(f"reduction={reduction!r}: expected 'mean' or 'none'")
 
 
 def spectral_convergence(
@@ -65,7 +66,7 @@ class MultiResolutionSTFTLoss(nn.Module):
     ) -> None:
         super().__init__()
         if not len(fft_sizes) == len(hop_sizes) == len(win_sizes):
-            raise ValueError(
+            raise UsageError(
                 f"stft resolutions: fft_sizes, hop_sizes, win_sizes must have equal lengths, got "
                 f"{len(fft_sizes)}, {len(hop_sizes)}, {len(win_sizes)}"
             )
@@ -102,7 +103,7 @@ class MultiScaleMelLoss(nn.Module):
     def __init__(self, sample_rate: int, fft_sizes: Sequence[int] = MEL_FFT_SIZES, reduction: Reduction = "mean"):
         super().__init__()
         if not fft_sizes:
-            raise ValueError("MultiScaleMelLoss: fft_sizes is empty; give at least one FFT size, e.g. [1024]")
+            raise UsageError("MultiScaleMelLoss: fft_sizes is empty; give at least one FFT size, e.g. [1024]")
         _reduce(torch.zeros(1), reduction)  # validate early
         self.mels = nn.ModuleList(LogMel(sample_rate, n_fft=n, hop_length=h, n_mels=m)
                                   for n, h, m in mel_scales(fft_sizes))

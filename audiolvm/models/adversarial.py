@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from audiolvm.core.errors import UsageError
 from audiolvm.losses.adversarial import ADVERSARIAL_LOSSES, feature_matching
 from audiolvm.losses.balancer import Balancer
 from audiolvm.models.multilevel import MultiLevelOutput
@@ -42,7 +43,7 @@ class Discriminators(nn.Module):
     def __init__(self, discriminators: Mapping[str, nn.Module], balancer: Balancer | None = None) -> None:
         super().__init__()
         if not discriminators:
-            raise ValueError("adversarial training needs at least one discriminator (adv.discriminators)")
+            raise UsageError("adversarial training needs at least one discriminator (adv.discriminators)")
         self.discriminators = nn.ModuleDict(discriminators)
         self.balancer = balancer
         self.steps: torch.Tensor
@@ -76,7 +77,7 @@ class AdversarialObjective:
                  weights: Mapping[str, float] | None = None, start_step: int = 0,
                  levels: Sequence[int] | None = None) -> None:
         if loss not in ADVERSARIAL_LOSSES:
-            raise ValueError(f"adv.loss={loss!r} is unknown; use one of {sorted(ADVERSARIAL_LOSSES)}")
+            raise UsageError(f"adv.loss={loss!r} is unknown; use one of {sorted(ADVERSARIAL_LOSSES)}")
         self.base, self.disc = base, discriminators
         self.d_loss, self.g_loss = ADVERSARIAL_LOSSES[loss]
         self.weights = {"adv/gen": 1.0, "adv/feat": 2.0} | dict(weights or {})
@@ -92,7 +93,7 @@ class AdversarialObjective:
             return self._disc_phase(model, disc, batch, carry)
         if name == "model":
             return self._model_phase(model, disc, batch, carry)
-        raise ValueError(f"unknown phase {name!r}; this step has {self.phases}")
+        raise UsageError(f"unknown phase {name!r}; this step has {self.phases}")
 
     def _judged(self, out: Any) -> list[tuple[int, torch.Tensor]]:
         """``(level, reconstruction)`` for each level the discriminators judge."""
@@ -100,7 +101,7 @@ class AdversarialObjective:
         chosen = self.levels if self.levels is not None else range(len(levels))
         bad = [i for i in chosen if not 0 <= i < len(levels)]
         if bad:
-            raise ValueError(f"adv.levels names {bad}, but the model has {len(levels)} levels")
+            raise UsageError(f"adv.levels names {bad}, but the model has {len(levels)} levels")
         return [(i, levels[i].recon) for i in chosen]
 
     def _output(self, model: nn.Module, batch: Mapping[str, torch.Tensor], carry: dict[str, Any]) -> Any:

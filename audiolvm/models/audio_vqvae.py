@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from audiolvm.bottleneck.base import Bottleneck
+from audiolvm.core.errors import UsageError
 from audiolvm.models.autoencoder import Autoencoder
 from audiolvm.nn.conv1d import ConvDecoder1d, ConvEncoder1d
 
@@ -39,12 +40,12 @@ def audio_autoencoder(
     ``encoder`` replaces the waveform encoder (e.g. a :class:`MelEncoder1d`; it must give ``T / hop`` frames).
     """
     if not strides or any(s < 1 for s in strides):
-        raise ValueError(f"strides must be a non-empty list of positive ints, got {list(strides)}")
+        raise UsageError(f"strides must be a non-empty list of positive ints, got {list(strides)}")
     if encoder is None:
         encoder = ConvEncoder1d(channels, latent_dim, width, strides, depth, dilation_growth, checkpoint_stages)
     if decoder is None:
         decoder = ConvDecoder1d(latent_dim, channels, width, strides, depth, dilation_growth, checkpoint_stages,
                                 cond_dim=speaker_dim, cond_mode=speaker_mode, source_dim=source_dim)
     elif decoder.hop != math.prod(strides):
-        raise ValueError(f"the decoder's hop ({decoder.hop}) differs from the encoder's ({math.prod(strides)})")
+        raise UsageError(f"the decoder's hop ({decoder.hop}) differs from the encoder's ({math.prod(strides)})")
     return Autoencoder(encoder, bottleneck, decoder, hop=math.prod(strides))

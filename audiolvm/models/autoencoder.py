@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from audiolvm.bottleneck.base import Bottleneck, BottleneckResult
+from audiolvm.core.errors import UnsupportedError, UsageError
+from audiolvm.nn.mode import eval_mode
 
 
 @dataclass
@@ -37,7 +39,7 @@ class Autoencoder(nn.Module):
     def __init__(self, encoder: nn.Module, bottleneck: Bottleneck, decoder: nn.Module, hop: int = 1) -> None:
         super().__init__()
         if hop < 1:
-            raise ValueError(f"hop must be >= 1, got {hop}")
+            raise UsageError(f"hop must be >= 1, got {hop}")
         self.encoder, self.bottleneck, self.decoder, self.hop = encoder, bottleneck, decoder, hop
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
@@ -54,14 +56,9 @@ class Autoencoder(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``Tensor[B x C x T]`` -> codes ``LongTensor[B x ceil(T / hop)]`` (discrete bottlenecks only)."""
         if not self.bottleneck.discrete:
-            raise TypeError(f"{type(self.bottleneck).__name__} produces no codes; use a VQ bottleneck")
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                return self.bottleneck(self.encoder(self.pad(x))).codes
-        finally:
-            self.train(was_training)
+            raise UnsupportedError(f"{type(self.bottleneck).__name__} produces no codes; use a VQ bottleneck")
+        with eval_mode(self), torch.no_grad():
+            return self.bottleneck(self.encoder(self.pad(x))).codes
 
     def decode_codes(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """codes ``LongTensor[B x N]`` -> ``Tensor[B x C x N * hop]`` (cropped to ``length`` if given)."""
@@ -71,9 +68,5 @@ class Autoencoder(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Eval-mode reconstruction of ``Tensor[B x C x T]`` with no state updates."""
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self(x).recon
-        finally:
-            self.train(was_training)

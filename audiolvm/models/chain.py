@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from audiolvm.core.errors import UnknownNameError, UsageError
 from audiolvm.models.multilevel import MultiLevelAutoencoder
 from audiolvm.models.priors.base import Prior
 
@@ -48,7 +49,7 @@ class SamplingSettings:
 def top_down(values: Sequence, levels: Sequence[int], what: str) -> dict[int, Any]:
     """``{level: value}`` from a top-down list: one value for every level, or one per level (none: ``{}``)."""
     if len(values) not in (0, 1, len(levels)):
-        raise ValueError(f"{what}: give one value or one per sampled level ({len(levels)}, top-down), got "
+        raise UsageError(f"{what}: give one value or one per sampled level ({len(levels)}, top-down), got "
                          f"{len(values)}")
     return {lv: values[i if len(values) > 1 else 0] for i, lv in enumerate(levels)} if values else {}
 
@@ -79,13 +80,13 @@ class SamplingChain:
         own = {st.level for st in self.stages}
         for st in self.stages:
             if not 0 <= st.level < model.num_levels:
-                raise ValueError(f"a prior models level {st.level}, the VQ-VAE has levels 0..{model.num_levels - 1}")
+                raise UsageError(f"a prior models level {st.level}, the VQ-VAE has levels 0..{model.num_levels - 1}")
             k = model.levels[st.level].bottleneck.num_codes
             if st.prior.num_codes != k:
-                raise ValueError(f"the prior for level {st.level} has K={st.prior.num_codes}, the VQ-VAE's level has "
+                raise UsageError(f"the prior for level {st.level} has K={st.prior.num_codes}, the VQ-VAE's level has "
                                  f"K={k}; train it on this model's codes")
             if st.upper_level in own and st.upper_level not in sampled:
-                raise ValueError(f"the upsampler for level {st.level} needs level {st.upper_level} sampled before it; "
+                raise UsageError(f"the upsampler for level {st.level} needs level {st.upper_level} sampled before it; "
                                  "list the stages top-down")
             sampled.add(st.level)
 
@@ -106,7 +107,7 @@ class SamplingChain:
             return {}
         label = stage.labels[0] if label is None else label
         if label not in stage.labels:
-            raise KeyError(f"label {label!r} is not one of the level-{stage.level} prior's labels: "
+            raise UnknownNameError(f"label {label!r} is not one of the level-{stage.level} prior's labels: "
                            f"{', '.join(stage.labels)}")
         return {"label": torch.full((n,), list(stage.labels).index(label), dtype=torch.long)}
 
@@ -124,24 +125,24 @@ class SamplingChain:
         """
         codes: dict[int, torch.Tensor] = {lv: c.long() for lv, c in (start or {}).items()}
         if not self.stages and not codes:
-            raise ValueError("SamplingChain: no stages and no start codes; give a top-level prior or saved codes")
+            raise UsageError("SamplingChain: no stages and no start codes; give a top-level prior or saved codes")
         for st in self.stages:
             if st.level in codes:
                 if codes[st.level].shape != (n, self.length(st.level, seconds)):
-                    raise ValueError(f"start codes of level {st.level} have shape {tuple(codes[st.level].shape)}, "
+                    raise UsageError(f"start codes of level {st.level} have shape {tuple(codes[st.level].shape)}, "
                                      f"expected {(n, self.length(st.level, seconds))} for n={n}, {seconds} s")
                 continue
             cond = self.label_cond(st, label, n)
             if st.upper_level is not None:
                 if st.upper_level not in codes:
-                    raise ValueError(f"the upsampler for level {st.level} needs level {st.upper_level}'s codes: add "
+                    raise UsageError(f"the upsampler for level {st.level} needs level {st.upper_level}'s codes: add "
                                      "that level's prior to the chain or pass its codes as start")
                 cond["upper"] = codes[st.upper_level]
             length = self.length(st.level, seconds)
             kwargs: dict = {"progress": progress} if hasattr(st.prior, "forward_step") else {}
             if prime is not None and st.level in prime:
                 if not hasattr(st.prior, "forward_step"):
-                    raise ValueError(f"{type(st.prior).__name__} cannot continue a prompt; use a transformer prior")
+                    raise UsageError(f"{type(st.prior).__name__} cannot continue a prompt; use a transformer prior")
                 kwargs["prime"] = prime[st.level][:, :length].expand(n, -1)
             s = settings if isinstance(settings, SamplingSettings) else settings[st.level]
             codes[st.level] = st.prior.sample(n, length, cond or None, s.temperature, s.top_k, s.top_p,

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiolvm.core.errors import UsageError
 from audiolvm.core.features import LogMel
 
 
@@ -55,10 +56,10 @@ class SpeakerClassifier(nn.Module):
                  speakers: Sequence[str] | None = None) -> None:
         super().__init__()
         if num_speakers < 2 or not channels:
-            raise ValueError(f"SpeakerClassifier: num_speakers={num_speakers} must be >= 2 and channels="
+            raise UsageError(f"SpeakerClassifier: num_speakers={num_speakers} must be >= 2 and channels="
                              f"{list(channels)} non-empty")
         if speakers is not None and len(speakers) != num_speakers:
-            raise ValueError(f"SpeakerClassifier: {len(speakers)} speaker names for num_speakers={num_speakers}")
+            raise UsageError(f"SpeakerClassifier: {len(speakers)} speaker names for num_speakers={num_speakers}")
         self.sample_rate, self.num_speakers = int(sample_rate), int(num_speakers)
         self.speakers = list(speakers) if speakers is not None else [str(i) for i in range(num_speakers)]
         self.hop = max(1, sample_rate // 100)

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 import torch
 
+from audiolvm.core.errors import UsageError
 from audiolvm.models.multilevel import MultiLevelAutoencoder
 from audiolvm.models.pitch import Pitch, voiced_log_stats
+from audiolvm.nn.mode import frozen
 
 
 @dataclass
@@ -72,19 +74,16 @@ def enroll_speaker(model: MultiLevelAutoencoder, clips: Sequence[torch.Tensor],
     is left in the mode and with the gradient flags it had, and no weight or buffer of it changes.
     """
     if model.speaker is None or level not in model.speaker_levels:
-        raise ValueError(f"level {level}'s decoder is not speaker-conditioned (levels {model.speaker_levels}): "
+        raise UsageError(f"level {level}'s decoder is not speaker-conditioned (levels {model.speaker_levels}): "
                          "enrolment fits the vector such a decoder reads")
     if not clips:
-        raise ValueError("enrolment needs at least one clip of the new speaker")
+        raise UsageError("enrolment needs at least one clip of the new speaker")
     hop = model.levels[level].hop
     crop = min(crop, min(c.numel() for c in clips)) // hop * hop
     if crop < hop:
-        raise ValueError(f"the clips are too short: the shortest has {min(c.numel() for c in clips)} samples, "
+        raise UsageError(f"the clips are too short: the shortest has {min(c.numel() for c in clips)} samples, "
                          f"under one code ({hop} samples)")
-    was_training = model.training
-    flags = [p.requires_grad for p in model.parameters()]
-    model.eval().requires_grad_(False)
-    try:
+    with frozen(model):
         with torch.no_grad():
             waves = [c.reshape(-1) for c in clips]
             windows = _windows(waves, crop, hop)
@@ -134,7 +133,3 @@ def enroll_speaker(model: MultiLevelAutoencoder, clips: Sequence[torch.Tensor],
         return Enrolment(vector=vector.detach(), f0_stats=f0_stats, steps=done, seconds=time.perf_counter() - t0,
                          first_loss=first, last_loss=pool_loss(vector.detach()), crops=int(audio.shape[0]),
                          samples=sum(c.numel() for c in clips))
-    finally:
-        for param, flag in zip(model.parameters(), flags, strict=True):
-            param.requires_grad_(flag)
-        model.train(was_training)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from audiolvm.bottleneck.vq import VectorQuantizerEMA
+from audiolvm.core.errors import UnknownNameError, UsageError
 from audiolvm.models.autoencoder import Autoencoder
 from audiolvm.nn.conv2d import ConvDecoder2d, ConvEncoder2d
 
@@ -36,7 +37,7 @@ def encode_images(model: Autoencoder, batches: Iterable[Mapping[str, torch.Tenso
         codes.append(model.encode(x).cpu())
         labels.append(batch[label_key].cpu() if label_key in batch else torch.full((x.shape[0],), -1))
     if not codes:
-        raise ValueError("encode_images: no batches")
+        raise UsageError("encode_images: no batches")
     return torch.cat(codes), torch.cat(labels).long()
 
 
@@ -49,7 +50,7 @@ class ImageReconstructionObjective:
 
     def __init__(self, weights: Mapping[str, float] | None = None, kind: str = "mse", image_key: str = "image") -> None:
         if kind not in ("mse", "l1"):
-            raise ValueError(f"ImageReconstructionObjective: kind must be 'mse' or 'l1', got {kind!r}")
+            raise UsageError(f"ImageReconstructionObjective: kind must be 'mse' or 'l1', got {kind!r}")
         self.weights, self.kind, self.image_key = dict(weights or {}), kind, image_key
 
     def __call__(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -59,7 +60,8 @@ class ImageReconstructionObjective:
         terms = {"recon": recon, **{f"vq/{k}": v for k, v in out.bottleneck.losses.items()}}
         unknown = sorted(set(self.weights) - set(terms))
         if unknown:
-            raise KeyError(f"loss weights name {unknown}, which this model does not produce; valid: {sorted(terms)}")
+            raise UnknownNameError(f"loss weights name {unknown}, which this model does not produce; "
+                                   f"valid: {sorted(terms)}")
         loss = sum(self.weights.get(name, 1.0) * value for name, value in terms.items())
         metrics = {f"vq/{k}": v.detach() for k, v in out.bottleneck.metrics.items()}
         return {"loss": loss, **{k: v.detach() for k, v in terms.items()}, **metrics}

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from audiolvm.bottleneck.gaussian import GaussianBottleneck
+from audiolvm.core.errors import UsageError
 from audiolvm.losses.likelihoods import Likelihood
 from audiolvm.models.vae import ConditionalVAE, VAEOutput
 from audiolvm.models.vae_objective import item_bound
@@ -61,7 +62,7 @@ class M2(ConditionalVAE):
         if label is None:
             label = torch.full((batch,), -1, dtype=torch.long, device=x.device)
         if label.shape != (batch,):
-            raise ValueError(f"M2: label must be LongTensor[{batch}] (-1 = unlabelled), got shape {tuple(label.shape)}")
+            raise UsageError(f"M2: label must be LongTensor[{batch}] (-1 = unlabelled), got shape {tuple(label.shape)}")
         labelled = label >= 0
         x_l, y_l, x_u = x[labelled], label[labelled], x[~labelled]  # (L, ...), (L,), (U, ...)
         y_enum = torch.arange(k, device=x.device).repeat_interleave(x_u.shape[0])  # (K*U,) class-major
@@ -99,7 +100,7 @@ class M2Objective:
 
     def __init__(self, alpha: float = 1.0, image_key: str = "image", label_key: str = "label") -> None:
         if alpha < 0:
-            raise ValueError(f"M2Objective: alpha must be >= 0, got {alpha}")
+            raise UsageError(f"M2Objective: alpha must be >= 0, got {alpha}")
         self.alpha, self.image_key, self.label_key = alpha, image_key, label_key
 
     def __call__(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

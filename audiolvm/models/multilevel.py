@@ -32,10 +32,12 @@ from torch import nn
 
 from audiolvm.bottleneck.base import BottleneckResult
 from audiolvm.bottleneck.jitter import time_jitter
+from audiolvm.core.errors import UnsupportedError, UsageError
 from audiolvm.models.autoencoder import Autoencoder, AutoencoderOutput
 from audiolvm.models.pitch import Pitch, PitchConditioner, map_pitch, voiced_log_stats
 from audiolvm.models.speaker import SpeakerAdversary, SpeakerConditioner
 from audiolvm.nn.conv1d import Upsample1d, halving_strides
+from audiolvm.nn.mode import eval_mode
 
 MODES = ("independent", "conditioned")
 PITCH_MODES = ("map", "source", "predicted")
@@ -85,27 +87,27 @@ class MultiLevelAutoencoder(nn.Module):
         super().__init__()
         self.jitter = jitter  # time_jitter checks the range when it is used; builders check the config
         if adversary is not None and speaker is None:
-            raise ValueError("a speaker adversary needs a speaker-conditioned model (the speakers' ids it predicts)")
+            raise UsageError("a speaker adversary needs a speaker-conditioned model (the speakers' ids it predicts)")
         self.adversary = adversary
         for what, module, chosen in (("speaker", speaker, speaker_levels), ("pitch", pitch, pitch_levels)):
             if (module is None) != (not chosen):
-                raise ValueError(f"give both a {what} conditioner and the {what}-conditioned levels, or neither")
+                raise UsageError(f"give both a {what} conditioner and the {what}-conditioned levels, or neither")
             bad = [i for i in chosen if not 0 <= i < len(levels)]
             if bad:
-                raise ValueError(f"{what}_levels {list(chosen)}: levels must be in [0, {len(levels)})")
+                raise UsageError(f"{what}_levels {list(chosen)}: levels must be in [0, {len(levels)})")
         self.speaker, self.speaker_levels = speaker, sorted(set(speaker_levels))
         self.pitch, self.pitch_levels = pitch, sorted(set(pitch_levels))
         if mode not in MODES:
-            raise ValueError(f"mode={mode!r} is unknown; use one of {MODES}")
+            raise UsageError(f"mode={mode!r} is unknown; use one of {MODES}")
         hops = [lv.hop for lv in levels]
         if not hops or any(a >= b for a, b in zip(hops, hops[1:], strict=False)):
-            raise ValueError(f"level hops must be non-empty and strictly increasing, got {hops}")
+            raise UsageError(f"level hops must be non-empty and strictly increasing, got {hops}")
         self.levels, self.mode = nn.ModuleList(levels), mode
         self.conditioners = nn.ModuleList()
         if mode == "conditioned":
             for lower, upper in zip(hops, hops[1:], strict=False):
                 if upper % lower:
-                    raise ValueError(f"conditioned mode needs each hop to divide the next, got {hops}")
+                    raise UsageError(f"conditioned mode needs each hop to divide the next, got {hops}")
                 self.conditioners.append(upsampler(latent_dim, upper // lower))
 
     @property
@@ -145,7 +147,7 @@ class MultiLevelAutoencoder(nn.Module):
         """Enrol a new voice: ``vector : Tensor[dim]`` becomes speaker ``name``'s table row (its id is returned) and,
         with a pitch path, ``f0_stats`` its ln-F0 ``[mean, std]`` (default: the corpus's). No other weight changes."""
         if self.speaker is None:
-            raise ValueError("this model is not speaker-conditioned: there is no speaker table to add a voice to")
+            raise UsageError("this model is not speaker-conditioned: there is no speaker table to add a voice to")
         new_id = self.speaker.add_speaker(name, vector)
         if self.pitch is not None and self.pitch.names:
             self.pitch.add_speaker(name, self.pitch.global_stats.tolist() if f0_stats is None else f0_stats)
@@ -158,7 +160,7 @@ class MultiLevelAutoencoder(nn.Module):
         if self.speaker is None:
             return None
         if speaker is None:
-            raise ValueError(f"this model's decoders at levels {self.speaker_levels} are speaker-conditioned: "
+            raise UsageError(f"this model's decoders at levels {self.speaker_levels} are speaker-conditioned: "
                              f"pass speaker= (ids into {self.speaker_names}, reference audio, or vectors)")
         return self.speaker(speaker)
 
@@ -173,7 +175,7 @@ class MultiLevelAutoencoder(nn.Module):
         if level not in self.pitch_levels:
             return dec(h, c) if c is not None else dec(h)
         if pitch is None:
-            raise ValueError(f"level {level}'s decoder takes F0: pass pitch= (see MultiLevelAutoencoder.extract_pitch)")
+            raise UsageError(f"level {level}'s decoder takes F0: pass pitch= (see MultiLevelAutoencoder.extract_pitch)")
         h = h + self.pitch.frame_features(pitch, h.shape[-1])  # (B, D, N)
         return dec(h, c, self.pitch.excitation(pitch, h.shape[-1] * self.levels[level].hop))
 
@@ -222,7 +224,7 @@ class MultiLevelAutoencoder(nn.Module):
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         """``Tensor[B x 1 x T]`` -> codes per level, ``LongTensor[B x ceil(T / hop_l)]`` (eval mode)."""
         if not self.discrete:
-            raise TypeError("this model has a continuous bottleneck and produces no codes")
+            raise UnsupportedError("this model has a continuous bottleneck and produces no codes")
         return [lv.encode(x) for lv in self.levels]
 
     @torch.no_grad()
@@ -230,14 +232,11 @@ class MultiLevelAutoencoder(nn.Module):
         """Eval-mode ``(pre, z, codes)`` of one level for ``x : Tensor[B x 1 x T]``: the encoder output
         before the bottleneck and the quantized vectors, both ``Tensor[B x D x N_l]``, and the codes
         ``LongTensor[B x N_l]`` (None for a continuous bottleneck). ``N_l = ceil(T / hop_l)``."""
-        lv, was_training = self.levels[level], self.training
-        self.eval()
-        try:
+        lv = self.levels[level]
+        with eval_mode(self):
             pre = lv.encoder(lv.pad(x))
             res = lv.bottleneck(pre)
             return pre, res.z, res.codes
-        finally:
-            self.train(was_training)
 
     @torch.no_grad()
     def decode(self, codes: Sequence[torch.Tensor | None], level: int = 0, length: int | None = None,
@@ -251,7 +250,7 @@ class MultiLevelAutoencoder(nn.Module):
         upper = None
         if self.mode == "conditioned" and level + 1 < self.num_levels:
             if codes[level + 1] is None:
-                raise ValueError(f"conditioned mode: decoding level {level} needs level {level + 1}'s codes too")
+                raise UsageError(f"conditioned mode: decoding level {level} needs level {level + 1}'s codes too")
             upper = self.levels[level + 1].bottleneck.embed(codes[level + 1])
         c = self.speaker_vector(speaker) if level in self.speaker_levels else None
         if level in self.pitch_levels and pitch is None:
@@ -265,10 +264,10 @@ class MultiLevelAutoencoder(nn.Module):
         """F0 of ``length`` samples predicted from the codes of the predictor's level (the finest pitch level),
         in the range of ``speaker`` (ids or a reference clip; otherwise the training corpus's range)."""
         if self.pitch is None:
-            raise ValueError("this model has no pitch path (model.pitch.levels is empty)")
+            raise UsageError("this model has no pitch path (model.pitch.levels is empty)")
         pl = self.pitch_levels[0]
         if codes[pl] is None:
-            raise ValueError(f"predicting F0 needs level {pl}'s codes (the F0 predictor reads that level)")
+            raise UsageError(f"predicting F0 needs level {pl}'s codes (the F0 predictor reads that level)")
         z = self.levels[pl].bottleneck.embed(codes[pl])  # (B, D, N)
         c = self.speaker_vector(speaker) if self.speaker is not None else None
         stats = self.pitch.speaker_stats(speaker, z.shape[0])
@@ -280,9 +279,7 @@ class MultiLevelAutoencoder(nn.Module):
         """Eval-mode reconstruction with no state updates: every level's ``[Tensor[B x 1 x T]]``, or
         only ``level``'s tensor (running only the encoders and the decoder that level needs).
         ``speaker`` and ``pitch`` as in :meth:`forward`."""
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             if level is None:
                 return [out.recon for out in self(x, speaker, pitch).levels]
             needed = self._needed_levels(level)
@@ -290,8 +287,6 @@ class MultiLevelAutoencoder(nn.Module):
             if level in self.pitch_levels and pitch is None:
                 pitch = self.extract_pitch(x)
             return self._decode_level(level, self._encode_levels(x, needed), x.shape[-1], c, pitch)
-        finally:
-            self.train(was_training)
 
     @torch.no_grad()
     def convert(self, x: torch.Tensor, speaker: torch.Tensor, level: int = 0, pitch: str = "map",
@@ -304,10 +299,10 @@ class MultiLevelAutoencoder(nn.Module):
         keeps it; ``predicted`` takes the F0 predictor's contour in the target's range. ``shift_semitones``
         is added to ``map`` and ``source``."""
         if level not in self.speaker_levels:
-            raise ValueError(f"level {level}'s decoder is not speaker-conditioned (conditioned levels: "
+            raise UsageError(f"level {level}'s decoder is not speaker-conditioned (conditioned levels: "
                              f"{self.speaker_levels}); set model.speaker.levels in the config and retrain")
         if pitch not in PITCH_MODES:
-            raise ValueError(f"pitch={pitch!r} is unknown; use one of {PITCH_MODES}")
+            raise UsageError(f"pitch={pitch!r} is unknown; use one of {PITCH_MODES}")
         if level not in self.pitch_levels:
             return self.reconstruct(x, level, speaker)
         if pitch == "predicted":

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from audiolvm.core.errors import UnknownNameError, UsageError
 from audiolvm.losses.balancer import Balancer
 from audiolvm.losses.spectral import MultiResolutionSTFTLoss, MultiScaleMelLoss
 from audiolvm.losses.waveform import waveform_loss
@@ -63,7 +64,7 @@ class AudioReconstructionObjective:
         terms.update({f"{self.prefix}/{k}": v for k, v in out.bottleneck.losses.items()})
         missing = sorted(set(self.weights) - set(terms) - self.MODEL_TERMS)
         if missing:
-            raise KeyError(
+            raise UnknownNameError(
                 f"loss.weights names {missing}, which this model does not produce; valid terms: {sorted(terms)}"
             )
         metrics = {f"{self.prefix}/{k}": v.detach() for k, v in out.bottleneck.metrics.items()}
@@ -132,7 +133,7 @@ class AudioReconstructionObjective:
                     weights: Mapping[str, float], balancer: Balancer | None) -> dict[str, torch.Tensor]:
         level_weights = self.level_weights or [1.0] * len(levels)
         if len(level_weights) != len(levels):
-            raise ValueError(f"{len(level_weights)} level weights for a model with {len(levels)} levels")
+            raise UsageError(f"{len(level_weights)} level weights for a model with {len(levels)} levels")
         if len(levels) == 1:
             terms = {**self.level_terms(levels[0], audio), **extra.get(0, {})}
             return {"loss": level_weights[0] * self.level_loss(terms, levels[0].recon, weights, balancer, "l0"),

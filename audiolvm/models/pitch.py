@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from audiolvm.core import pitch as pitch_lib
+from audiolvm.core.errors import UsageError
 from audiolvm.core.pitch import ALL_SPEAKERS as GLOBAL
 from audiolvm.core.pitch import PitchSettings, continuous_f0
 from audiolvm.nn.conv1d import FiLM1d, Upsample1d
@@ -90,7 +91,7 @@ class PitchPredictor(nn.Module):
         h = self.inp(z)  # (B, W, N)
         if self.film is not None:
             if c is None:
-                raise ValueError("this F0 predictor is speaker-conditioned: pass c = Tensor[B x cond_dim]")
+                raise UsageError("this F0 predictor is speaker-conditioned: pass c = Tensor[B x cond_dim]")
             h = self.film(h, c)
         return self.out(self.up(self.body(h)))  # (B, 2, N * upsample)
 
@@ -114,12 +115,12 @@ class PitchConditioner(nn.Module):
                  synth: str = "nsf") -> None:
         super().__init__()
         if synth not in SYNTHS:
-            raise ValueError(f"synth={synth!r} is unknown; use one of {SYNTHS}")
+            raise UsageError(f"synth={synth!r} is unknown; use one of {SYNTHS}")
         if code_hop % settings.hop:
-            raise ValueError(f"the F0 hop ({settings.hop} samples) must divide the pitch level's hop ({code_hop})")
+            raise UsageError(f"the F0 hop ({settings.hop} samples) must divide the pitch level's hop ({code_hop})")
         missing = [n for n in [*names, GLOBAL] if n not in stats]
         if missing:
-            raise ValueError(f"pitch stats lack {missing[:3]}: `audiolvm train` fills model.pitch.stats from the "
+            raise UsageError(f"pitch stats lack {missing[:3]}: `audiolvm train` fills model.pitch.stats from the "
                              "training corpus; give [mean, std] of ln F0 for every training speaker and '*'")
         self.settings, self.names, self.ratio = settings, list(names), code_hop // settings.hop
         table = [list(stats[n]) for n in self.names] or [list(stats[GLOBAL])]

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from audiolvm.core.errors import UsageError
 from audiolvm.nn.masked import GatedStackBlock2d
 
 
@@ -34,7 +35,7 @@ class PixelCNNDecoder(nn.Module):
                  channels: int = 32, layers: int = 4, kernel_size: int = 3) -> None:
         super().__init__()
         if layers < 1:
-            raise ValueError(f"PixelCNNDecoder: layers must be >= 1, got {layers}")
+            raise UsageError(f"PixelCNNDecoder: layers must be >= 1, got {layers}")
         self.conditioner = conditioner
         self.inp = nn.Conv2d(image_channels, channels, kernel_size=1)
         self.blocks = nn.ModuleList(

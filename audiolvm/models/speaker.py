@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiolvm.core.errors import UnknownNameError, UsageError
 from audiolvm.core.features import LogMel
 from audiolvm.nn.reversal import reverse_gradient
 
@@ -53,9 +54,9 @@ class SpeakerConditioner(nn.Module):
                  n_mels: int = 64, encoder_mix: float = 0.5) -> None:
         super().__init__()
         if not names:
-            raise ValueError("SpeakerConditioner needs the training speakers' names (got none)")
+            raise UsageError("SpeakerConditioner needs the training speakers' names (got none)")
         if not 0.0 <= encoder_mix <= 1.0:
-            raise ValueError(f"encoder_mix must be in [0, 1], got {encoder_mix}")
+            raise UsageError(f"encoder_mix must be in [0, 1], got {encoder_mix}")
         self.names, self.dim, self.encoder_mix = list(names), dim, encoder_mix
         self._index = {n: i for i, n in enumerate(self.names)}
         self.table = nn.Embedding(len(self.names), dim)
@@ -66,7 +67,7 @@ class SpeakerConditioner(nn.Module):
         """``LongTensor[len(names)]`` of table ids; an unknown name is a KeyError listing the choices."""
         unknown = [n for n in names if n not in self._index]
         if unknown:
-            raise KeyError(f"speaker {unknown[0]!r} is not one of the model's training speakers "
+            raise UnknownNameError(f"speaker {unknown[0]!r} is not one of the model's training speakers "
                            f"({', '.join(self.names)}); use one of those, or a reference clip if the model "
                            "has a speaker encoder (model.speaker.encoder)")
         return torch.tensor([self._index[n] for n in names], dtype=torch.long, device=device)
@@ -74,7 +75,7 @@ class SpeakerConditioner(nn.Module):
     def check_new_name(self, name: str) -> None:
         """ValueError if ``name`` is already one of the speakers (an enrolled voice needs a name of its own)."""
         if name in self._index:
-            raise ValueError(f"speaker {name!r} is already one of the model's speakers ({', '.join(self.names)}); "
+            raise UsageError(f"speaker {name!r} is already one of the model's speakers ({', '.join(self.names)}); "
                              "choose another name")
 
     def add_speaker(self, name: str, vector: torch.Tensor) -> int:
@@ -95,19 +96,19 @@ class SpeakerConditioner(nn.Module):
         """Ids ``LongTensor[B]``, audio ``Tensor[B x 1 x T]`` or vectors ``Tensor[B x dim]`` -> ``Tensor[B x dim]``."""
         if not speaker.is_floating_point():
             if speaker.dim() != 1:
-                raise ValueError(f"speaker ids must be a LongTensor[B], got shape {tuple(speaker.shape)}")
+                raise UsageError(f"speaker ids must be a LongTensor[B], got shape {tuple(speaker.shape)}")
             if speaker.numel() and (int(speaker.min()) < 0 or int(speaker.max()) >= len(self.names)):
-                raise ValueError(f"speaker ids must be in [0, {len(self.names)}) (the training speakers); got "
+                raise UsageError(f"speaker ids must be in [0, {len(self.names)}) (the training speakers); got "
                                  f"{speaker.tolist()}. A held-out speaker (id -1) needs a reference clip")
             return self.table(speaker)
         if speaker.dim() == 3:
             if self.encoder is None:
-                raise ValueError("this model has no speaker encoder (model.speaker.encoder: false): give a "
+                raise UsageError("this model has no speaker encoder (model.speaker.encoder: false): give a "
                                  "training speaker's id or name instead of reference audio")
             return self.encoder(speaker)
         if speaker.dim() == 2 and speaker.shape[1] == self.dim:
             return speaker
-        raise ValueError(f"speaker must be ids LongTensor[B], audio Tensor[B x 1 x T] or vectors Tensor[B x "
+        raise UsageError(f"speaker must be ids LongTensor[B], audio Tensor[B x 1 x T] or vectors Tensor[B x "
                          f"{self.dim}], got {speaker.dtype} of shape {tuple(speaker.shape)}")
 
     def training_vectors(self, ids: torch.Tensor, audio: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -135,7 +136,7 @@ class SpeakerAdversary(nn.Module):
     def __init__(self, dim: int, num_speakers: int, width: int = 128, scale: float = 1.0, pool: bool = False) -> None:
         super().__init__()
         if scale <= 0:
-            raise ValueError(f"the adversary's gradient-reversal scale must be > 0, got {scale}")
+            raise UsageError(f"the adversary's gradient-reversal scale must be > 0, got {scale}")
         self.scale, self.pool = scale, pool
         self.net = nn.Sequential(nn.Conv1d(dim, width, 3, padding=1), nn.ReLU(),
                                  nn.Conv1d(width, width, 3, padding=1), nn.ReLU(),

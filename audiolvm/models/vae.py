@@ -22,9 +22,11 @@ import torch
 from torch import nn
 
 from audiolvm.bottleneck.gaussian import GaussianBottleneck
+from audiolvm.core.errors import UnsupportedError, UsageError
 from audiolvm.losses.likelihoods import Likelihood
 from audiolvm.models.autoencoder import Autoencoder, AutoencoderOutput
 from audiolvm.nn.conditioning import one_hot
+from audiolvm.nn.mode import eval_mode
 
 
 @dataclass
@@ -78,7 +80,7 @@ class VAE(Autoencoder):
     def __init__(self, encoder: nn.Module, bottleneck: GaussianBottleneck, decoder: nn.Module, likelihood: Likelihood,
                  latent_shape: Sequence[int], num_classes: int = 0) -> None:
         if not isinstance(bottleneck, GaussianBottleneck):
-            raise TypeError(f"VAE needs a GaussianBottleneck (posterior densities for the bounds), got "
+            raise UnsupportedError(f"VAE needs a GaussianBottleneck (posterior densities for the bounds), got "
                             f"{type(bottleneck).__name__}; use Autoencoder for other bottlenecks")
         super().__init__(encoder, bottleneck, decoder, hop=1)
         self.likelihood, self.latent_shape, self.num_classes = likelihood, tuple(latent_shape), num_classes
@@ -93,11 +95,11 @@ class VAE(Autoencoder):
         """``label``: ``LongTensor[B]`` ids or float ``Tensor[B x K]`` (one-hot / probabilities) -> ``[B x K]``."""
         if self.num_classes == 0:
             if label is not None:
-                raise ValueError(f"{type(self).__name__} is unconditional (num_classes=0) but got labels; "
+                raise UsageError(f"{type(self).__name__} is unconditional (num_classes=0) but got labels; "
                                  "build a ConditionalVAE to condition on classes")
             return None
         if label is None:
-            raise ValueError(f"{type(self).__name__} is class-conditional (num_classes={self.num_classes}) and "
+            raise UsageError(f"{type(self).__name__} is class-conditional (num_classes={self.num_classes}) and "
                              "needs label=LongTensor[B]")
         return label if label.is_floating_point() else one_hot(label, self.num_classes)
 
@@ -119,7 +121,7 @@ class VAE(Autoencoder):
         if not self.autoregressive:
             return self.decoder(z) if cond is None else self.decoder(z, cond)
         if x is None:
-            raise ValueError("an autoregressive decoder needs the data x to decode (teacher forcing); use sample()")
+            raise UsageError("an autoregressive decoder needs the data x to decode (teacher forcing); use sample()")
         x = repeat_rows(x, z.shape[0] // x.shape[0])
         return self.decoder(z, x) if cond is None else self.decoder(z, x, cond)
 
@@ -154,12 +156,8 @@ class VAE(Autoencoder):
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
         """Eval-mode reconstruction (the likelihood mean at the posterior mean), ``Tensor[B x C x *S]``."""
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self(x, label).recon
-        finally:
-            self.train(was_training)
 
     @torch.no_grad()
     def sample(self, n: int, label: torch.Tensor | None = None, generator: torch.Generator | None = None,
@@ -181,5 +179,5 @@ class ConditionalVAE(VAE):
     def __init__(self, encoder: nn.Module, bottleneck: GaussianBottleneck, decoder: nn.Module, likelihood: Likelihood,
                  latent_shape: Sequence[int], num_classes: int) -> None:
         if num_classes < 1:
-            raise ValueError(f"ConditionalVAE needs num_classes >= 1, got {num_classes}; use VAE for unconditional")
+            raise UsageError(f"ConditionalVAE needs num_classes >= 1, got {num_classes}; use VAE for unconditional")
         super().__init__(encoder, bottleneck, decoder, likelihood, latent_shape, num_classes)

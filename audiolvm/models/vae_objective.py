@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from audiolvm.bottleneck.gaussian import GaussianBottleneck
+from audiolvm.core.errors import UsageError
 from audiolvm.losses.bounds import (
     ESTIMATORS,
     Schedule,
@@ -81,11 +82,11 @@ class VAEObjective:
                  conditional: bool = False, image_key: str = "image", label_key: str = "label",
                  active_threshold: float = 0.01) -> None:
         if estimator not in ESTIMATORS:
-            raise ValueError(f"VAEObjective: unknown estimator {estimator!r}; choose one of {ESTIMATORS}")
+            raise UsageError(f"VAEObjective: unknown estimator {estimator!r}; choose one of {ESTIMATORS}")
         if beta < 0 or free_bits < 0:
-            raise ValueError(f"VAEObjective: beta and free_bits must be >= 0, got {beta} and {free_bits}")
+            raise UsageError(f"VAEObjective: beta and free_bits must be >= 0, got {beta} and {free_bits}")
         if free_bits > 0 and not (analytic_kl and estimator == "standard"):
-            raise ValueError("VAEObjective: free_bits needs the analytic per-dimension KL "
+            raise UsageError("VAEObjective: free_bits needs the analytic per-dimension KL "
                              "(analytic_kl=True, estimator='standard')")
         self.beta, self.estimator, self.analytic_kl, self.free_bits = beta, estimator, analytic_kl, free_bits
         self.warmup, self.capacity, self.conditional = warmup, capacity, conditional
@@ -112,7 +113,7 @@ class VAEObjective:
 
     def _iwae_loss(self, out: VAEOutput, logged: dict[str, torch.Tensor]) -> torch.Tensor:
         if self.beta != 1.0 or self.free_bits or self.warmup is not None or self.capacity is not None:
-            raise ValueError(f"VAEObjective: beta, free_bits, warmup and capacity apply to the k = 1 ELBO, but the "
+            raise UsageError(f"VAEObjective: beta, free_bits, warmup and capacity apply to the k = 1 ELBO, but the "
                              f"model draws k={out.samples} samples (IWAE); set them to their defaults or use samples=1")
         bound = item_bound(out, self.estimator)  # (B,)
         logged["iwae"] = bound.detach().mean()

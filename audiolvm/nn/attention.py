@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiolvm.core.errors import UsageError
+
 
 class RotaryEmbedding(nn.Module):
     """Rotary position embedding (RoPE, "rotate half" convention) over the head dimension.
@@ -27,7 +29,7 @@ class RotaryEmbedding(nn.Module):
     def __init__(self, head_dim: int, base: float = 10000.0) -> None:
         super().__init__()
         if head_dim % 2:
-            raise ValueError(f"RotaryEmbedding: head_dim must be even, got {head_dim}; change dim or heads")
+            raise UsageError(f"RotaryEmbedding: head_dim must be even, got {head_dim}; change dim or heads")
         inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (hs/2,)
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
@@ -72,7 +74,7 @@ class KVCache:
         layer's keys and values so far, ``Tensor[B x nh x (length + T) x hs]`` (views, no copy)."""
         end = self.length + k.shape[-2]
         if end > self.max_len:
-            raise ValueError(
+            raise UsageError(
                 f"KVCache: {end} positions exceed max_len={self.max_len}; call reset() (or slide the window) "
                 "before the cache is full, or allocate a longer cache"
             )
@@ -91,7 +93,7 @@ class CausalSelfAttention(nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
         super().__init__()
         if dim % heads:
-            raise ValueError(f"CausalSelfAttention: dim={dim} is not divisible by heads={heads}")
+            raise UsageError(f"CausalSelfAttention: dim={dim} is not divisible by heads={heads}")
         self.heads, self.dropout = heads, dropout
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)

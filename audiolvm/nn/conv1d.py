@@ -13,6 +13,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
+from audiolvm.core.errors import UsageError
 from audiolvm.core.features import LogMel
 
 
@@ -217,7 +218,7 @@ class ConvDecoder1d(nn.Module):
     ) -> None:
         super().__init__()
         if cond_dim and cond_mode not in CONDITIONING:
-            raise ValueError(f"cond_mode={cond_mode!r} is unknown; use one of {sorted(CONDITIONING)}")
+            raise UsageError(f"cond_mode={cond_mode!r} is unknown; use one of {sorted(CONDITIONING)}")
         layers: list[nn.Module] = [nn.Conv1d(in_ch, width, 3, padding=1)]
         self._cond_after: list[int] = [0]  # indices in self.net after which the condition is applied
         factors = [math.prod(strides)]  # each conditioning point's rate, as a factor below the output rate
@@ -240,9 +241,9 @@ class ConvDecoder1d(nn.Module):
         if not self.cond_dim and not self.source_dim:
             return self.net(z)
         if self.cond_dim and c is None:
-            raise ValueError("this decoder is conditioned: pass c = Tensor[B x cond_dim] (e.g. a speaker embedding)")
+            raise UsageError("this decoder is conditioned: pass c = Tensor[B x cond_dim] (e.g. a speaker embedding)")
         if self.source_dim and (source is None or source.shape[-1] != z.shape[-1] * self.hop):
-            raise ValueError(f"this decoder takes an excitation Tensor[B x {self.source_dim} x "
+            raise UsageError(f"this decoder takes an excitation Tensor[B x {self.source_dim} x "
                              f"{z.shape[-1] * self.hop}] (N * hop samples); got "
                              f"{None if source is None else tuple(source.shape)}")
         k = 0
@@ -264,7 +265,7 @@ class ConvDecoder1d(nn.Module):
 def halving_strides(factor: int) -> list[int]:
     """``factor`` as resampling strides: 2 while it is even, then the odd rest (12 -> [2, 2, 3]; 1 -> [])."""
     if factor < 1:
-        raise ValueError(f"factor must be >= 1, got {factor}")
+        raise UsageError(f"factor must be >= 1, got {factor}")
     strides: list[int] = []
     while factor > 1:
         step = 2 if factor % 2 == 0 else factor
@@ -285,7 +286,7 @@ class MelEncoder1d(nn.Module):
                  frame_hop: int = 64, n_fft: int = 1024, dilation_growth: int = 3) -> None:
         super().__init__()
         if frame_hop < 1 or hop % frame_hop:
-            raise ValueError(f"the mel frame hop ({frame_hop}) must divide the code hop ({hop})")
+            raise UsageError(f"the mel frame hop ({frame_hop}) must divide the code hop ({hop})")
         self.frame_hop = frame_hop
         self.mel = LogMel(sample_rate, n_fft=n_fft, hop_length=frame_hop, n_mels=n_mels)
         self.net = ConvEncoder1d(n_mels, out_ch, width, halving_strides(hop // frame_hop) or [1], depth,

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiolvm.core.errors import UsageError
 from audiolvm.nn.conditioning import check_condition, concat_condition
 
 
@@ -34,7 +35,7 @@ class ResidualBlock2d(nn.Module):
 def _resampling_kernel(factor: int) -> tuple[int, int]:
     """(kernel, padding) giving exactly ``H // factor`` (down) or ``H * factor`` (up) for any factor."""
     if factor < 1:
-        raise ValueError(f"resampling factor must be >= 1, got {factor}")
+        raise UsageError(f"resampling factor must be >= 1, got {factor}")
     return (2 * factor, factor // 2) if factor % 2 == 0 else (factor, 0)
 
 
@@ -67,7 +68,7 @@ def reduced_size(size: Sequence[int], factors: Sequence[int], owner: str) -> tup
     total = math.prod(factors)
     height, width = (int(s) for s in size)
     if height % total or width % total:
-        raise ValueError(f"{owner}: image size {height}x{width} is not divisible by the total resampling factor "
+        raise UsageError(f"{owner}: image size {height}x{width} is not divisible by the total resampling factor "
                          f"{total} (factors {list(factors)}); choose factors whose product divides the size")
     return height // total, width // total
 
@@ -103,7 +104,7 @@ class ConvEncoder2d(nn.Module):
         """``x : Tensor[B x C x H x W]`` -> ``Tensor[B x out x H/f x W/f]`` or ``Tensor[B x out]``."""
         check_condition(cond, self.cond_dim, "ConvEncoder2d")
         if self.input_size is not None and tuple(x.shape[-2:]) != self.input_size:
-            raise ValueError(f"ConvEncoder2d was built for {self.input_size} images (flat latent), got "
+            raise UsageError(f"ConvEncoder2d was built for {self.input_size} images (flat latent), got "
                              f"{tuple(x.shape[-2:])}; rebuild it with input_size={tuple(x.shape[-2:])}")
         reduced_size(x.shape[-2:], self.factors, "ConvEncoder2d")
         h = self.stem(concat_condition(x, cond))  # (B, width, H, W)

@@ -35,6 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
+from audiolvm.core.errors import UsageError
+
 #: one ``(logits, features)`` pair per sub-discriminator
 DiscriminatorOutput = list[tuple[torch.Tensor, list[torch.Tensor]]]
 #: DAC's fractional frequency bands
@@ -45,7 +47,7 @@ STFT_SLOPE = 0.2
 
 def _check_wave(x: torch.Tensor) -> None:
     if x.dim() != 3 or x.shape[1] != 1:
-        raise ValueError(f"expected a waveform Tensor[B x 1 x T], got shape {tuple(x.shape)}")
+        raise UsageError(f"expected a waveform Tensor[B x 1 x T], got shape {tuple(x.shape)}")
 
 
 def _run(layers: nn.ModuleList, post: nn.Module, x: torch.Tensor, slope: float) -> DiscriminatorOutput:
@@ -72,7 +74,7 @@ class PeriodDiscriminator(nn.Module):
     def __init__(self, period: int, channels: Sequence[int] = (16, 32, 64, 64), kernel: int = 5, stride: int = 3):
         super().__init__()
         if period < 1 or not channels:
-            raise ValueError(f"need period >= 1 and at least one channel width, got {period=}, {channels=}")
+            raise UsageError(f"need period >= 1 and at least one channel width, got {period=}, {channels=}")
         self.period = period
         widths = [1, *channels]
         strides = [stride] * (len(channels) - 1) + [1]
@@ -118,7 +120,7 @@ class ScaleDiscriminator(nn.Module):
     ) -> None:
         super().__init__()
         if not channels:
-            raise ValueError("need at least one channel width")
+            raise UsageError("need at least one channel width")
         layers = [nn.Conv1d(1, channels[0], 15, padding=7)]
         layers += [
             nn.Conv1d(c_in, c_out, kernel, stride, padding=kernel // 2, groups=groups)
@@ -180,7 +182,7 @@ class _STFTBase(nn.Module):
     def __init__(self, n_fft: int, hop: int, win: int) -> None:
         super().__init__()
         if not 0 < win <= n_fft or hop < 1:
-            raise ValueError(f"need 0 < win <= n_fft and hop >= 1, got {n_fft=}, {hop=}, {win=}")
+            raise UsageError(f"need 0 < win <= n_fft and hop >= 1, got {n_fft=}, {hop=}, {win=}")
         self.n_fft, self.hop = n_fft, hop
         self.window: torch.Tensor
         self.register_buffer("window", torch.hann_window(win), persistent=False)
@@ -228,12 +230,12 @@ def band_edges(n_bins: int, bands: Sequence[tuple[float, float]]) -> list[tuple[
     as DAC). The bands must be contiguous, start at 0.0, end at 1.0 and each hold at least one bin, so the
     ranges cover every bin exactly once."""
     if not bands or bands[0][0] != 0.0 or bands[-1][1] != 1.0:
-        raise ValueError(f"bands must start at 0.0 and end at 1.0, got {bands}")
+        raise UsageError(f"bands must start at 0.0 and end at 1.0, got {bands}")
     if any(a[1] != b[0] for a, b in zip(bands[:-1], bands[1:], strict=True)):
-        raise ValueError(f"bands must be contiguous, got {bands}")
+        raise UsageError(f"bands must be contiguous, got {bands}")
     edges = [(int(lo * n_bins), int(hi * n_bins)) for lo, hi in bands]
     if any(hi <= lo for lo, hi in edges):
-        raise ValueError(f"an empty band among {edges} ({n_bins} bins): use a larger n_fft or wider bands")
+        raise UsageError(f"an empty band among {edges} ({n_bins} bins): use a larger n_fft or wider bands")
     return edges
 
 

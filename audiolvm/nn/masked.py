@@ -22,12 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiolvm.core.errors import UsageError
+
 Mask = Literal["A", "B"]
 
 
 def _check_mask(mask: str) -> None:
     if mask not in ("A", "B"):
-        raise ValueError(f"mask must be 'A' (exclude the current position) or 'B' (include it), got {mask!r}")
+        raise UsageError(f"mask must be 'A' (exclude the current position) or 'B' (include it), got {mask!r}")
 
 
 def shift_right(x: torch.Tensor) -> torch.Tensor:
@@ -60,7 +62,7 @@ class CausalConv1d(nn.Module):
         super().__init__()
         _check_mask(mask)
         if kernel_size < 1 or dilation < 1:
-            raise ValueError(f"kernel_size and dilation must be >= 1, got {kernel_size} and {dilation}")
+            raise UsageError(f"kernel_size and dilation must be >= 1, got {kernel_size} and {dilation}")
         self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, dilation=dilation)
         self.mask = mask
         self.pad = (kernel_size - 1) * dilation
@@ -74,7 +76,7 @@ class CausalConv1d(nn.Module):
 
 def _check_odd(kernel_size: int) -> None:
     if kernel_size < 1 or kernel_size % 2 == 0:
-        raise ValueError(f"2-D stack convolutions need an odd kernel_size >= 1, got {kernel_size}")
+        raise UsageError(f"2-D stack convolutions need an odd kernel_size >= 1, got {kernel_size}")
 
 
 class VerticalStackConv2d(nn.Module):
@@ -129,10 +131,10 @@ class LabelBias(nn.Module):
         """Add the bias of ``label : LongTensor[B]`` to ``y : Tensor[B x C x *S]`` (none when unconditional)."""
         if self.embed is None:
             if label is not None:
-                raise ValueError("a label was given to a layer built without labels (num_labels=0)")
+                raise UsageError("a label was given to a layer built without labels (num_labels=0)")
             return y
         if label is None:
-            raise ValueError("this layer is class-conditional (num_labels > 0) and needs a label")
+            raise UsageError("this layer is class-conditional (num_labels > 0) and needs a label")
         bias = self.embed(label)  # (B, C)
         return y + bias.view(*bias.shape, *([1] * (y.dim() - 2)))  # (B, C, 1, ...)
 
@@ -192,7 +194,7 @@ class GatedStackBlock2d(nn.Module):
         v_pre = self.v_label(self.v_conv(v), label)  # (B, 2C, H, W): rows <= i
         h_pre = self.h_label(self.h_conv(h) + self.link(shift_down(v_pre)), label)  # rows < i, or row i left of j
         if (cond is None) != (self.cond_proj is None):
-            raise ValueError("GatedStackBlock2d: pass cond exactly when the block was built with cond_channels > 0")
+            raise UsageError("GatedStackBlock2d: pass cond exactly when the block was built with cond_channels > 0")
         if self.cond_proj is not None:
             v_cond, h_cond = self.cond_proj(cond).chunk(2, dim=1)  # (B, 2C, H, W) each
             v_pre, h_pre = v_pre + v_cond, h_pre + h_cond

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from audiolvm.core.errors import UsageError
 from audiolvm.nn.conditioning import check_condition, concat_condition
 
 _ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU}
@@ -22,9 +23,9 @@ _ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "gelu": nn.GELU
 def mlp(sizes: Sequence[int], activation: str = "relu") -> nn.Sequential:
     """``Linear -> act -> ... -> Linear`` through ``sizes`` (no activation after the last layer)."""
     if len(sizes) < 2 or min(sizes) < 1:
-        raise ValueError(f"mlp needs at least an input and an output size, all >= 1; got {list(sizes)}")
+        raise UsageError(f"mlp needs at least an input and an output size, all >= 1; got {list(sizes)}")
     if activation not in _ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(_ACTIVATIONS)}")
+        raise UsageError(f"unknown activation {activation!r}; choose one of {sorted(_ACTIVATIONS)}")
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(nn.Linear(a, b))
@@ -44,7 +45,7 @@ class MLPEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         if tuple(x.shape[1:]) != self.in_shape:
-            raise ValueError(f"MLPEncoder expects inputs of shape [B x {' x '.join(map(str, self.in_shape))}], "
+            raise UsageError(f"MLPEncoder expects inputs of shape [B x {' x '.join(map(str, self.in_shape))}], "
                              f"got {tuple(x.shape)}; set in_shape to the data's shape")
         check_condition(cond, self.cond_dim, "MLPEncoder")
         return self.net(concat_condition(x.flatten(1), cond))  # (B, out)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import torch
 
+from audiolvm.core.errors import UsageError
+
 
 class _Reverse(torch.autograd.Function):
     @staticmethod
@@ -23,5 +25,5 @@ class _Reverse(torch.autograd.Function):
 def reverse_gradient(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """``x`` unchanged; in backward the gradient reaching ``x`` is multiplied by ``-scale``."""
     if scale < 0:
-        raise ValueError(f"gradient reversal scale must be >= 0, got {scale}")
+        raise UsageError(f"gradient reversal scale must be >= 0, got {scale}")
     return _Reverse.apply(x, scale)

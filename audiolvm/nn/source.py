@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiolvm.core.errors import UsageError
+
 
 def frames_to_samples(frames: torch.Tensor, hop: int, length: int) -> torch.Tensor:
     """Linear interpolation of frame values ``Tensor[... x N]`` (frame ``n`` at sample ``n * hop``) to
@@ -63,7 +65,7 @@ class HarmonicSource(nn.Module):
                  noise_std: float = 0.003) -> None:
         super().__init__()
         if harmonics < 1 or hop < 1 or sample_rate < 1:
-            raise ValueError(f"HarmonicSource: harmonics={harmonics}, hop={hop}, sample_rate={sample_rate}; "
+            raise UsageError(f"HarmonicSource: harmonics={harmonics}, hop={hop}, sample_rate={sample_rate}; "
                              "each must be >= 1")
         self.sample_rate, self.hop, self.harmonics = sample_rate, hop, harmonics
         self.sine_amp, self.noise_std = sine_amp, noise_std
@@ -91,7 +93,7 @@ class HarmonicSource(nn.Module):
         """``f0 : Tensor[B x N]`` in Hz (any value where unvoiced), ``voiced : Tensor[B x N]`` in {0, 1} ->
         ``Tensor[B x 2 x length]``."""
         if f0.dim() != 2 or f0.shape != voiced.shape:
-            raise ValueError(f"f0 and voiced must both be Tensor[B x N], got {tuple(f0.shape)} and "
+            raise UsageError(f"f0 and voiced must both be Tensor[B x N], got {tuple(f0.shape)} and "
                              f"{tuple(voiced.shape)}")
         f0 = f0.float().clamp_min(0.0)
         harm, v_s = self.sines(f0, voiced.float(), length)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiolvm.core.errors import UsageError
 from audiolvm.nn.conv1d import ConvDecoder1d, ResidualStack, init_waveform_convs
 from audiolvm.nn.source import eval_generator, fit_frames, frames_to_samples, log_f0_feature
 
@@ -36,7 +37,7 @@ def exp_sigmoid(x: torch.Tensor, exponent: float = math.log(10.0), max_value: fl
 def factor_strides(factor: int) -> list[int]:
     """``factor`` as upsampling strides of 2 and 4 (largest first), e.g. 4 -> [4], 8 -> [4, 2], 6 -> [2, 3]."""
     if factor < 1:
-        raise ValueError(f"factor must be >= 1, got {factor}")
+        raise UsageError(f"factor must be >= 1, got {factor}")
     strides, rest = [], factor
     for s in (4, 2, 3, 5, 7):
         while rest % s == 0 and rest > 1:
@@ -64,7 +65,7 @@ class HarmonicNoiseSynth(nn.Module):
     def __init__(self, sample_rate: int, hop: int, harmonics: int = 80, noise_bands: int = 65) -> None:
         super().__init__()
         if min(sample_rate, hop, harmonics, noise_bands) < 1:
-            raise ValueError(f"HarmonicNoiseSynth: sample_rate={sample_rate}, hop={hop}, harmonics={harmonics}, "
+            raise UsageError(f"HarmonicNoiseSynth: sample_rate={sample_rate}, hop={hop}, harmonics={harmonics}, "
                              f"noise_bands={noise_bands}; each must be >= 1")
         self.sample_rate, self.hop, self.harmonics, self.noise_bands = sample_rate, hop, harmonics, noise_bands
         self.n_fft = 4 * hop
@@ -106,7 +107,7 @@ class HarmonicNoiseSynth(nn.Module):
 
     def forward(self, params: torch.Tensor, f0: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
         if params.shape[1] != self.channels:
-            raise ValueError(f"params must have 1 + {self.harmonics} + {self.noise_bands} = {self.channels} "
+            raise UsageError(f"params must have 1 + {self.harmonics} + {self.noise_bands} = {self.channels} "
                              f"channels, got {params.shape[1]}")
         h = self.harmonics
         harm = self.harmonic(params[:, 0], params[:, 1 : 1 + h], f0, voiced)
@@ -149,7 +150,7 @@ class HarmonicNoiseDecoder(nn.Module):
                 source: torch.Tensor | None = None) -> torch.Tensor:
         length = z.shape[-1] * self.hop
         if source is None or source.shape[1:] != (2, length):
-            raise ValueError(f"this decoder takes F0 and voicing at the sample rate, an excitation Tensor[B x 2 x "
+            raise UsageError(f"this decoder takes F0 and voicing at the sample rate, an excitation Tensor[B x 2 x "
                              f"{length}] (N * hop samples); got {None if source is None else tuple(source.shape)}")
         f0, voiced = source[:, 0].float().clamp_min(1.0), source[:, 1].float()
         frames = source[..., :: self.frame_hop]  # (B, 2, N * net.hop)

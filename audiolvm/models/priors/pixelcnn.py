@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from audiolvm.core.errors import UsageError
 from audiolvm.models.priors.base import Cond, Prior
 from audiolvm.models.priors.sampling import sample_logits
 from audiolvm.nn.masked import CausalConv1d, GatedCausalBlock1d, GatedStackBlock2d
@@ -25,7 +26,7 @@ def _check_sizes(num_codes: int, channels: int, layers: int, kernel_size: int, n
     for name, value, low in [("num_codes", num_codes, 2), ("channels", channels, 1), ("layers", layers, 1),
                              ("kernel_size", kernel_size, 1), ("num_labels", num_labels, 0)]:
         if value < low:
-            raise ValueError(f"{name} must be >= {low}, got {value}")
+            raise UsageError(f"{name} must be >= {low}, got {value}")
 
 
 def _is_integer(x: torch.Tensor) -> bool:
@@ -36,10 +37,10 @@ def _check_codes(codes: torch.Tensor, ndim: int, num_codes: int, owner: str) -> 
     """Validate ``codes`` (any integer dtype) and return them as a LongTensor."""
     layout = "B x N" if ndim == 2 else "B x H x W"
     if codes.dim() != ndim or not _is_integer(codes):
-        raise ValueError(f"{owner}: codes must be a LongTensor[{layout}], got {codes.dtype} of shape "
+        raise UsageError(f"{owner}: codes must be a LongTensor[{layout}], got {codes.dtype} of shape "
                          f"{tuple(codes.shape)}")
     if codes.numel() and (codes.min() < 0 or codes.max() >= num_codes):
-        raise ValueError(f"{owner}: codes must lie in [0, {num_codes}), got values in "
+        raise UsageError(f"{owner}: codes must lie in [0, {num_codes}), got values in "
                          f"[{int(codes.min())}, {int(codes.max())}]; were they encoded with a different codebook?")
     return codes.long()
 
@@ -53,19 +54,19 @@ def _label(cond: Cond, num_labels: int, batch: int, owner: str) -> torch.Tensor 
     cond = dict(cond or {})
     label = cond.pop("label", None)
     if cond:
-        raise ValueError(f"{owner} is conditioned on cond['label'] only; it cannot use cond keys {sorted(cond)} "
+        raise UsageError(f"{owner} is conditioned on cond['label'] only; it cannot use cond keys {sorted(cond)} "
                          "(an upsampler prior takes cond['upper'])")
     if num_labels == 0:
         return None
     if label is None:
-        raise ValueError(f"{owner} is class-conditional (num_labels={num_labels}) and needs cond['label']: "
+        raise UsageError(f"{owner} is class-conditional (num_labels={num_labels}) and needs cond['label']: "
                          f"pass cond={{'label': LongTensor[B]}} with class ids in [0, {num_labels}), "
                          "or build it with num_labels=0")
     if label.shape != (batch,) or not _is_integer(label):
-        raise ValueError(f"{owner}: cond['label'] must be a LongTensor[{batch}] (one class id per item), "
+        raise UsageError(f"{owner}: cond['label'] must be a LongTensor[{batch}] (one class id per item), "
                          f"got {label.dtype} of shape {tuple(label.shape)}")
     if label.numel() and (label.min() < 0 or label.max() >= num_labels):
-        raise ValueError(f"{owner}: cond['label'] must lie in [0, {num_labels}), got values in "
+        raise UsageError(f"{owner}: cond['label'] must lie in [0, {num_labels}), got values in "
                          f"[{int(label.min())}, {int(label.max())}]")
     return label.long()
 
@@ -88,7 +89,7 @@ class GatedPixelCNN1d(Prior):
         super().__init__()
         _check_sizes(num_codes, channels, layers, kernel_size, num_labels)
         if dilation_growth < 1:
-            raise ValueError(f"dilation_growth must be >= 1, got {dilation_growth}")
+            raise UsageError(f"dilation_growth must be >= 1, got {dilation_growth}")
         self.num_codes, self.num_labels = num_codes, num_labels
         dilations = [dilation_growth**i for i in range(layers)]
         self.receptive_field = kernel_size + (kernel_size - 1) * sum(dilations)
@@ -124,7 +125,7 @@ class GatedPixelCNN1d(Prior):
         """
         if isinstance(length, tuple):
             if len(length) != 1:
-                raise ValueError(f"GatedPixelCNN1d samples sequences: length must be an int, got {length}")
+                raise UsageError(f"GatedPixelCNN1d samples sequences: length must be an int, got {length}")
             length = length[0]
         device = self.embed.weight.device
         codes = torch.zeros(n, length, dtype=torch.long, device=device)
@@ -180,7 +181,7 @@ class GatedPixelCNN2d(Prior):
         rows further up are invisible to pixel (i, j)). ``cond["label"]`` is ``LongTensor[n]``.
         """
         if not (isinstance(length, tuple | list) and len(length) == 2):
-            raise ValueError(f"GatedPixelCNN2d samples code maps: length must be a tuple (H, W), got {length!r}")
+            raise UsageError(f"GatedPixelCNN2d samples code maps: length must be a tuple (H, W), got {length!r}")
         height, width = (int(size) for size in length)
         codes = torch.zeros(n, height, width, dtype=torch.long, device=self.embed.weight.device)
         for pos in tqdm(range(height * width), desc="sampling codes", disable=not progress):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from audiolvm.core.errors import UsageError
+
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:
     """Set excluded candidates to ``-inf``; ``logits : Tensor[... x K]``.
@@ -14,14 +16,14 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
     k = logits.shape[-1]
     if top_k is not None:
         if not 1 <= top_k:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
+            raise UsageError(f"top_k must be >= 1, got {top_k}")
         if top_k < k:
             keep = torch.topk(logits, top_k, dim=-1).indices
             mask = torch.ones_like(logits, dtype=torch.bool).scatter_(-1, keep, False)
             logits = logits.masked_fill(mask, float("-inf"))
     if top_p is not None:
         if not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+            raise UsageError(f"top_p must be in (0, 1], got {top_p}")
         if top_p == 1.0:
             return logits  # everything is kept (a float cumsum could reach 1.0 early and drop tiny tails)
         sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
@@ -45,7 +47,7 @@ def sample_logits(
     ``temperature == 0`` is greedy decoding. Sampling uses only ``generator`` (deterministic under a seed).
     """
     if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
+        raise UsageError(f"temperature must be >= 0, got {temperature}")
     if temperature == 0:
         return logits.argmax(-1)
     logits = filter_logits(logits.float() / temperature, top_k, top_p)

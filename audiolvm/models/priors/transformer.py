@@ -15,9 +15,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from audiolvm.core.errors import UsageError
 from audiolvm.models.priors.base import Cond, Prior
 from audiolvm.models.priors.sampling import sample_logits
 from audiolvm.nn.attention import CausalTransformer, KVCache
+from audiolvm.nn.mode import eval_mode
 
 
 def _window(feats: torch.Tensor | None, start: int, end: int) -> torch.Tensor | None:
@@ -39,7 +41,7 @@ class CausalTransformerPrior(Prior):
                  mlp_ratio: int = 4, dropout: float = 0.0, num_labels: int = 0) -> None:
         super().__init__()
         if context < 2:
-            raise ValueError(f"CausalTransformerPrior: context must be >= 2, got {context}")
+            raise UsageError(f"CausalTransformerPrior: context must be >= 2, got {context}")
         self.num_codes, self.context, self.dim, self.num_labels = num_codes, context, dim, num_labels
         self.tok = nn.Embedding(num_codes, dim)
         self.start = nn.Parameter(0.02 * torch.randn(dim))
@@ -61,15 +63,15 @@ class CausalTransformerPrior(Prior):
             return None
         label = None if cond is None else cond.get("label")
         if label is None:
-            raise ValueError(
+            raise UsageError(
                 f"cond['label'] is required: this prior was built with num_labels={self.num_labels}; pass "
                 "cond={'label': LongTensor[B]} (one class id per sequence) or build it with num_labels=0"
             )
         if label.shape != (batch,) or label.is_floating_point():
-            raise ValueError(f"cond['label'] must be a LongTensor[B] with B={batch}, got "
+            raise UsageError(f"cond['label'] must be a LongTensor[B] with B={batch}, got "
                              f"{label.dtype} of shape {tuple(label.shape)}")
         if label.numel() and (int(label.min()) < 0 or int(label.max()) >= self.num_labels):
-            raise ValueError(f"cond['label'] holds ids outside [0, {self.num_labels}): "
+            raise UsageError(f"cond['label'] holds ids outside [0, {self.num_labels}): "
                              f"min {int(label.min())}, max {int(label.max())}")
         return self.label_emb(label.long())[:, None]  # (B, 1, C)
 
@@ -85,7 +87,7 @@ class CausalTransformerPrior(Prior):
         :meth:`input_embeddings`); ``logits[:, t]`` depends on ``h[:, :t + 1]`` only."""
         n = h.shape[1]
         if n > self.context:
-            raise ValueError(
+            raise UsageError(
                 f"codes: length {n} exceeds the prior's context {self.context}; evaluate in windows of at most "
                 f"{self.context} codes (e.g. sum log_prob over crops) or build the prior with a longer context"
             )
@@ -127,7 +129,7 @@ class CausalTransformerPrior(Prior):
             h = torch.cat([self.start.expand(b, 1, self.dim), h], dim=1)  # (B, T + 1, C)
         end = cache.length + h.shape[1]
         if end > self.context:
-            raise ValueError(f"forward_step: {end} positions exceed the context {self.context}; "
+            raise UsageError(f"forward_step: {end} positions exceed the context {self.context}; "
                              "reset the cache and re-prime with the most recent codes (see sample)")
         feats = _window(self.cond_features(cond, b, end), cache.length, end)
         return self._run(h, feats, cache)
@@ -153,12 +155,8 @@ class CausalTransformerPrior(Prior):
         def pick(logits: torch.Tensor) -> torch.Tensor:  # (n, K) -> (n,)
             return sample_logits(logits, temperature, top_k, top_p, generator)
 
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             return self._sample(n, length, cond, prime, overlap, pick, progress, use_cache)
-        finally:
-            self.train(was_training)
 
     def _sample(self, n: int, length: int, cond: Cond, prime: torch.Tensor | None, overlap: int,
                 pick: Callable[[torch.Tensor], torch.Tensor], progress: bool, use_cache: bool = True) -> torch.Tensor:
@@ -203,17 +201,17 @@ class CausalTransformerPrior(Prior):
                            window_overlap: int | None) -> tuple[int, int]:
         """Validate the sampling arguments; return ``(length, window overlap)``."""
         if not isinstance(length, int) or length < 1:
-            raise ValueError(f"length must be a positive int (this prior models 1-D sequences), got {length!r}")
+            raise UsageError(f"length must be a positive int (this prior models 1-D sequences), got {length!r}")
         if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
+            raise UsageError(f"n must be >= 1, got {n}")
         overlap = self.context // 2 if window_overlap is None else window_overlap
         if not 0 <= overlap < self.context:
-            raise ValueError(f"window_overlap must be in [0, context={self.context}), got {overlap}")
+            raise UsageError(f"window_overlap must be in [0, context={self.context}), got {overlap}")
         if prime is not None:
             if prime.dim() != 2 or prime.shape[0] != n or prime.shape[1] > length or prime.is_floating_point():
-                raise ValueError(f"prime must be a LongTensor[n x P] with n={n} and P <= length={length}, got "
+                raise UsageError(f"prime must be a LongTensor[n x P] with n={n} and P <= length={length}, got "
                                  f"{prime.dtype} of shape {tuple(prime.shape)}")
             if prime.numel() and (int(prime.min()) < 0 or int(prime.max()) >= self.num_codes):
-                raise ValueError(f"prime holds codes outside [0, {self.num_codes}); was it encoded with a "
+                raise UsageError(f"prime holds codes outside [0, {self.num_codes}); was it encoded with a "
                                  "different codebook size?")
         return length, overlap

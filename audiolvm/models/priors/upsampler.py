@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from audiolvm.core.errors import UsageError
 from audiolvm.models.priors.base import Cond
 from audiolvm.models.priors.transformer import CausalTransformerPrior
 from audiolvm.nn.conv1d import ResidualStack, Upsample1d
@@ -33,7 +34,7 @@ class UpsamplerPrior(CausalTransformerPrior):
                  cond_depth: int = 2) -> None:
         super().__init__(num_codes, context, dim, layers, heads, mlp_ratio, dropout, num_labels)
         if upsample < 1:
-            raise ValueError(f"UpsamplerPrior: upsample (hop_upper / hop_lower) must be >= 1, got {upsample}")
+            raise UsageError(f"UpsamplerPrior: upsample (hop_upper / hop_lower) must be >= 1, got {upsample}")
         self.num_upper_codes, self.upsample = num_upper_codes, upsample
         self.upper_emb = nn.Embedding(num_upper_codes, dim)
         nn.init.normal_(self.upper_emb.weight, std=0.02)
@@ -46,15 +47,15 @@ class UpsamplerPrior(CausalTransformerPrior):
         """Upsampled upper-level features for the first ``length`` lower positions, ``Tensor[B x length x C]``."""
         upper = None if cond is None else cond.get("upper")
         if upper is None:
-            raise ValueError(
+            raise UsageError(
                 "cond['upper'] is required by UpsamplerPrior: pass the upper level's codes as "
                 f"cond={{'upper': LongTensor[B x M]}} with M * upsample ({self.upsample}) >= the lower length"
             )
         if upper.dim() != 2 or upper.shape[0] != batch or upper.is_floating_point():
-            raise ValueError(f"cond['upper'] must be a LongTensor[B x M] with B={batch}, got "
+            raise UsageError(f"cond['upper'] must be a LongTensor[B x M] with B={batch}, got "
                              f"{upper.dtype} of shape {tuple(upper.shape)}")
         if upper.shape[1] * self.upsample < length:
-            raise ValueError(
+            raise UsageError(
                 f"cond['upper'] is too short: {upper.shape[1]} upper codes x upsample {self.upsample} < {length} "
                 "lower codes; pass the whole aligned upper sequence (ceil(lower length / upsample) codes or more)"
             )

@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from audiolvm.data.manifest import AUDIO_EXTENSIONS, CorpusError, walk_files
-from audiolvm.data.readers import READERS, FileCorpusReader
+from audiolvm.data.entry import CorpusError
+from audiolvm.data.layout import AUDIO_EXTENSIONS, walk_files
+from audiolvm.data.readers.base import FileCorpusReader
 
 METADATA, AUDIO_DIR = "metadata.csv", "audio"
 
@@ -56,11 +57,16 @@ class MusicCorpusReader(FileCorpusReader):
     """
 
     kind = "music"
+    layout = f"{METADATA} and {AUDIO_DIR}/<track_id>.<ext>"
+
+    @classmethod
+    def matches(cls, root: Path) -> bool:
+        return is_music_corpus(root)
 
     def __init__(self, root: str | Path, label: str = "ensemble", extensions: Sequence[str] = AUDIO_EXTENSIONS,
                  sample_rate: int | None = None, **kw: Any) -> None:  # fmt: skip
         super().__init__(root, sample_rate, **kw)
-        if not is_music_corpus(self.root):
+        if not self.matches(self.root):
             raise CorpusError(f"{self.root}: not a music corpus (needs {METADATA} and {AUDIO_DIR}/); "
                               "pass --data to such a folder, or use kind='folder'")  # fmt: skip
         self.label = label
@@ -92,5 +98,3 @@ class MusicCorpusReader(FileCorpusReader):
             out.append(((row.get(self.label) or "").strip() or "unknown", track, (row.get("title") or "").strip()))
         return out
 
-
-READERS[MusicCorpusReader.kind] = MusicCorpusReader  # open_corpus(kind="music"); detect_kind finds it
