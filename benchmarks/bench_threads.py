@@ -49,7 +49,7 @@ def run(config: str, steps: int, threads: str, load: str, timeout: float) -> dic
     try:
         time.sleep(0.5 if other else 0)
         with tempfile.TemporaryDirectory() as out:
-            cmd = [sys.executable, "-m", "pipelines.cli", "train", config, f"train.max_steps={steps}",
+            cmd = [sys.executable, "-m", "audiolvm_pipelines.cli", "train", config, f"train.max_steps={steps}",
                    "train.valid_every=1000000", "train.ckpt_every=1000000", f"train.threads={threads}",
                    "train.progress=false", "train.tensorboard=false", f"train.out_dir={out}"]
             t0 = time.perf_counter()

@@ -50,7 +50,7 @@ from audiolvm.eval.evaluate import compare_spectrograms, own_speaker, speech_pit
 from audiolvm.eval.plots import pyplot  # noqa: E402
 from audiolvm.eval.speaker import classify_wave  # noqa: E402
 from audiolvm.models import MultiLevelAutoencoder  # noqa: E402
-from pipelines import train  # noqa: E402
+from audiolvm_pipelines import train  # noqa: E402
 
 COMMON = ["train.lr=1e-4", "train.warmup_steps=0", "train.schedule=constant", "train.max_steps=1000000",
           "train.log_every=20", "train.ckpt_every=1000000", "train.progress=false"]

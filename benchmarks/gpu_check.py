@@ -53,7 +53,7 @@ def sections(dry: bool, tmp: Path) -> dict[str, tuple[list[str], int, Path | Non
                        None),
     }
     config = ROOT / "configs" / ("tiny/speech_vqvae.yaml" if dry else "speech_vqvae.yaml")
-    out["train"] = ([PY, "-m", "pipelines.cli", "train", str(config), f"data.root={ROOT / 'data' / 'speech'}",
+    out["train"] = ([PY, "-m", "audiolvm_pipelines.cli", "train", str(config), f"data.root={ROOT / 'data' / 'speech'}",
                      f"train.out_dir={tmp / 'train_run'}", f"train.max_steps={4 if dry else 200}",
                      f"train.log_every={2 if dry else 50}", f"data.num_workers={0 if dry else 4}",
                      "train.progress=false", "train.tensorboard=false", f"train.valid_every={10**6}",

@@ -57,7 +57,7 @@ RUNS = {
     "nsf": ["model.pitch.synth=nsf", "model.pitch.harmonics=8"],
     "hpn": [],
 }
-CLI = [sys.executable, "-m", "pipelines.cli"]
+CLI = [sys.executable, "-m", "audiolvm_pipelines.cli"]
 
 
 def train(name: str, out: Path, minutes: float, extra: list[str]) -> dict:

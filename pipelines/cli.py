@@ -7,7 +7,7 @@ import logging
 import sys
 
 from audiolvm.core.errors import AudiolvmError
-from pipelines import (
+from audiolvm_pipelines import (
     convert,
     decode,
     demo,

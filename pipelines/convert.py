@@ -25,7 +25,7 @@ from pathlib import Path
 from audiolvm.builders import load_speaker_model
 from audiolvm.core.errors import UsageError
 from audiolvm.models.multilevel import PITCH_MODES
-from pipelines.reconstruct import process, speaker_tensor
+from audiolvm_pipelines.reconstruct import process, speaker_tensor
 
 log = logging.getLogger("audiolvm.convert")
 HELP = "voice conversion: decode a source utterance (or folder) as another speaker"

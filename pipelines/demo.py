@@ -44,7 +44,7 @@ from audiolvm.eval import codebook_usage, evaluate_model, plot_spectrograms
 from audiolvm.eval.evaluate import own_speaker, speech_pitch_settings
 from audiolvm.eval.plots import plot_pitch_tracks
 from audiolvm.models import MultiLevelAutoencoder
-from pipelines import demo_gan, demo_images, demo_priors, demo_vc, encode, train
+from audiolvm_pipelines import demo_gan, demo_images, demo_priors, demo_vc, encode, train
 
 HELP = "run the demo pipeline on the embedded corpora"
 log = logging.getLogger("audiolvm.demo")

@@ -18,7 +18,7 @@ from audiolvm.core.errors import MissingFileError
 from audiolvm.eval import evaluate_model
 from audiolvm.eval.adversarial import discriminator_scores
 from audiolvm.eval.evaluate import compare_spectrograms, speech_pitch_settings
-from pipelines import train
+from audiolvm_pipelines import train
 
 log = logging.getLogger("audiolvm.demo")
 CONFIG = "configs/demo/speech_vqvae_gan.yaml"

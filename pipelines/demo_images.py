@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from audiolvm.core.files import atomic_write_text
-from pipelines import evaluate_image, train_image, train_image_prior
+from audiolvm_pipelines import evaluate_image, train_image, train_image_prior
 
 log = logging.getLogger("audiolvm.demo")
 MODELS = {"vae_digits": "configs/image/vae_digits.yaml", "iwae_digits": "configs/image/iwae_digits.yaml"}

@@ -27,7 +27,7 @@ from audiolvm.eval.music import chain_waves, key_agreement, music_report
 from audiolvm.eval.plots import plot_pitch_tracks
 from audiolvm.eval.prior import evaluate_prior
 from audiolvm.models.chain import SamplingChain, per_level
-from pipelines import sample, train_prior
+from audiolvm_pipelines import sample, train_prior
 
 log = logging.getLogger("audiolvm.demo")
 # the music chain's sampling, top-down (top prior, upsampler): a cooler upsampler keeps more of the top level's

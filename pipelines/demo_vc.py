@@ -17,7 +17,7 @@ import logging
 import time
 from pathlib import Path
 
-from pipelines import evaluate_vc, probe, train_classifier
+from audiolvm_pipelines import evaluate_vc, probe, train_classifier
 
 log = logging.getLogger("audiolvm.demo")
 CLASSIFIER = "configs/demo/speaker_classifier.yaml"

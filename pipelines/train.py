@@ -4,7 +4,7 @@ Examples:
   audiolvm train configs/speech_vqvae.yaml
   audiolvm train configs/tiny/speech_vqvae.yaml train.max_steps=200 train.out_dir=runs/try
   audiolvm train configs/speech_vqvae.yaml --resume        # continue the run in train.out_dir
-  accelerate launch --num_processes 2 -m pipelines.cli train configs/speech_vqvae.yaml
+  accelerate launch --num_processes 2 -m audiolvm_pipelines.cli train configs/speech_vqvae.yaml
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from audiolvm.core.seed import seed_everything
 from audiolvm.engine import Trainer
 from audiolvm.eval.speaker import utterance_accuracy
 from audiolvm.models.classifier import ClassificationObjective
-from pipelines.train import add_training_arguments, fit_options, warn_if_resumed_config_differs
+from audiolvm_pipelines.train import add_training_arguments, fit_options, warn_if_resumed_config_differs
 
 HELP = "train the speaker classifier used by evaluate-vc (real audio only)"
 log = logging.getLogger("audiolvm.train_classifier")

@@ -19,7 +19,7 @@ from audiolvm.builders import build_image_datasets, build_image_model, build_ima
 from audiolvm.config import ImageExperimentConfig, config_to_dict, load_config
 from audiolvm.core.seed import seed_everything
 from audiolvm.engine import Trainer
-from pipelines.train import add_training_arguments, fit_options, warn_if_resumed_config_differs
+from audiolvm_pipelines.train import add_training_arguments, fit_options, warn_if_resumed_config_differs
 
 HELP = "train an image VAE / IWAE / conditional VAE / M2 / VQ-VAE from a config"
 log = logging.getLogger("audiolvm.train_image")

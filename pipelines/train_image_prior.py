@@ -21,7 +21,7 @@ from audiolvm.config import ImagePriorExperimentConfig, config_to_dict, load_con
 from audiolvm.core.seed import seed_everything
 from audiolvm.engine import Trainer
 from audiolvm.models.priors.objective import PriorObjective
-from pipelines.train import add_training_arguments, fit_options, warn_if_resumed_config_differs
+from audiolvm_pipelines.train import add_training_arguments, fit_options, warn_if_resumed_config_differs
 
 HELP = "train a 2-D gated PixelCNN prior over an image VQ-VAE's code maps"
 log = logging.getLogger("audiolvm.train_image_prior")

@@ -15,7 +15,7 @@ from audiolvm.builders import build_prior, build_prior_datasets, build_prior_obj
 from audiolvm.config import PriorExperimentConfig, config_to_dict, load_config
 from audiolvm.core.seed import seed_everything
 from audiolvm.engine import Trainer
-from pipelines.train import add_training_arguments, fit_options, warn_if_resumed_config_differs
+from audiolvm_pipelines.train import add_training_arguments, fit_options, warn_if_resumed_config_differs
 
 HELP = "train a prior (transformer, upsampler, PixelCNN) on codes on disk"
 log = logging.getLogger("audiolvm.train_prior")

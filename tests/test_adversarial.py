@@ -233,7 +233,7 @@ def test_sample_rate_configs_build_and_train_a_step(tmp_path: Path, name: str, r
 def test_demo_gan_stage_fine_tunes_the_speech_model_and_reports(tmp_path: Path) -> None:
     """The demo's gan stage on a tiny speech model: warm start from the speech stage's run, a short adversarial
     fine-tune, before / after scores, the discriminators' verdict and the spectrogram figures."""
-    from pipelines import demo_gan, train
+    from audiolvm_pipelines import demo_gan, train
 
     small = ["model.width=8", "model.depth=1", "model.vq.num_codes=[32]", "model.vq.dim=8", "data.valid_fraction=0.03",
              "data.batch_size=2", "train.progress=false", "train.tensorboard=false"]

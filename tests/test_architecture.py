@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "builders": {"core", "nn", "bottleneck", "losses", "models", "data", "eval", "engine", "config"},
     "__init__": set(),
 }
-FORBIDDEN_TOP = {"pipelines", "data_scripts", "tests", "benchmarks", "torchaudio"}
+FORBIDDEN_TOP = {"audiolvm_pipelines", "pipelines", "data_scripts", "tests", "benchmarks", "torchaudio"}
 
 
 def imports_of(path: Path) -> list[tuple[int, str]]:
@@ -69,7 +69,7 @@ def test_data_scripts_use_only_core_and_data() -> None:
 
 def test_importing_the_package_does_not_import_torchaudio() -> None:
     code = (
-        "import sys, audiolvm, audiolvm.builders, audiolvm.engine, pipelines.cli; "
+        "import sys, audiolvm, audiolvm.builders, audiolvm.engine, audiolvm_pipelines.cli; "
         "bad = [m for m in sys.modules if m.split('.')[0] in ('torchaudio', 'torchcodec')]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )

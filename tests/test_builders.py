@@ -33,7 +33,7 @@ from audiolvm.config import (
 )
 from audiolvm.data.codes import CodeItem, CodeWriter, LevelInfo
 from audiolvm.engine.checkpoint import load_weights
-from pipelines.cli import main
+from audiolvm_pipelines.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_IMAGE = str(ROOT / "configs" / "tiny" / "vae_digits.yaml")

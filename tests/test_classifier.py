@@ -16,7 +16,7 @@ from audiolvm.core.files import atomic_write_json
 from audiolvm.engine.checkpoint import save_weights
 from audiolvm.eval.speaker import utterance_accuracy
 from audiolvm.models.classifier import ClassificationObjective, SpeakerClassifier, masked_mean_std
-from pipelines import train_classifier
+from audiolvm_pipelines import train_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs" / "demo" / "speaker_classifier.yaml")
@@ -85,7 +85,7 @@ def test_train_classifier_writes_speakers_weights_and_eval(tmp_path: Path, one_t
     assert (out / "model.safetensors").is_file()
     model, cfg = load_classifier(out)
     assert model.speakers == SPEAKERS and cfg.name == "demo_speaker_classifier"
-    from pipelines.info import checkpoint_info
+    from audiolvm_pipelines.info import checkpoint_info
 
     assert (checkpoint_info(str(out))["run"], checkpoint_info(str(out))["speakers"]) == ("classifier", len(SPEAKERS))
     _, valid = split_entries_for(cfg, "valid")

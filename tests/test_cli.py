@@ -12,7 +12,7 @@ import torch
 
 from audiolvm.core.audio import load_audio
 from audiolvm.core.errors import MissingFileError, UnknownNameError, UsageError
-from pipelines.cli import COMMANDS, main
+from audiolvm_pipelines.cli import COMMANDS, main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny" / "speech_vqvae.yaml")

@@ -12,8 +12,8 @@ import torch
 from audiolvm.builders import load_model
 from audiolvm.core.audio import load_audio
 from audiolvm.data.codes import CodeItem, CodeStore, CodeWriter, LevelInfo
-from pipelines.cli import main
-from pipelines.decode import decode_item
+from audiolvm_pipelines.cli import main
+from audiolvm_pipelines.decode import decode_item
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny" / "speech_vqvae.yaml")

@@ -35,7 +35,7 @@ from audiolvm.eval.image import image_prior_metrics, uniform_nll
 from audiolvm.eval.image_grids import grid_array
 from audiolvm.models.image_vqvae import image_vqvae
 from audiolvm.models.priors.pixelcnn import GatedPixelCNN2d
-from pipelines import demo_images, evaluate_image, train_image, train_image_prior
+from audiolvm_pipelines import demo_images, evaluate_image, train_image, train_image_prior
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -268,7 +268,7 @@ def test_image_prior_trains_on_the_vqvae_codes_and_beats_the_uniform_code_model(
     from matplotlib.image import imread
 
     assert imread(run / "eval" / "samples.png").shape[:2] == ((10 * 9 + 1) * 4, (8 * 9 + 1) * 4)  # a row per class
-    from pipelines.info import checkpoint_info
+    from audiolvm_pipelines.info import checkpoint_info
 
     prior_info, vq_info = checkpoint_info(str(run)), checkpoint_info(str(vqvae_run))
     assert (prior_info["run"], prior_info["prior"], prior_info["labels"], prior_info["source"]) == (

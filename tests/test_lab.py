@@ -12,7 +12,7 @@ import torch
 from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
 from audiolvm.lab import gradients, importance, mog
-from pipelines import lab as lab_cli
+from audiolvm_pipelines import lab as lab_cli
 
 torch.set_num_threads(1)
 

@@ -12,7 +12,7 @@ import torch
 
 from audiolvm.lab import collapse, iwae_bound
 from audiolvm.models.vae_objective import VAEObjective
-from pipelines import lab as lab_cli
+from audiolvm_pipelines import lab as lab_cli
 
 torch.set_num_threads(1)
 

@@ -22,7 +22,7 @@ from audiolvm.data.readers import open_corpus
 from audiolvm.engine.checkpoint import load_weights
 from audiolvm.models.pitch import Pitch, PitchConditioner, map_pitch, voiced_log_stats
 from audiolvm.nn.source import HarmonicSource
-from pipelines.cli import main
+from audiolvm_pipelines.cli import main
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,8 +13,8 @@ from audiolvm.builders import load_model, load_prior, resolve_prior_config
 from audiolvm.config import ConfigError, PriorExperimentConfig, load_config
 from audiolvm.core.audio import load_audio, save_audio
 from audiolvm.data.codes import CodeItem, CodeStore, CodeWindowDataset, CodeWriter, LevelInfo
-from pipelines.cli import main
-from pipelines.info import checkpoint_info
+from audiolvm_pipelines.cli import main
+from audiolvm_pipelines.info import checkpoint_info
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,8 +25,8 @@ from audiolvm.eval.probe import (
     purity,
     speaker_probe_accuracy,
 )
-from pipelines import probe
-from pipelines.cli import main
+from audiolvm_pipelines import probe
+from audiolvm_pipelines.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny" / "speech_vqvae.yaml")

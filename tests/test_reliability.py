@@ -22,7 +22,7 @@ from audiolvm.builders import load_model
 from audiolvm.data import FolderReader
 from audiolvm.engine.checkpoint import exported_step, latest_checkpoint, load_weights
 from audiolvm.engine.logs import read_series
-from pipelines.cli import main
+from audiolvm_pipelines.cli import main
 from tests.fixtures_audio import noise, write
 
 ROOT = Path(__file__).resolve().parents[1]

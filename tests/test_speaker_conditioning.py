@@ -14,7 +14,7 @@ from audiolvm.builders import load_model
 from audiolvm.core.audio import load_audio
 from audiolvm.models.speaker import SpeakerConditioner
 from audiolvm.nn.conv1d import ConvDecoder1d
-from pipelines.cli import main
+from audiolvm_pipelines.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny" / "speech_vqvae.yaml")

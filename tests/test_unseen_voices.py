@@ -16,7 +16,7 @@ from audiolvm.core.audio import load_audio
 from audiolvm.models.speaker import SpeakerAdversary
 from audiolvm.nn.conv1d import MelEncoder1d
 from audiolvm.nn.reversal import reverse_gradient
-from pipelines.cli import main
+from audiolvm_pipelines.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "tiny" / "speech_vqvae.yaml")

@@ -20,8 +20,8 @@ from audiolvm.eval.speaker import utterance_accuracy
 from audiolvm.eval.vc import VCResults, evaluate_vc, pick_targets, resemblyzer_encoder
 from audiolvm.eval.vc_suite import VCCorpus, VCOptions, evaluate_seen, overlap_note, unseen_voices
 from audiolvm.models.classifier import SpeakerClassifier
-from pipelines import evaluate_vc as evaluate_vc_cli
-from pipelines import train, train_classifier
+from audiolvm_pipelines import evaluate_vc as evaluate_vc_cli
+from audiolvm_pipelines import train, train_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEECH = ROOT / "data" / "speech"
