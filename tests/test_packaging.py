@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import audiolvm_pipelines
 import tomllib
 
+import audiolvm_pipelines
 from tests.test_architecture import imports_of
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,19 +12,20 @@ import pytest
 import torch
 from sklearn.metrics import normalized_mutual_info_score
 
+from audiolvm.builders import load_model, split_entries_for
+from audiolvm.data.phones import load_phone_tier
 from audiolvm.eval.abx import abx_error, phone_segments
 from audiolvm.eval.probe import (
     METRICS,
     SYSTEMS,
+    CodePhoneReader,
     LevelFrames,
-    cluster_purity,
-    code_phone_accuracy,
     linear_probe_accuracy,
     mfcc_frames,
-    pnmi,
-    purity,
+    phone_ids,
     speaker_probe_accuracy,
 )
+from audiolvm.eval.units import cluster_purity, code_phone_accuracy, pnmi, purity
 from audiolvm_pipelines import probe
 from audiolvm_pipelines.cli import main
 
@@ -214,10 +215,6 @@ def test_probe_user_errors_name_the_file_or_option(tiny_run: tuple[Path, Path], 
 def test_code_phone_reader_on_its_own_training_utterance_scores_its_purity(tiny_run: tuple[Path, Path]) -> None:
     """Fitted on one utterance, the code->phone reader's accuracy on that utterance is exactly the purity of
     its codes against its majority phone labels (each code reads as its most frequent phone there)."""
-    from audiolvm.builders import load_model, split_entries_for
-    from audiolvm.data.phones import load_phone_tier
-    from audiolvm.eval.probe import CodePhoneReader, phone_ids, purity
-
     run_dir, data = tiny_run
     model, cfg = load_model(run_dir)
     reader, selected = split_entries_for(cfg, "all", data)

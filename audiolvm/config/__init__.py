@@ -3,7 +3,8 @@
 A YAML file may name a ``base:`` file (or a list of them), resolved relative to itself, that it
 overrides; so ``configs/tiny/speech_vqvae.yaml`` holds only the few keys that differ from
 ``configs/speech_vqvae.yaml``. Unknown keys are errors that name the file, the key and the
-closest valid key. This package imports nothing from the rest of ``audiolvm``.
+closest valid key. This package imports nothing from the rest of ``audiolvm`` but ``core.errors``
+(:class:`ConfigError` is one of the project's error types).
 
 ``common``: the error type, :class:`VQConfig` (both families' quantizer) and :class:`TrainConfig`;
 ``audio``, ``priors``, ``image``: each family's schemas; ``loading``: YAML, overrides, range checks and the

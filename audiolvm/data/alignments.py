@@ -10,8 +10,7 @@ An :class:`Alignment` is a set of named :class:`Tier` s, each a time-ordered lis
   (``p1^p2-p3+p4=p5@...``, as HTS voices and ARCTIC ship them) is read as its current phone ``p3``.
 - TIMIT ``.PHN``: ``start end label`` per line in samples at 16 kHz (one tier, "phones").
 - CSV: ``start,end,label[,tier]`` in seconds, with or without a header row.
-
-Readers raise ``ValueError("<file>:<line>: <what>; <fix>")`` on malformed input.
+Readers raise ``UsageError("<file>:<line>: <what>; <fix>")`` (a ``ValueError``) on malformed input.
 """
 
 from __future__ import annotations

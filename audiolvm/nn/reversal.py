@@ -6,6 +6,8 @@ optimizer, one backward pass: no separate adversary step)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from audiolvm.core.errors import UsageError
@@ -13,12 +15,12 @@ from audiolvm.core.errors import UsageError
 
 class _Reverse(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:  # noqa: ANN001 - autograd context
+    def forward(ctx: Any, x: torch.Tensor, scale: float) -> torch.Tensor:  # ctx: autograd's context object
         ctx.scale = scale
         return x.view_as(x)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         return -ctx.scale * grad, None
 
 
