@@ -45,6 +45,7 @@ from audiolvm.eval.evaluate import own_speaker, speech_pitch_settings
 from audiolvm.eval.plots import plot_pitch_tracks
 from audiolvm.models import MultiLevelAutoencoder
 from audiolvm_pipelines import demo_gan, demo_images, demo_priors, demo_vc, encode, train
+from audiolvm_pipelines.demo_common import parsed
 
 HELP = "run the demo pipeline on the embedded corpora"
 log = logging.getLogger("audiolvm.demo")
@@ -138,13 +139,11 @@ def run_stage(name: str, args: argparse.Namespace, out: Path) -> dict:
         raise MissingFileError(f"data.root={cfg.data.root}: corpus not found; see data_scripts/ to generate it")
     t0 = time.time()
     log.info("[%s 1/4] training %d steps (hops %s)", name, cfg.train.max_steps, cfg.model.hops)
-    train.run(argparse.Namespace(config=config, overrides=[*args.overrides, f"train.out_dir={run_dir}"],
-                                 resume=False, stop_after=None, time_limit=None))
+    train.run(parsed(train, config, *args.overrides, f"train.out_dir={run_dir}"))
     seconds = time.time() - t0
     log.info("[%s 2/4] encoding the corpus to codes", name)
     codes_dir = out / f"{name}_codes"
-    encode.run(argparse.Namespace(checkpoint=str(run_dir), data=None, out=str(codes_dir), split="all",
-                                  shard_frames=4_000_000))
+    encode.run(parsed(encode, "--checkpoint", run_dir, "--out", codes_dir, "--split", "all"))
     log.info("[%s 3/4] scoring held-out reconstructions per level", name)
     model, cfg = load_model(run_dir)
     reader, selected = split_entries_for(cfg, "valid")

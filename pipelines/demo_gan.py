@@ -8,7 +8,6 @@ discriminators how real each looks, and draws held-out items' spectrograms befor
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from audiolvm.eval import evaluate_model
 from audiolvm.eval.adversarial import discriminator_scores
 from audiolvm.eval.evaluate import compare_spectrograms, speech_pitch_settings
 from audiolvm_pipelines import train
+from audiolvm_pipelines.demo_common import parsed
 
 log = logging.getLogger("audiolvm.demo")
 CONFIG = "configs/demo/speech_vqvae_gan.yaml"
@@ -36,7 +36,7 @@ def run_gan(out: Path, steps: int | None = None, examples: int = 2, overrides: t
     log.info("[gan 1/2] adversarial fine-tuning of %s", source)
     overrides = [*overrides, f"train.out_dir={run_dir}", f"train.init_from={source}"]
     overrides += [f"train.max_steps={steps}"] if steps else []
-    train.run(argparse.Namespace(config=CONFIG, overrides=overrides, resume=False, stop_after=None, time_limit=None))
+    train.run(parsed(train, CONFIG, *overrides))
     seconds = time.time() - t0
     log.info("[gan 2/2] scoring before and after on held-out speech")
     model, cfg = load_model(run_dir)

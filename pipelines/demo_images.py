@@ -11,8 +11,6 @@ eval.json, samples.png, traversal.png, interpolation.png), ``nll.md``, the table
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import math
 import time
@@ -20,6 +18,7 @@ from pathlib import Path
 
 from audiolvm.core.files import atomic_write_text
 from audiolvm_pipelines import evaluate_image, train_image, train_image_prior
+from audiolvm_pipelines.demo_common import parsed
 
 log = logging.getLogger("audiolvm.demo")
 MODELS = {"vae_digits": "configs/image/vae_digits.yaml", "iwae_digits": "configs/image/iwae_digits.yaml"}
@@ -31,18 +30,15 @@ QUIET = ["train.tensorboard=false", "train.progress=false"]
 
 def train_and_score(name: str, out: Path, steps: int, samples: int) -> dict:
     run_dir = out / name
-    overrides = [f"train.out_dir={run_dir}", *_schedule(steps)]
     t0 = time.time()
-    train_image.run(argparse.Namespace(config=MODELS[name], overrides=overrides, resume=False, stop_after=None,
-                                       time_limit=None))
+    trained = train_image.execute(parsed(train_image, MODELS[name], f"train.out_dir={run_dir}", *_schedule(steps)))
     seconds = time.time() - t0
     t0 = time.time()
-    evaluate_image.run(argparse.Namespace(checkpoint=str(run_dir), samples=samples, chunk=500, batch_size=100,
-                                          seed=0, disentangle_samples=0, out=str(run_dir / "eval")))
-    config = json.loads((run_dir / "config.json").read_text())
-    scores = json.loads((run_dir / "eval" / "eval.json").read_text())
-    return {"name": name, "config": MODELS[name], "k": config["model"]["samples"], "steps": steps,
-            "train_seconds": seconds, "eval_seconds": time.time() - t0, **scores}
+    scores = evaluate_image.execute(parsed(
+        evaluate_image, "--checkpoint", run_dir, "--samples", samples, "--chunk", 500, "--batch-size", 100,
+        "--seed", 0, "--disentangle-samples", 0, "--out", run_dir / "eval"))
+    return {"name": name, "config": MODELS[name], "k": trained.cfg.model.samples, "steps": steps,
+            "train_seconds": seconds, "eval_seconds": time.time() - t0, **scores.metrics}
 
 
 def _schedule(steps: int) -> list[str]:
@@ -54,18 +50,15 @@ def vqvae_and_prior(root: Path, steps: int, prior_steps: int | None = None) -> d
     its config's); score the prior and decode its samples."""
     vq_dir, prior_dir = root / "vqvae_digits", root / "pixelcnn_vqvae_digits"
     t0 = time.time()
-    train_image.run(argparse.Namespace(config="configs/image/vqvae_digits.yaml", resume=False, stop_after=None,
-                                       time_limit=None,
-                                       overrides=[f"train.out_dir={vq_dir}", *_schedule(steps)]))
-    train_image_prior.run(argparse.Namespace(
-        config="configs/image/pixelcnn_vqvae_digits.yaml", resume=False, stop_after=None, time_limit=None,
-        overrides=[f"vqvae={vq_dir}", f"train.out_dir={prior_dir}",
-                   *(_schedule(prior_steps) if prior_steps else QUIET)]))
-    evaluate_image.run(argparse.Namespace(checkpoint=str(prior_dir), batch_size=100, seed=0, temperature=1.0,
-                                          out=str(prior_dir / "eval")))
-    scores = json.loads((prior_dir / "eval" / "eval.json").read_text())
-    prior_cfg = json.loads((prior_dir / "config.json").read_text())
-    return {"steps": steps, "prior_steps": prior_cfg["train"]["max_steps"], "seconds": time.time() - t0, **scores}
+    train_image.execute(parsed(train_image, "configs/image/vqvae_digits.yaml", f"train.out_dir={vq_dir}",
+                               *_schedule(steps)))
+    prior = train_image_prior.execute(parsed(train_image_prior, "configs/image/pixelcnn_vqvae_digits.yaml",
+                                             f"vqvae={vq_dir}", f"train.out_dir={prior_dir}",
+                                             *(_schedule(prior_steps) if prior_steps else QUIET)))
+    scores = evaluate_image.execute(parsed(
+        evaluate_image, "--checkpoint", prior_dir, "--batch-size", 100, "--seed", 0, "--temperature", 1.0,
+        "--out", prior_dir / "eval"))
+    return {"steps": steps, "prior_steps": prior.cfg.train.max_steps, "seconds": time.time() - t0, **scores.metrics}
 
 
 def run_images(out: Path, steps: int | None = None, samples: int = SAMPLES, vq_steps: int | None = None) -> dict:

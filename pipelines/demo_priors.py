@@ -8,7 +8,6 @@ reconstructions and white noise."""
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import time
@@ -28,6 +27,7 @@ from audiolvm.eval.plots import plot_pitch_tracks
 from audiolvm.eval.prior import evaluate_prior
 from audiolvm.models.chain import SamplingChain, per_level
 from audiolvm_pipelines import sample, train_prior
+from audiolvm_pipelines.demo_common import parsed
 
 log = logging.getLogger("audiolvm.demo")
 # the music chain's sampling, top-down (top prior, upsampler): a cooler upsampler keeps more of the top level's
@@ -45,8 +45,7 @@ def train_and_score(name: str, out: Path, steps: int | None) -> dict:
     overrides = [f"codes.root={out / codes}", f"train.out_dir={out / name}"]
     overrides += [f"train.max_steps={steps}"] if steps else []
     t0 = time.time()
-    train_prior.run(argparse.Namespace(config=config, overrides=overrides, resume=False, stop_after=None,
-                                       time_limit=None))
+    train_prior.run(parsed(train_prior, config, *overrides))
     prior, cfg = load_prior(out / name)
     window = cfg.prior.context
     nll = evaluate_prior(prior, CodeStore(out / codes), cfg.codes.level, window, "valid", cfg.codes.upper_level,
@@ -57,28 +56,29 @@ def train_and_score(name: str, out: Path, steps: int | None) -> dict:
 
 def draw(out: Path, corpus: str, priors: list[str], seconds: float, speaker: str, n: int = 2,
          temperature: tuple[float, ...] = (1.0,), top_p: tuple[float, ...] = (0.95,)) -> dict:
-    args = argparse.Namespace(vqvae=str(out / f"{corpus}_vqvae"), prior=str(out / priors[0]),
-                              upsamplers=",".join(str(out / p) for p in priors[1:]), seconds=seconds, n=n,
-                              speaker=speaker, prime=None, temperature=",".join(map(str, temperature)), top_k=None,
-                              top_p=",".join(map(str, top_p)), seed=0, save_codes=True, from_codes=None, level=None,
-                              measure=False, out=str(out / f"{corpus}_samples"))
+    folder = out / f"{corpus}_samples"
+    args = parsed(sample, "--vqvae", out / f"{corpus}_vqvae", "--prior", out / priors[0],
+                  "--upsamplers", ",".join(str(out / p) for p in priors[1:]), "--seconds", seconds, "--n", n,
+                  "--speaker", speaker, "--temperature", ",".join(map(str, temperature)),
+                  "--top-p", ",".join(map(str, top_p)), "--seed", 0, "--save-codes", "--out", folder)
     t0 = time.time()
-    sample.run(args)
+    samples = sample.execute(args)
     wall = time.time() - t0
     result = {"corpus": corpus, "seconds": seconds, "n": n, "wall_seconds": wall, "rtf": wall / (n * seconds),
               "temperature": list(temperature), "top_p": list(top_p)}
     if corpus == "speech":
-        result["pitch"] = sample_pitch(out / f"{corpus}_vqvae", Path(args.out), speaker)
+        result["pitch"] = sample_pitch(out / f"{corpus}_vqvae", folder, len(samples.audio), speaker)
     return result
 
 
-def sample_pitch(vqvae: Path, folder: Path, speaker: str) -> dict:
-    """Do sampled speech waves carry pitch? Their voiced fraction and median F0 against the speaker's F0 range
-    (mean +- 1 sd of ln F0 over its training speech), and one pitch-track plot of all samples."""
+def sample_pitch(vqvae: Path, folder: Path, n: int, speaker: str) -> dict:
+    """Do sampled speech waves carry pitch? The voiced fraction and median F0 of the ``n`` samples ``sample``
+    wrote to ``folder`` against the speaker's F0 range (mean +- 1 sd of ln F0 over its training speech), and one
+    pitch-track plot of all samples. Measured on the WAVs as written (clipped, 16-bit), what a listener hears."""
     model, cfg = load_model(vqvae)
     settings = speech_pitch_settings(model, cfg.data.sample_rate)
-    tracks = {p.stem: extract_pitch(load_audio(p, sample_rate=cfg.data.sample_rate)[0], settings)
-              for p in sorted(folder.glob("sample_*.wav"))}
+    wavs = [folder / f"sample_{i:02d}.wav" for i in range(n)]  # sample.execute's names
+    tracks = {p.stem: extract_pitch(load_audio(p, sample_rate=cfg.data.sample_rate)[0], settings) for p in wavs}
     stats = cfg.model.pitch.stats.get(speaker)
     band = f0_range(stats) if stats else None
     plot_pitch_tracks(tracks, settings.hop / settings.sample_rate, folder / "pitch.png",

@@ -11,23 +11,20 @@ the speech stage trained (see ``pipelines/demo.py``).
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import time
 from pathlib import Path
+from typing import cast
 
+from audiolvm.builders import read_run_config, resolve_checkpoint
+from audiolvm.core.errors import UsageError
+from audiolvm.eval.vc import VCResults
+from audiolvm.eval.vc_suite import UnseenResults
 from audiolvm_pipelines import evaluate_vc, probe, train_classifier
+from audiolvm_pipelines.demo_common import parsed
 
 log = logging.getLogger("audiolvm.demo")
 CLASSIFIER = "configs/demo/speaker_classifier.yaml"
-
-
-def parsed(module, *argv: object) -> argparse.Namespace:  # noqa: ANN001 - a pipelines module
-    """``module``'s arguments parsed from ``argv`` by its own parser, so every option has its default."""
-    parser = argparse.ArgumentParser()
-    module.add_parser(parser)
-    return parser.parse_args([str(a) for a in argv])
 
 
 def run_vc(out: Path, classifier_steps: int | None = None) -> dict:
@@ -36,29 +33,36 @@ def run_vc(out: Path, classifier_steps: int | None = None) -> dict:
     log.info("[vc 1/3] training the speaker classifier on real audio (every voice, the VQ-VAE's unseen one too)")
     overrides = [f"train.out_dir={out / 'speaker_classifier'}"]
     overrides += [f"train.max_steps={classifier_steps}"] if classifier_steps else []
-    train_classifier.run(parsed(train_classifier, CLASSIFIER, *overrides))
+    held_out = train_classifier.execute(parsed(train_classifier, CLASSIFIER, *overrides)).held_out
+    if held_out is None:
+        raise UsageError(f"{CLASSIFIER}: no held-out utterances to score the classifier on; keep data.valid_fraction "
+                         "above 0")
     log.info("[vc 2/3] converting held-out utterances to two other speakers")
     model, classifier = ["--checkpoint", out / "speech_vqvae"], ["--classifier", out / "speaker_classifier"]
-    evaluate_vc.run(parsed(evaluate_vc, *model, *classifier, "--n-utterances", 0, "--targets", 2, "--out",
-                           out / "vc", "--examples", 3, "--references", 3))
+    seen_args = parsed(evaluate_vc, *model, *classifier, "--n-utterances", 0, "--targets", 2, "--out", out / "vc",
+                       "--examples", 3, "--references", 3)
+    seen = cast(VCResults, evaluate_vc.execute(seen_args))  # without --unseen
     unseen = None
-    if json.loads((out / "speech_vqvae" / "config.json").read_text())["data"]["unseen_speakers"]:
+    # how the speech run was trained (data.unseen_speakers): its config.json, as every loader reads it
+    unseen_speakers = read_run_config(resolve_checkpoint(out / "speech_vqvae")[1])["data"]["unseen_speakers"]
+    if unseen_speakers:
         log.info("[vc 3/3] converting to the voice the VQ-VAE never heard: from one clip, and after enrolment")
-        evaluate_vc.run(parsed(evaluate_vc, *model, *classifier, "--unseen", "--unseen-voices", 1,
-                               "--enroll-clips", 1, 5, "--enroll-seconds", 30, "--targets", 1, "--n-utterances", 0,
-                               "--out", out / "vc", "--examples", 2, "--references", 3))
-        unseen = (out / "vc" / "unseen.md").read_text()
-    classifier_eval = json.loads((out / "speaker_classifier" / "eval.json").read_text())["held_out_utterances"]
-    return {"seconds": time.time() - t0, "classifier": classifier_eval,
-            "table": (out / "vc" / "vc.md").read_text(), "unseen": unseen,
-            "examples": sorted(p.name for p in (out / "vc" / "examples").glob("*.wav"))}
+        unseen_args = parsed(evaluate_vc, *model, *classifier, "--unseen", "--unseen-voices", 1,
+                             "--enroll-clips", 1, 5, "--enroll-seconds", 30, "--targets", 1, "--n-utterances", 0,
+                             "--out", out / "vc", "--examples", 2, "--references", 3)
+        voices = cast(UnseenResults, evaluate_vc.execute(unseen_args))
+        unseen = voices.to_markdown(evaluate_vc.title(unseen_args), unseen_speakers) + "\n"  # the text of unseen.md
+    return {"seconds": time.time() - t0, "classifier": held_out.to_dict(),
+            "table": f"# {evaluate_vc.title(seen_args)}\n\n{seen.to_markdown()}",  # the text of vc.md
+            "unseen": unseen, "examples": sorted(f"{name}.wav" for name in seen.examples)}
 
 
 def run_probe(out: Path) -> dict:
     t0 = time.time()
     log.info("[probe] phone probe of the speech codes against MFCC k-means and a random encoder")
-    probe.run(parsed(probe, "--checkpoint", out / "speech_vqvae", "--out", out / "probe", "--max-frames", 20000))
-    return {"seconds": time.time() - t0, "table": (out / "probe" / "probe.md").read_text()}
+    report = probe.execute(parsed(probe, "--checkpoint", out / "speech_vqvae", "--out", out / "probe",
+                                  "--max-frames", 20000))
+    return {"seconds": time.time() - t0, "table": report.to_markdown()}
 
 
 def _demote(markdown: str) -> list[str]:

@@ -82,6 +82,13 @@ def corpus_of(cfg: ExperimentConfig, data: str | None) -> VCCorpus:
     return VCCorpus(split, cfg.data.sample_rate, f"{data or cfg.data.root} (data.split_by={cfg.data.split_by!r})")
 
 
+def title(args: argparse.Namespace) -> str:
+    """The title of the report ``execute(args)`` writes: vc.md's, or unseen.md's with --unseen."""
+    if args.unseen:
+        return f"Unseen voices: {args.checkpoint}, classifier {args.classifier}"
+    return f"Voice conversion: {args.checkpoint}, level {args.level}, classifier {args.classifier}"
+
+
 def execute(args: argparse.Namespace) -> VCResults | UnseenResults:
     """``run`` returning the results it wrote (of the unseen voices with --unseen)."""
     model, cfg = load_model(args.checkpoint)
@@ -99,17 +106,15 @@ def execute(args: argparse.Namespace) -> VCResults | UnseenResults:
     if args.unseen:
         result = evaluate_unseen(model, classifier, corpus, names, lambda m, speaker, clips: enroll_voice(
             m, cfg, speaker, clips, steps=10**6, time_limit=args.enroll_seconds, seed=args.seed), options)
-        title = f"Unseen voices: {args.checkpoint}, classifier {args.classifier}"
-        result.write(out, title, cfg.data.unseen_speakers, cfg.data.sample_rate)
-        print(result.to_markdown(title, cfg.data.unseen_speakers))
+        result.write(out, title(args), cfg.data.unseen_speakers, cfg.data.sample_rate)
+        print(result.to_markdown(title(args), cfg.data.unseen_speakers))
         return result
     # the classifier's training split, of the corpus converted here: converted utterances in it are noted
     root = args.data or ccfg.data.root
     _, classifier_train, _ = build_corpus(dataclasses.replace(ccfg.data, root=str(root),
                                                               kind="auto" if args.data else ccfg.data.kind))
     results = evaluate_seen(model, classifier, corpus, names, options, classifier_train)
-    results.write(out, f"Voice conversion: {args.checkpoint}, level {args.level}, classifier {args.classifier}",
-                  cfg.data.sample_rate)
+    results.write(out, title(args), cfg.data.sample_rate)
     print(results.to_markdown())
     log.info("%d utterances, %d conversions; wrote %s", len(results.utterances), len(results.conversions), out)
     return results

@@ -23,7 +23,7 @@ import torch
 from audiolvm.builders import build_model, load_model, resolve_checkpoint, split_entries_for
 from audiolvm.core.errors import UsageError
 from audiolvm.data.phones import PHONES, SOURCES, load_phone_tier
-from audiolvm.eval.probe import ProbeOptions, probe_model
+from audiolvm.eval.probe import ProbeOptions, ProbeReport, probe_model
 
 HELP = "phone / speaker probes of the codes vs MFCC k-means and random-encoder baselines"
 log = logging.getLogger("audiolvm.probe")
@@ -57,7 +57,8 @@ def parse_levels(text: str | None, num_levels: int) -> list[int]:
     return sorted(set(levels))
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> ProbeReport:
+    """``run`` returning the report it wrote (probe.md is its ``to_markdown()``)."""
     model, cfg = load_model(args.checkpoint)
     levels = parse_levels(args.levels, model.num_levels)
     if args.unknown_phone is not None and args.unknown_phone not in PHONES:
@@ -79,4 +80,9 @@ def run(args: argparse.Namespace) -> int:
     paths = report.write(out)
     print(report.to_markdown())
     log.info("wrote %s", ", ".join(str(p) for p in paths))
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    execute(args)
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,19 @@ from audiolvm.core.errors import UsageError
 from audiolvm.core.files import read_json
 from audiolvm.core.seed import seed_everything
 from audiolvm.data import skip_summary
-from audiolvm.engine import Trainer
+from audiolvm.engine import FitResult, Trainer
 
 HELP = "train a model from a config"
 log = logging.getLogger("audiolvm.train")
+
+
+@dataclass
+class TrainedRun:
+    """What a training command's ``execute`` computed: the config as resolved and saved to the run's config.json,
+    and the trainer's result (step, run folder, last losses)."""
+
+    cfg: Any
+    fit: FitResult
 
 
 def add_training_arguments(p: argparse.ArgumentParser, config_help: str = "YAML config (may name a 'base:' it "

@@ -14,25 +14,35 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import dataclass
 
 from audiolvm.builders import build_classifier, build_datasets, resolve_classifier_config
 from audiolvm.config import ClassifierExperimentConfig, config_to_dict, load_config
 from audiolvm.core.files import atomic_write_json
 from audiolvm.core.seed import seed_everything
 from audiolvm.engine import Trainer
-from audiolvm.eval.speaker import utterance_accuracy
+from audiolvm.eval.speaker import SpeakerAccuracy, utterance_accuracy
 from audiolvm.models.classifier import ClassificationObjective
-from audiolvm_pipelines.train import add_training_arguments, fit_options, warn_if_resumed_config_differs
+from audiolvm_pipelines.train import TrainedRun, add_training_arguments, fit_options, warn_if_resumed_config_differs
 
 HELP = "train the speaker classifier used by evaluate-vc (real audio only)"
 log = logging.getLogger("audiolvm.train_classifier")
+
+
+@dataclass
+class ClassifierRun(TrainedRun):
+    """A trained classifier's run and its whole-utterance accuracy on the held-out split (eval.json), None off the
+    main process or without held-out utterances."""
+
+    held_out: SpeakerAccuracy | None = None
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
     add_training_arguments(p, "classifier YAML config, e.g. configs/demo/speaker_classifier.yaml")
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> ClassifierRun:
+    """``run`` returning the resolved config, the trainer's result and the held-out accuracy it wrote."""
     cfg = load_config(args.config, args.overrides, schema=ClassifierExperimentConfig)
     train_ds, valid_ds = build_datasets(cfg)
     cfg = resolve_classifier_config(cfg, train_ds, valid_ds)
@@ -48,14 +58,19 @@ def run(args: argparse.Namespace) -> int:
                  sum(p.numel() for p in model.parameters()) / 1e6, cfg.train.out_dir)
     result = trainer.fit(**fit_options(args))
     if not trainer.is_main:
-        return 0
+        return ClassifierRun(cfg, result)
     log.info("done at step %d; checkpoint %s; valid crops %s", result.state.step, result.last_checkpoint,
              {k: round(v, 4) for k, v in result.last_valid.items()})
     if valid_ds is None:
         log.warning("no held-out utterances (data.valid_fraction=%s); eval.json not written", cfg.data.valid_fraction)
-        return 0
+        return ClassifierRun(cfg, result)
     acc = utterance_accuracy(trainer.unwrapped_model(), train_ds.reader, valid_ds.entries, cfg.data.sample_rate)
     atomic_write_json(result.out_dir / "eval.json", {"step": result.state.step, "held_out_utterances": acc.to_dict()})
     log.info("held-out accuracy %.3f over %d whole utterances; wrote %s", acc.accuracy, acc.n,
              result.out_dir / "eval.json")
+    return ClassifierRun(cfg, result, acc)
+
+
+def run(args: argparse.Namespace) -> int:
+    execute(args)
     return 0

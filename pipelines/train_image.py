@@ -19,7 +19,7 @@ from audiolvm.builders import build_image_datasets, build_image_model, build_ima
 from audiolvm.config import ImageExperimentConfig, config_to_dict, load_config
 from audiolvm.core.seed import seed_everything
 from audiolvm.engine import Trainer
-from audiolvm_pipelines.train import add_training_arguments, fit_options, warn_if_resumed_config_differs
+from audiolvm_pipelines.train import TrainedRun, add_training_arguments, fit_options, warn_if_resumed_config_differs
 
 HELP = "train an image VAE / IWAE / conditional VAE / M2 / VQ-VAE from a config"
 log = logging.getLogger("audiolvm.train_image")
@@ -31,7 +31,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                            "key=value overrides, e.g. train.max_steps=100 model.samples=5")
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> TrainedRun:
+    """``run`` returning the resolved config (the run's config.json) and the trainer's result."""
     cfg = load_config(args.config, args.overrides, schema=ImageExperimentConfig)
     train_ds, test_ds = build_image_datasets(cfg)
     cfg = resolve_image_config(cfg, train_ds)
@@ -48,4 +49,9 @@ def run(args: argparse.Namespace) -> int:
     result = trainer.fit(**fit_options(args))
     if trainer.is_main:
         log.info("done at step %d; test %s", result.state.step, {k: round(v, 3) for k, v in result.last_valid.items()})
+    return TrainedRun(cfg, result)
+
+
+def run(args: argparse.Namespace) -> int:
+    execute(args)
     return 0

@@ -21,7 +21,7 @@ from audiolvm.config import ImagePriorExperimentConfig, config_to_dict, load_con
 from audiolvm.core.seed import seed_everything
 from audiolvm.engine import Trainer
 from audiolvm.models.priors.objective import PriorObjective
-from audiolvm_pipelines.train import add_training_arguments, fit_options, warn_if_resumed_config_differs
+from audiolvm_pipelines.train import TrainedRun, add_training_arguments, fit_options, warn_if_resumed_config_differs
 
 HELP = "train a 2-D gated PixelCNN prior over an image VQ-VAE's code maps"
 log = logging.getLogger("audiolvm.train_image_prior")
@@ -33,7 +33,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                            "key=value overrides, e.g. train.max_steps=100 vqvae=runs/my_vqvae")
 
 
-def run(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace) -> TrainedRun:
+    """``run`` returning the resolved config (the run's config.json) and the trainer's result."""
     cfg = load_config(args.config, args.overrides, schema=ImagePriorExperimentConfig)
     data = build_image_code_data(cfg)
     cfg, train_ds, test_ds = data.cfg, data.codes["train"], data.codes["test"]
@@ -52,4 +53,9 @@ def run(args: argparse.Namespace) -> int:
     result = trainer.fit(**fit_options(args))
     if trainer.is_main:
         log.info("done at step %d; test %s", result.state.step, {k: round(v, 4) for k, v in result.last_valid.items()})
+    return TrainedRun(cfg, result)
+
+
+def run(args: argparse.Namespace) -> int:
+    execute(args)
     return 0
