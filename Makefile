@@ -45,6 +45,7 @@ gpu-check: setup-dev  ## on a CUDA machine: tests, benchmarks, a 200-step train,
 
 lint: setup-dev
 	$(PY) -m ruff check audiolvm pipelines data_scripts tests benchmarks
+	$(PY) -m mypy
 
 corpus: setup  ## regenerate the embedded speech corpus (needs espeak-ng)
 	$(PY) data_scripts/make_speech_corpus.py --out data/speech --speakers 12 --sentences 18 --rate 16000 --seed 0 --wpm-range 155 190 --pitch-range 40 60 --shared-fraction 0.2 --min-words 5 --max-words 8 --gain 0.5 --bits 12 --textgrid-digits 7

@@ -40,6 +40,8 @@ class Bottleneck(nn.Module):
 
     #: whether ``codes`` are produced (and ``embed`` is available)
     discrete: bool = False
+    #: the codebook size K; set by discrete bottlenecks only (declared here for the type checker)
+    num_codes: int
 
     def forward(self, x: torch.Tensor) -> BottleneckResult:  # pragma: no cover - interface
         raise NotImplementedError

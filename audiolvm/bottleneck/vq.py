@@ -182,6 +182,10 @@ class VectorQuantizerEMA(Bottleneck):
     """
 
     discrete = True
+    codebook: torch.Tensor  # buffers, registered in __init__
+    ema_count: torch.Tensor
+    ema_sum: torch.Tensor
+    initialized: torch.Tensor
 
     def __init__(self, num_codes: int = 2048, dim: int = 64, beta: float = 0.25, decay: float = 0.99,
                  eps: float = 1e-5, dead_threshold: float = 1.0, init: str = "first_batch",

@@ -77,7 +77,8 @@ def build_model(cfg: ModelConfig, sample_rate: int = 16000) -> MultiLevelAutoenc
         raise ConfigError(f"model.speaker.adversary={spk.adversary}: a gradient-reversal scale >= 0 (e.g. 1; 0 = off) "
                           "on a speaker-conditioned model (model.speaker.levels set)")
     pitch_levels = check_pitch_config(cfg)
-    levels, strides = [], []
+    levels = []
+    strides: list[int] = []
     for i, level_strides in enumerate(cfg.strides):
         strides = strides + list(level_strides)
         levels.append(audio_autoencoder(

@@ -4,6 +4,7 @@ the training set (the speaker table's names, the classifier's classes, per-speak
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from audiolvm.builders.audio import check_pitch_config, pitch_settings
 from audiolvm.config import ClassifierExperimentConfig, ConfigError, DataConfig, ExperimentConfig, ModelConfig
@@ -73,8 +74,8 @@ def build_datasets(cfg: AudioRunConfig) -> tuple[CropDataset, CropDataset | None
     elif cfg.data.cache != "none":
         raise ConfigError(f"data.cache={cfg.data.cache!r} is unknown; use 'none' or 'resampled'")
     crop = int(round(cfg.data.crop_seconds * cfg.data.sample_rate))
-    common = {"crop_samples": crop, "sample_rate": cfg.data.sample_rate,
-              "pitch": build_pitch_table(cfg, reader, train + valid)}
+    common: dict[str, Any] = {"crop_samples": crop, "sample_rate": cfg.data.sample_rate,
+                              "pitch": build_pitch_table(cfg, reader, train + valid)}
     train_ds = CropDataset(reader, train, seed=cfg.train.seed, **common)
     valid_ds = None
     if valid:

@@ -4,8 +4,9 @@ a prior over a VQ-VAE run's code maps."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sized
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from torch import nn
@@ -47,7 +48,9 @@ def build_image_datasets(cfg: ImageExperimentConfig) -> tuple[Dataset, Dataset]:
     """(train, test) of ``cfg.data``; the test set is the fixed seeded split (MNIST: its own test file).
     M2 training sets keep the labels of a class-stratified ``loss.labelled`` fraction only."""
     d = cfg.data
-    common = {"binarize": d.binarize, "threshold": d.threshold, "seed": cfg.train.seed}
+    common: dict[str, Any] = {"binarize": d.binarize, "threshold": d.threshold, "seed": cfg.train.seed}
+    train: Dataset
+    test: Dataset
     if d.dataset == "digits":
         train, test = digits_split(d.num_test, d.split_seed, **common)
     elif d.dataset in ("mnist", "fashion_mnist"):
@@ -72,11 +75,12 @@ def build_image_datasets(cfg: ImageExperimentConfig) -> tuple[Dataset, Dataset]:
 
 def _image_labels(ds: Dataset) -> np.ndarray:
     """Class ids, int64 [N] (-1 when unknown)."""
-    if getattr(ds, "labels", None) is not None:
-        return ds.labels
+    labels = getattr(ds, "labels", None)
+    if labels is not None:
+        return labels
     if hasattr(ds, "factor_sizes"):  # dsprites: the shape class
-        return index_to_factors(ds.indices)[:, 0]
-    return np.full(len(ds), -1, dtype=np.int64)
+        return index_to_factors(cast(DSpritesStyle, ds).indices)[:, 0]
+    return np.full(len(cast(Sized, ds)), -1, dtype=np.int64)
 
 
 def resolve_image_config(cfg: ImageExperimentConfig, train_ds: Dataset) -> ImageExperimentConfig:
@@ -114,7 +118,7 @@ def _image_nets(cfg: ImageModelConfig, in_features: int, out_channels: int,
                          activation=cfg.activation)
         return enc, dec
     if cfg.encoder == "conv":
-        common = {"width": cfg.width, "factors": cfg.factors, "depth": cfg.depth, "cond_dim": cond_dim}
+        common: dict[str, Any] = {"width": cfg.width, "factors": cfg.factors, "depth": cfg.depth, "cond_dim": cond_dim}
         return (ConvEncoder2d(c, in_features, input_size=(h, w), **common),
                 ConvDecoder2d(d, out_channels, output_size=(h, w), **common))
     raise ConfigError(f"model.encoder={cfg.encoder!r} is unknown; use 'mlp' or 'conv'")

@@ -50,6 +50,8 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
 class LogMel(nn.Module):
     """Log-mel spectrogram: ``Tensor[B x T]`` -> ``Tensor[B x n_mels x frames]`` (natural log)."""
 
+    filterbank: torch.Tensor  # buffer (n_mels, F), registered in __init__
+
     def __init__(
         self,
         sample_rate: int = 16000,

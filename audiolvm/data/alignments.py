@@ -267,7 +267,7 @@ def _parse_tier(tok: _Tokens) -> Tier | None:
         return None
     if cls != "IntervalTier":
         raise tok.error(f"tier {name!r} has unknown class {cls!r} (expected IntervalTier or TextTier)")
-    intervals = []
+    intervals: list[Interval] = []
     for _ in range(n):
         line = tok.items[tok.pos][2] if tok.pos < len(tok.items) else None
         start, end, label = tok.number(), tok.number(), tok.string()

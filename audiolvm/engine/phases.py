@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import torch
 from torch import nn
@@ -61,7 +61,8 @@ class PhasedModules(nn.Module):
         self._step = (step,)  # a tuple, so that a step function that is an nn.Module is not registered twice
 
     def forward(self, batch: Mapping[str, torch.Tensor], phase: str, carry: dict[str, Any]) -> Mapping[str, Any]:
-        return self._step[0].phase(self.model, self.aux, batch, phase, carry)
+        aux = cast(Mapping[str, nn.Module], self.aux)  # an nn.ModuleDict: a mapping of names to modules
+        return self._step[0].phase(self.model, aux, batch, phase, carry)
 
     def group(self, name: str) -> nn.Module:
         """The module phase ``name`` updates."""

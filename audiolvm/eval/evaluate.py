@@ -71,7 +71,8 @@ def evaluate_model(model: MultiLevelAutoencoder, reader: CorpusReader, entries: 
         x = torch.from_numpy(wave)[None, None]  # (1, 1, T)
         track = extract_pitch(wave, pitch) if pitch is not None else None  # the original's F0, extracted once
         same = track is not None and model.pitch is not None and model.pitch.settings == pitch
-        out = model(x, own_speaker(model, entry.speaker), pitch_from_arrays([track[0]], [track[1]]) if same else None)
+        given = pitch_from_arrays([track[0]], [track[1]]) if same and track is not None else None
+        out = model(x, own_speaker(model, entry.speaker), given)
         for i, level_out in enumerate(out.levels):
             report.add(level_label(i, model.hops[i]), level_out.recon, x)
             if pitch_report is not None:
@@ -81,6 +82,7 @@ def evaluate_model(model: MultiLevelAutoencoder, reader: CorpusReader, entries: 
         if pitch_report is not None and model.pitch is not None:  # the F0 predictor, in the speaker's own voice
             predicted = model.predict_pitch([o.bottleneck.codes for o in out.levels],
                                             own_speaker(model, entry.speaker), x.shape[-1])
+            assert track is not None  # extracted whenever there is a pitch report
             pitch_report.add_tracks(PREDICTED, track,
                                     (predicted.f0[0].numpy(), predicted.voiced[0].numpy() > 0.5))
     for label, row in (pitch_report.summary() if pitch_report is not None else {}).items():

@@ -23,11 +23,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from audiolvm.core.errors import UsageError
 from audiolvm.data.codes import CodeMapDataset
 from audiolvm.eval.disentangle import FactorSource, factor_vae_score, mig
 from audiolvm.eval.image_grids import (
@@ -40,6 +41,10 @@ from audiolvm.eval.likelihood import active_units, estimate_nll, mutual_informat
 from audiolvm.models.autoencoder import Autoencoder
 from audiolvm.models.priors.pixelcnn import GatedPixelCNN2d
 from audiolvm.models.vae import VAE
+
+if TYPE_CHECKING:
+    from audiolvm.models.m2 import M2
+    from audiolvm.models.pixelcnn_decoder import PixelCNNDecoder
 
 CONDITIONAL_KINDS = ("cvae", "m2")
 LabelledDecode = Callable[..., torch.Tensor]  # (z [N x D], labels [N] or None) -> images [N x C x H x W]
@@ -71,7 +76,7 @@ def likelihood_metrics(model: VAE, test_ds: Dataset, *, kind: str, levels: int |
     conditional = kind in CONDITIONAL_KINDS
     label_key = "label" if conditional else None
     loader = _loader(test_ds, batch_size)
-    estimate = dict(samples=samples, chunk_size=chunk, seed=seed, progress=progress)
+    estimate: dict[str, Any] = dict(samples=samples, chunk_size=chunk, seed=seed, progress=progress)
     report = estimate_nll(model, loader, enumerate_classes=model.num_classes if conditional else 0, **estimate)
     dims = math.prod(test_ds[0]["image"].shape)
     units, variances = active_units(model, loader, label_key=label_key)
@@ -83,11 +88,12 @@ def likelihood_metrics(model: VAE, test_ds: Dataset, *, kind: str, levels: int |
     if conditional:
         labels = torch.cat([b["label"] for b in loader])
         given = estimate_nll(model, loader, label_key=label_key, **estimate)
+        assert report.predicted is not None  # filled by estimate_nll(enumerate_classes > 0)
         result.update({"nll_given_label": given.nll, "neg_elbo_given_label": -given.elbo,
                        "bayes_accuracy": (report.predicted == labels).float().mean().item()})
     if kind == "m2":
         with torch.no_grad():
-            hits = [(model.classify(b["image"]).argmax(1) == b["label"]).float() for b in loader]
+            hits = [(cast("M2", model).classify(b["image"]).argmax(1) == b["label"]).float() for b in loader]
         result["accuracy"] = torch.cat(hits).mean().item()
     return result
 
@@ -101,7 +107,8 @@ def image_decoder(model: VAE, generator: torch.Generator) -> LabelledDecode:
             cond = model.condition(y)
             if cond is not None and cond.shape[0] != z.shape[0]:
                 cond = cond.repeat(z.shape[0] // cond.shape[0], 1)
-            return model.decoder.sample(z, model.likelihood, cond, generator)
+            decoder = cast("PixelCNNDecoder", model.decoder)  # the autoregressive decoder
+            return decoder.sample(z, model.likelihood, cond, generator)
         return model.likelihood.mean(model.decode(z, y))
 
     return decode
@@ -112,7 +119,8 @@ def _pairs(x: torch.Tensor, y: torch.Tensor | None,
     """``count`` (a, b) pairs of distinct test items (of the same class when ``y`` is given), and a's labels."""
     if y is None:
         return x[:count], x[count : 2 * count], None
-    firsts, seconds = [], []
+    firsts: list[int] = []
+    seconds: list[int] = []
     for i in range(len(y)):
         partners = [j for j in range(i + 1, len(y)) if y[j] == y[i]]
         if partners and len(firsts) < count:
@@ -180,6 +188,8 @@ def vqvae_metrics(model: Autoencoder, test_ds: Dataset, batch_size: int = 100) -
         recon = model(batch["image"]).recon
         errors.append((recon - batch["image"]).square().flatten(1).mean(1))
         first = first if first is not None else torch.stack([batch["image"][:16], recon[:16].clamp(0, 1)])
+    if first is None:
+        raise UsageError("vqvae_metrics: the test set is empty")
     grids = {"reconstructions.png": first}
     return ImageEvaluation({"kind": "vqvae", "items": sum(e.numel() for e in errors),
                             "mse": torch.cat(errors).mean().item(), "grids": list(grids)}, grids)
@@ -193,7 +203,7 @@ def image_prior_metrics(prior: GatedPixelCNN2d, test_codes: CodeMapDataset, vqva
     ``samples.png``: 8 prior samples per row (a row per class for a class-conditional prior) drawn from ``seed``
     at ``temperature`` and decoded by ``vqvae``. ``vqvae_run`` is only recorded (``metrics["vqvae"]``)."""
     conditional = prior.num_labels > 0
-    loader = _loader(test_codes, batch_size)
+    loader = _loader(cast(Dataset, test_codes), batch_size)  # a map-style dataset (__len__, __getitem__)
     log_p = torch.cat([prior.log_prob(b["codes"], {"label": b["label"]} if conditional else None) for b in loader])
     shape = tuple(test_codes.codes.shape[1:])
     per_map, codes_per_map = -log_p.double().mean().item(), math.prod(shape)

@@ -18,12 +18,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from audiolvm.bottleneck.gaussian import GaussianBottleneck
 from audiolvm.core.errors import UsageError
 from audiolvm.losses.bounds import log_weights
+from audiolvm.models.vae import VAE
 from audiolvm.nn.mode import eval_mode
 
 Data = torch.Tensor | Iterable
@@ -63,7 +63,7 @@ def _generator(generator: torch.Generator | None, seed: int, device: torch.devic
 
 
 @torch.no_grad()
-def log_marginal(model: nn.Module, x: torch.Tensor, label: torch.Tensor | None = None, samples: int = 5000,
+def log_marginal(model: VAE, x: torch.Tensor, label: torch.Tensor | None = None, samples: int = 5000,
                  chunk_size: int = 500, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Importance-sampled ``log p(x)`` and the ELBO for one batch ``x : Tensor[B x C x *S]``.
 
@@ -88,7 +88,7 @@ def log_marginal(model: nn.Module, x: torch.Tensor, label: torch.Tensor | None =
 
 
 @torch.no_grad()
-def log_marginal_over_labels(model: nn.Module, x: torch.Tensor, num_classes: int, samples: int = 5000,
+def log_marginal_over_labels(model: VAE, x: torch.Tensor, num_classes: int, samples: int = 5000,
                              chunk_size: int = 500, generator: torch.Generator | None = None
                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``log p(x) = logsumexp_y [log p(y) + log p(x|y)]`` of a class-conditional model, uniform ``p(y)``.
@@ -129,7 +129,7 @@ def iter_batches(data: Data, batch_size: int = 64, image_key: str = "image", lab
 
 
 @torch.no_grad()
-def estimate_nll(model: nn.Module, data: Data, samples: int = 5000, chunk_size: int = 500, batch_size: int = 64,
+def estimate_nll(model: VAE, data: Data, samples: int = 5000, chunk_size: int = 500, batch_size: int = 64,
                  seed: int = 0, generator: torch.Generator | None = None, image_key: str = "image",
                  label_key: str | None = None, bin_width: float | None = None,
                  max_items: int | None = None, enumerate_classes: int = 0, progress: bool = False) -> LikelihoodReport:
@@ -141,7 +141,10 @@ def estimate_nll(model: nn.Module, data: Data, samples: int = 5000, chunk_size: 
     ``bin_width`` as in :func:`bits_per_dim`; ``max_items`` stops after that many items. Draws come
     from ``generator`` or a fresh one seeded ``seed``. ``progress`` shows a bar over the batches.
     """
-    nlls, elbos, predicted, dims = [], [], [], 0
+    nlls: list[torch.Tensor] = []
+    elbos: list[torch.Tensor] = []
+    predicted: list[torch.Tensor] = []
+    dims = 0
     batches = iter_batches(data, batch_size, image_key, None if enumerate_classes else label_key)
     total = len(data) if isinstance(data, Sized) and not isinstance(data, torch.Tensor) else None
     desc = f"NLL, K={samples}" + (f" x {enumerate_classes} classes" if enumerate_classes else "")
@@ -170,7 +173,7 @@ def estimate_nll(model: nn.Module, data: Data, samples: int = 5000, chunk_size: 
 
 
 @torch.no_grad()
-def active_units(model: nn.Module, data: Data, threshold: float = 0.01, batch_size: int = 256,
+def active_units(model: VAE, data: Data, threshold: float = 0.01, batch_size: int = 256,
                  image_key: str = "image", label_key: str | None = None) -> tuple[int, torch.Tensor]:
     """Active units (Burda et al. 2016): latent dims ``d`` with ``Var_x(E_q[z_d | x]) > threshold``.
 
@@ -195,7 +198,7 @@ def pairwise_log_q(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) ->
 
 
 @torch.no_grad()
-def mutual_information(model: nn.Module, data: Data, batch_size: int = 256, seed: int = 0,
+def mutual_information(model: VAE, data: Data, batch_size: int = 256, seed: int = 0,
                        generator: torch.Generator | None = None, image_key: str = "image",
                        label_key: str | None = None) -> float:
     """``I(x; z) = E_x[KL(q(z|x) || p(z))] - KL(q(z) || p(z)) = E[log q(z|x) - log q(z)]`` (nats).

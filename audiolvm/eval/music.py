@@ -94,11 +94,11 @@ def key_agreement(prompts: Sequence[np.ndarray], continuations: Sequence[np.ndar
     ``groups`` (e.g. tracks, when several prompts come from one track; default: every other pair)."""
     if len(prompts) != len(continuations) or len(prompts) < 2:
         raise UsageError("key_agreement needs at least two (prompt, continuation) pairs")
-    groups = list(range(len(prompts))) if groups is None else list(groups)
+    group_of: Sequence[object] = list(range(len(prompts))) if groups is None else list(groups)
     a = [mean_chroma(w, rate, s) for w in prompts]
     b = [mean_chroma(w, rate, s) for w in continuations]
     corr = np.array([[float(np.corrcoef(x, y)[0, 1]) for y in b] for x in a])  # (P, P)
-    other = np.array([[ga != gb for gb in groups] for ga in groups])
+    other = np.array([[ga != gb for gb in group_of] for ga in group_of])
     if not other.any():
         raise UsageError("key_agreement: every pair is from the same group; give prompts from two tracks or more")
     return {"own": float(np.diag(corr).mean()), "other": float(corr[other].mean()), "pairs": len(a)}
@@ -165,7 +165,7 @@ def frechet_distance(a: FrameStats, b: FrameStats) -> float:
     return max(value, 0.0)
 
 
-def encoder_embedding(model: torch.nn.Module, level: int) -> Embedding:
+def encoder_embedding(model: MultiLevelAutoencoder, level: int) -> Embedding:
     """Frames of a VQ-VAE level's encoder output before quantisation (``MultiLevelAutoencoder.level_features``),
     ``float[T] -> float[N x D]``: the project's own FAD-style embedding."""
 

@@ -136,7 +136,10 @@ def phone_ids(tier: Tier, num_frames: int, hop_seconds: float) -> np.ndarray:
 def _level_codes(model: MultiLevelAutoencoder, wave: np.ndarray, level: int) -> np.ndarray:
     """One level's codes ``int64[N]`` of ``wave`` (only that level's encoder runs)."""
     x = torch.from_numpy(np.ascontiguousarray(wave, np.float32))[None, None]  # (1, 1, T)
-    return model.level_features(x, level)[2][0].numpy()
+    codes = model.level_features(x, level)[2]  # (1, N)
+    if codes is None:
+        raise UsageError(f"level {level} has a continuous bottleneck; the probe needs codes (a VQ model)")
+    return codes[0].numpy()
 
 
 @dataclass

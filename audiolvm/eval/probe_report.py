@@ -20,7 +20,7 @@ METRICS = {"code_phone_acc": "code→phone acc", "majority_acc": "majority", "pu
            "abx_across": "ABX across", "speaker_acc": "speaker acc", "speaker_chance": "chance"}
 
 
-def _cell(value: float) -> str:
+def _cell(value: float | None) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 

@@ -172,7 +172,7 @@ class ReconstructionReport:
         self.sample_rate = sample_rate
         self.metrics: dict[str, MetricFn] = dict(metrics) if metrics is not None else default_metrics(sample_rate)
         self._values: dict[str, dict[str, list[float]]] = {}  # level -> metric -> per-item values
-        self._extra: dict[str, dict[str, float]] = {}  # level -> per-level columns
+        self._extra: dict[str, dict[str, float | None]] = {}  # level -> per-level columns
         self._levels: dict[str, None] = {}  # insertion-ordered set
 
     @torch.no_grad()

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -199,7 +200,7 @@ class VCResults:
 
         acc = self.accuracies()
         keys = [k for k in BARS if acc[k] is not None]
-        values = [acc[k] for k in keys]
+        values = [cast(float, acc[k]) for k in keys]  # keys: the measured ones
         fig, ax = plt.subplots(figsize=(6.5, 3.6))
         bars = ax.bar([BARS[k].replace(": ", ":\n") for k in keys], values,
                       color=["#4c72b0", "#55a868", "#dd8452", "#c44e52"][: len(keys)])

@@ -252,10 +252,12 @@ def evaluate_unseen(model: MultiLevelAutoencoder, classifier: SpeakerClassifier,
     speaker_f0 = speaker_median_f0({**references, **clips}, settings) if options.references > 0 else None
     reader, seen = held_out(corpus, names, classifier.speakers, options)
     to_unseen = pick_targets([e.speaker for e in seen], list(voices), min(options.targets, len(voices)), options.seed)
-    common = {"sample_rate": rate, "progress": False, "median_f0": lambda wave: median_f0(wave, settings),
-              "speaker_f0": speaker_f0}
+    common: dict[str, Any] = {"sample_rate": rate, "progress": False,
+                              "median_f0": lambda wave: median_f0(wave, settings), "speaker_f0": speaker_f0}
     recon = _reconstruct(best, index, options)
     runs: dict[str, VCResults] = {}
+    if model.speaker is None:  # enrolment above already needs one
+        raise UsageError("evaluate_unseen needs a speaker-conditioned model (model.speaker)")
     if model.speaker.encoder is not None:
         runs["to unseen voices, from one reference clip (speaker encoder)"] = evaluate_vc(
             classifier, reader, seen, to_unseen, lambda x, t: model.convert(x, reference[t], level=options.level,

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -48,7 +49,7 @@ def _score(mu: Tensor, samples: int, generator: torch.Generator, baseline: bool)
         f = f - (f.sum(1, keepdim=True) - f) / (samples - 1)  # leave-one-out baseline
     log_q = -0.5 * (x - mu[:, None]).pow(2).sum(-1)  # (R, S), log N(x; mu, I) up to a constant
     (f * log_q).mean(1).sum().backward()
-    return mu.grad
+    return cast(Tensor, mu.grad)  # set by backward(): mu is a leaf that requires grad
 
 
 def score_gradient(mu: Tensor, samples: int, generator: torch.Generator) -> Tensor:
@@ -66,7 +67,7 @@ def pathwise_gradient(mu: Tensor, samples: int, generator: torch.Generator) -> T
     mu = mu.detach().requires_grad_()
     x = mu[:, None] + torch.randn(*mu.shape[:1], samples, 2, generator=generator, dtype=mu.dtype)  # (R, S, 2)
     objective(x).mean(1).sum().backward()
-    return mu.grad
+    return cast(Tensor, mu.grad)  # set by backward(): mu is a leaf that requires grad
 
 
 ESTIMATORS: dict[str, Estimator] = {

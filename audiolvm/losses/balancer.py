@@ -17,6 +17,7 @@ no share. The averages are buffers, so they are checkpointed with the module tha
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import torch
 from torch import nn
@@ -54,7 +55,7 @@ class Balancer(nn.Module):
         if not names:
             return output.new_zeros(())
         if not torch.is_grad_enabled() or not output.requires_grad:
-            return sum(weights[n] * terms[n] for n in names)  # type: ignore[return-value]
+            return cast(torch.Tensor, sum(weights[n] * terms[n] for n in names))  # names is not empty
         per_term = []
         for n in names:
             (g,) = torch.autograd.grad(terms[n], output, retain_graph=True, allow_unused=True)
@@ -72,5 +73,5 @@ class Balancer(nn.Module):
         scale = self.total * share / share.sum().clamp_min(self.eps) / (avg + self.eps)
         total = sum(s * g for s, g in zip(scale, per_term, strict=True))
         surrogate = (output * total.detach()).sum()
-        plain = sum(weights[n] * terms[n] for n in names)
+        plain = cast(torch.Tensor, sum(weights[n] * terms[n] for n in names))
         return plain.detach() + surrogate - surrogate.detach()  # the weighted sum's value, the balanced gradient

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
@@ -117,9 +118,11 @@ def active_dims(kl_elements: torch.Tensor, threshold: float = 0.01) -> torch.Ten
 #: a training step: an int, or a 0-dim tensor (the model's step counter read without a host sync, which also
 #: keeps a compiled step in one graph); schedules return a float or a tensor to match
 Step = int | torch.Tensor
+#: what a schedule returns: a float for an int step, a 0-dim tensor for a tensor step
+ScheduleValue = float | torch.Tensor
 
 
-def _clip01(value: Step) -> Step:
+def _clip01(value: ScheduleValue) -> ScheduleValue:
     return value.clamp(0.0, 1.0) if isinstance(value, torch.Tensor) else min(max(value, 0.0), 1.0)
 
 
@@ -146,7 +149,7 @@ class LinearSchedule:
         if self.steps < 1 or self.delay < 0:
             raise UsageError(f"LinearSchedule: steps must be >= 1 and delay >= 0, got {self.steps}, {self.delay}")
 
-    def __call__(self, step: Step) -> Step:
+    def __call__(self, step: Step) -> ScheduleValue:
         progress = _clip01((step - self.delay) / self.steps)
         return self.start + (self.end - self.start) * progress
 
@@ -166,13 +169,15 @@ class CyclicalSchedule:
         if self.period < 1 or not 0.0 < self.ramp <= 1.0:
             raise UsageError(f"CyclicalSchedule: need period >= 1 and 0 < ramp <= 1, got {self.period}, {self.ramp}")
 
-    def __call__(self, step: Step) -> Step:
+    def __call__(self, step: Step) -> ScheduleValue:
         phase = (step % self.period) / self.period
         value = self.low + (self.high - self.low) * _clip01(phase / self.ramp)
         if self.cycles is None:
             return value
         done = step >= self.cycles * self.period
-        return torch.where(done, self.high, value) if isinstance(step, torch.Tensor) else (self.high if done else value)
+        if isinstance(done, torch.Tensor):  # a tensor step (then value is a tensor too)
+            return torch.where(done, self.high, cast(torch.Tensor, value))
+        return self.high if done else value
 
 
 Schedule = ConstantSchedule | LinearSchedule | CyclicalSchedule

@@ -111,6 +111,7 @@ class GaussianLikelihood(Likelihood):
     """
 
     SCALES = ("fixed", "decoder", "pixel")
+    fixed_log_std: torch.Tensor  # buffer [], registered in __init__
 
     def __init__(self, channels: int = 1, scale: str = "fixed", std: float = 1.0,
                  shape: Sequence[int] | None = None) -> None:
@@ -125,13 +126,17 @@ class GaussianLikelihood(Likelihood):
         self.channels, self.scale = channels, scale
         self.param_channels = 2 * channels if scale == "decoder" else channels
         self.register_buffer("fixed_log_std", torch.tensor(math.log(std)))
-        self.log_std = nn.Parameter(torch.full(tuple(shape), math.log(std))) if scale == "pixel" else None
+        self.log_std: nn.Parameter | None = None
+        if scale == "pixel":
+            assert shape is not None  # checked above
+            self.log_std = nn.Parameter(torch.full(tuple(shape), math.log(std)))
 
     def split(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``params`` -> ``(mean, log_std)``, broadcastable to ``[N x C x *S]``."""
         if self.scale == "decoder":
             mean, log_std = params.chunk(2, dim=1)  # (N, C, *S) each
         elif self.scale == "pixel":
+            assert self.log_std is not None  # set in __init__ for scale="pixel"
             mean, log_std = params, self.log_std.unsqueeze(0)  # (1, C, *S)
         else:
             mean, log_std = params, self.fixed_log_std.expand_as(params)
@@ -306,4 +311,4 @@ def make_likelihood(name: str, **kwargs: object) -> Likelihood:
     """Build a likelihood by registry name (``bernoulli``, ``gaussian``, ``logistic``, ``categorical``)."""
     if name not in LIKELIHOODS:
         raise UsageError(f"unknown likelihood {name!r}; choose one of {sorted(LIKELIHOODS)}")
-    return LIKELIHOODS[name](**kwargs)  # type: ignore[arg-type]
+    return LIKELIHOODS[name](**kwargs)

@@ -21,7 +21,7 @@ their weights (``audiolvm.losses.balancer``); the VQ terms are added unbalanced.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -88,7 +88,7 @@ class AdversarialObjective:
 
     def phase(self, model: nn.Module, modules: Mapping[str, nn.Module], batch: Mapping[str, torch.Tensor],
               name: str, carry: dict[str, Any]) -> dict[str, torch.Tensor]:
-        disc = modules[DISC]
+        disc = cast(Discriminators, modules[DISC])  # what self.modules() names DISC
         if name == DISC:
             return self._disc_phase(model, disc, batch, carry)
         if name == "model":
@@ -111,7 +111,7 @@ class AdversarialObjective:
             carry["out"] = self.base.forward(model, batch)
         return carry["out"]
 
-    def _disc_phase(self, model: nn.Module, disc: nn.Module, batch: Mapping[str, torch.Tensor],
+    def _disc_phase(self, model: nn.Module, disc: Discriminators, batch: Mapping[str, torch.Tensor],
                     carry: dict[str, Any]) -> dict[str, torch.Tensor]:
         out = self._output(model, batch, carry)
         real = disc(batch["audio"])
@@ -126,7 +126,7 @@ class AdversarialObjective:
         return {"loss": torch.stack(losses).mean(), "disc/real": mean_logit(real),
                 "disc/fake": torch.stack(fake_scores).mean()}
 
-    def _model_phase(self, model: nn.Module, disc: nn.Module, batch: Mapping[str, torch.Tensor],
+    def _model_phase(self, model: nn.Module, disc: Discriminators, batch: Mapping[str, torch.Tensor],
                      carry: dict[str, Any]) -> dict[str, torch.Tensor]:
         audio = batch["audio"]
         out = self._output(model, batch, carry)

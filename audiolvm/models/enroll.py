@@ -94,7 +94,8 @@ def enroll_speaker(model: MultiLevelAutoencoder, clips: Sequence[torch.Tensor],
                 upper = model.level_features(audio, level + 1)[1]
             pitch = f0_stats = None
             if level in model.pitch_levels:
-                tracks = [model.extract_pitch(w[None, None]) for w in waves]  # one extraction per clip
+                assert model.pitch is not None  # a pitch level implies a pitch path (MultiLevelAutoencoder.__init__)
+                tracks = [model.pitch.extract(w[None, None]) for w in waves]  # one extraction per clip (extract_pitch)
                 pitch = _window_pitch(tracks, windows, crop, model.pitch.settings.hop)
                 whole = Pitch(torch.cat([t.f0 for t in tracks], -1), torch.cat([t.voiced for t in tracks], -1))
                 f0_stats = voiced_log_stats(whole, model.pitch.global_stats)[0].tolist()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast, overload
 
 import torch
 from torch import nn
@@ -80,6 +81,8 @@ class MultiLevelAutoencoder(nn.Module):
             gradient reversal, whenever training-speaker ids are given (the term ``speaker/adversary``).
     """
 
+    levels: Sequence[Autoencoder]  # an nn.ModuleList at run time, typed by its items
+
     def __init__(self, levels: Sequence[Autoencoder], mode: str = "independent", latent_dim: int = 64,
                  speaker: SpeakerConditioner | None = None, speaker_levels: Sequence[int] = (),
                  pitch: PitchConditioner | None = None, pitch_levels: Sequence[int] = (), jitter: float = 0.0,
@@ -102,7 +105,7 @@ class MultiLevelAutoencoder(nn.Module):
         hops = [lv.hop for lv in levels]
         if not hops or any(a >= b for a, b in zip(hops, hops[1:], strict=False)):
             raise UsageError(f"level hops must be non-empty and strictly increasing, got {hops}")
-        self.levels, self.mode = nn.ModuleList(levels), mode
+        self.levels, self.mode = cast("Sequence[Autoencoder]", nn.ModuleList(levels)), mode
         self.conditioners = nn.ModuleList()
         if mode == "conditioned":
             for lower, upper in zip(hops, hops[1:], strict=False):
@@ -176,6 +179,7 @@ class MultiLevelAutoencoder(nn.Module):
             return dec(h, c) if c is not None else dec(h)
         if pitch is None:
             raise UsageError(f"level {level}'s decoder takes F0: pass pitch= (see MultiLevelAutoencoder.extract_pitch)")
+        assert self.pitch is not None  # pitch_levels is non-empty only with a pitch path (checked in __init__)
         h = h + self.pitch.frame_features(pitch, h.shape[-1])  # (B, D, N)
         return dec(h, c, self.pitch.excitation(pitch, h.shape[-1] * self.levels[level].hop))
 
@@ -201,6 +205,7 @@ class MultiLevelAutoencoder(nn.Module):
         encoder's vectors of ``x`` (see :meth:`SpeakerConditioner.training_vectors`). ``pitch`` (F0 of ``x``;
         extracted when not given) is used by pitch levels; in training it also teaches the F0 predictor."""
         losses: dict[str, torch.Tensor] = {}
+        c: torch.Tensor | None
         if self.speaker is not None and self.training and speaker is not None and not speaker.is_floating_point():
             c, losses = self.speaker.training_vectors(speaker, x)
         else:
@@ -217,6 +222,7 @@ class MultiLevelAutoencoder(nn.Module):
                 results[self.speaker_levels[0]].z, speaker)
         if self.pitch is not None and (self.training or given):  # the F0 predictor's terms (valid: held-out error)
             stats = self.pitch.speaker_stats(speaker, x.shape[0])
+            assert pitch is not None  # given, or extracted above (there is a pitch path)
             losses.update(self.pitch.predictor_losses(results[self.pitch_levels[0]].z, c, pitch, stats))
         return MultiLevelOutput(levels=levels, losses=losses, metrics=metrics)
 
@@ -246,12 +252,16 @@ class MultiLevelAutoencoder(nn.Module):
         :meth:`forward` (needed when level ``level``'s decoder is speaker-conditioned). A pitch level without
         ``pitch`` takes the F0 that the predictor reads from the codes, in the speaker's range."""
         lv = self.levels[level]
-        z = lv.bottleneck.embed(codes[level])  # (B, D, N_l)
+        own_codes = codes[level]
+        if own_codes is None:
+            raise UsageError(f"decoding level {level} needs its codes: codes[{level}] is None")
+        z = lv.bottleneck.embed(own_codes)  # (B, D, N_l)
         upper = None
         if self.mode == "conditioned" and level + 1 < self.num_levels:
-            if codes[level + 1] is None:
+            upper_codes = codes[level + 1]
+            if upper_codes is None:
                 raise UsageError(f"conditioned mode: decoding level {level} needs level {level + 1}'s codes too")
-            upper = self.levels[level + 1].bottleneck.embed(codes[level + 1])
+            upper = self.levels[level + 1].bottleneck.embed(upper_codes)
         c = self.speaker_vector(speaker) if level in self.speaker_levels else None
         if level in self.pitch_levels and pitch is None:
             pitch = self.predict_pitch(codes, speaker, z.shape[-1] * lv.hop)
@@ -266,12 +276,21 @@ class MultiLevelAutoencoder(nn.Module):
         if self.pitch is None:
             raise UsageError("this model has no pitch path (model.pitch.levels is empty)")
         pl = self.pitch_levels[0]
-        if codes[pl] is None:
+        pl_codes = codes[pl]
+        if pl_codes is None:
             raise UsageError(f"predicting F0 needs level {pl}'s codes (the F0 predictor reads that level)")
-        z = self.levels[pl].bottleneck.embed(codes[pl])  # (B, D, N)
+        z = self.levels[pl].bottleneck.embed(pl_codes)  # (B, D, N)
         c = self.speaker_vector(speaker) if self.speaker is not None else None
         stats = self.pitch.speaker_stats(speaker, z.shape[0])
         return self.pitch.predict(z, c, stats, length // self.pitch.settings.hop + 1)
+
+    @overload
+    def reconstruct(self, x: torch.Tensor, level: None = None, speaker: torch.Tensor | None = None,
+                    pitch: Pitch | None = None) -> list[torch.Tensor]: ...
+
+    @overload
+    def reconstruct(self, x: torch.Tensor, level: int, speaker: torch.Tensor | None = None,
+                    pitch: Pitch | None = None) -> torch.Tensor: ...
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, level: int | None = None, speaker: torch.Tensor | None = None,
@@ -310,7 +329,8 @@ class MultiLevelAutoencoder(nn.Module):
             for i in {self.pitch_levels[0], *self._needed_levels(level)}:
                 codes[i] = self.levels[i].encode(x)
             return self.decode(codes, level, x.shape[-1], speaker)
-        src = self.extract_pitch(x)
+        assert self.pitch is not None  # level is a pitch level, so there is a pitch path (checked in __init__)
+        src = self.pitch.extract(x)  # what self.extract_pitch(x) returns when there is a pitch path
         target = self.pitch.speaker_stats(speaker, x.shape[0]) if pitch == "map" else None
         source = voiced_log_stats(src, self.pitch.global_stats)
         keep = target is None and not shift_semitones

@@ -5,6 +5,7 @@ every term is returned so that every term is logged."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -97,7 +98,7 @@ class AudioReconstructionObjective:
 
     def forward(self, model: nn.Module, batch: Mapping[str, torch.Tensor]) -> MultiLevelOutput | AutoencoderOutput:
         """The model's output for a batch (with its speakers and F0 where the model takes them)."""
-        kwargs = {"speaker": batch["speaker"]} if self.speaker else {}
+        kwargs: dict[str, Any] = {"speaker": batch["speaker"]} if self.speaker else {}
         if self.pitch:
             kwargs["pitch"] = Pitch(batch["f0"], batch["voiced"])
         return model(batch["audio"], **kwargs)

@@ -110,6 +110,9 @@ class PitchConditioner(nn.Module):
             ``hpn``, F0 in Hz and voicing at the sample rate, for :class:`HarmonicNoiseDecoder`.
     """
 
+    table: torch.Tensor  # buffers, registered in __init__: (S, 2) ln-F0 [mean, std] per speaker
+    global_stats: torch.Tensor  # (2,)
+
     def __init__(self, settings: PitchSettings, stats: Mapping[str, Sequence[float]], names: Sequence[str],
                  latent_dim: int, speaker_dim: int, code_hop: int, harmonics: int = 8, width: int = 64,
                  synth: str = "nsf") -> None:

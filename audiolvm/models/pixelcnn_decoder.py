@@ -14,6 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from audiolvm.core.errors import UsageError
+from audiolvm.losses.likelihoods import Likelihood
 from audiolvm.nn.masked import GatedStackBlock2d
 
 
@@ -63,7 +64,7 @@ class PixelCNNDecoder(nn.Module):
         return self.net(x, self.features(z, cond))
 
     @torch.no_grad()
-    def sample(self, z: torch.Tensor, likelihood: nn.Module, cond: torch.Tensor | None = None,
+    def sample(self, z: torch.Tensor, likelihood: Likelihood, cond: torch.Tensor | None = None,
                generator: torch.Generator | None = None, progress: bool = False) -> torch.Tensor:
         """Ancestral sampling in raster order given ``z : Tensor[N x ...]`` -> ``Tensor[N x C x H x W]``.
 

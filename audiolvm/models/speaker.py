@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -144,13 +145,15 @@ class SpeakerAdversary(nn.Module):
 
     def add_speaker(self) -> None:
         """One more class with zero weights (the model gained an enrolled speaker; the adversary only trains)."""
-        last = self.net[-1]
+        last = cast(nn.Conv1d, self.net[-1])  # built (and grown) as a Conv1d
         grown = nn.Conv1d(last.in_channels, last.out_channels + 1, 1).to(last.weight.device)
+        grown_bias, last_bias = grown.bias, last.bias
+        assert grown_bias is not None and last_bias is not None  # nn.Conv1d's default bias=True
         with torch.no_grad():
             grown.weight.zero_()
-            grown.bias.zero_()
+            grown_bias.zero_()
             grown.weight[:-1].copy_(last.weight)
-            grown.bias[:-1].copy_(last.bias)
+            grown_bias[:-1].copy_(last_bias)
         self.net[-1] = grown
 
     def forward(self, z: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

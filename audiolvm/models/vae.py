@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast, overload
 
 import torch
 from torch import nn
@@ -27,6 +28,9 @@ from audiolvm.losses.likelihoods import Likelihood
 from audiolvm.models.autoencoder import Autoencoder, AutoencoderOutput
 from audiolvm.nn.conditioning import one_hot
 from audiolvm.nn.mode import eval_mode
+
+if TYPE_CHECKING:
+    from audiolvm.models.pixelcnn_decoder import PixelCNNDecoder
 
 
 @dataclass
@@ -58,6 +62,14 @@ class VAEOutput(AutoencoderOutput):
         return self.bottleneck.z
 
 
+@overload
+def repeat_rows(x: torch.Tensor, k: int) -> torch.Tensor: ...
+
+
+@overload
+def repeat_rows(x: None, k: int) -> None: ...
+
+
 def repeat_rows(x: torch.Tensor | None, k: int) -> torch.Tensor | None:
     """``Tensor[B x ...]`` -> ``Tensor[(k*B) x ...]``, k-major (row ``i * B + b`` is item b)."""
     if x is None or k == 1:
@@ -76,6 +88,9 @@ class VAE(Autoencoder):
         latent_shape: ``(D, *L)`` of one latent, for sampling from the prior.
         num_classes: > 0 for a class-conditional model (use :class:`ConditionalVAE`).
     """
+
+    bottleneck: GaussianBottleneck  # checked in __init__
+    train_steps: torch.Tensor  # buffer [] (long), registered in __init__
 
     def __init__(self, encoder: nn.Module, bottleneck: GaussianBottleneck, decoder: nn.Module, likelihood: Likelihood,
                  latent_shape: Sequence[int], num_classes: int = 0) -> None:
@@ -167,7 +182,8 @@ class VAE(Autoencoder):
         noise_device = device if generator is None else generator.device
         z = torch.randn((n, *self.latent_shape), generator=generator, device=noise_device).to(device)
         if self.autoregressive:
-            return self.decoder.sample(z, self.likelihood, self.condition(label), generator)
+            decoder = cast("PixelCNNDecoder", self.decoder)  # the autoregressive decoder
+            return decoder.sample(z, self.likelihood, self.condition(label), generator)
         params = self.decode(z, label)
         return self.likelihood.mean(params) if mean else self.likelihood.sample(params, generator)
 

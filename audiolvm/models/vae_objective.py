@@ -7,6 +7,7 @@ logged ``elbo`` is always the beta = 1 bound, whatever beta, capacity or warm-up
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypedDict
 
 import torch
 from torch import nn
@@ -25,7 +26,15 @@ from audiolvm.losses.bounds import (
 from audiolvm.models.vae import VAEOutput
 
 
-def sample_log_densities(out: VAEOutput, stopped: bool = True) -> dict[str, torch.Tensor | None]:
+class LogDensities(TypedDict):
+    """What :func:`sample_log_densities` returns (a plain dict)."""
+
+    log_pz: torch.Tensor
+    log_q: torch.Tensor
+    log_q_stop: torch.Tensor | None
+
+
+def sample_log_densities(out: VAEOutput, stopped: bool = True) -> LogDensities:
     """``log p(z_k)``, ``log q(z_k|x)`` and (if ``stopped``, which STL / DReG need) ``log q`` with stopped
     parameters, each float32 ``Tensor[k*B]``."""
     z, mean, logvar = out.z.float(), out.mean.float(), out.logvar.float()  # no copies unless under autocast
@@ -126,6 +135,7 @@ class VAEObjective:
         else:
             dens = sample_log_densities(out, stopped=self.estimator != "standard")
             log_q = dens["log_q"] if self.estimator == "standard" else dens["log_q_stop"]
+            assert log_q is not None  # stopped=True gives log_q_stop
             kl_items = log_q - dens["log_pz"]  # (B,): single-sample KL estimate
         kl_value = free_bits_kl(kl_elements, self.free_bits) if self.free_bits else kl_items.mean()
         weight = self.beta * (self.warmup(out.step) if self.warmup is not None else 1.0)

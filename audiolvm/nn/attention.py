@@ -11,6 +11,9 @@ to every cached position plus the causal part of their own chunk.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,6 +28,8 @@ class RotaryEmbedding(nn.Module):
     ``offset, ..., offset + T - 1``, so a cached step at position ``p`` gets the same rotation as
     position ``p`` of a full forward.
     """
+
+    inv_freq: torch.Tensor  # buffer (hs/2,), registered in __init__
 
     def __init__(self, head_dim: int, base: float = 10000.0) -> None:
         super().__init__()
@@ -165,8 +170,8 @@ class CausalTransformer(nn.Module):
             if isinstance(m, nn.Linear):
                 nn.init.normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
-        for block in self.blocks:
-            for proj in (block.attn.proj, block.mlp[2]):
+        for block in cast("Iterable[TransformerBlock]", self.blocks):
+            for proj in (block.attn.proj, cast(nn.Linear, block.mlp[2])):
                 nn.init.normal_(proj.weight, std=0.02 / (2 * len(self.blocks)) ** 0.5)
 
     def make_cache(self, batch: int, max_len: int, dtype: torch.dtype | None = None,

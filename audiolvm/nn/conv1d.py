@@ -173,7 +173,9 @@ class ConcatCond1d(nn.Module):
         with torch.no_grad():
             self.proj.weight.zero_()
             self.proj.weight[:, :channels, 0] = torch.eye(channels)
-            self.proj.bias.zero_()
+            bias = self.proj.bias
+            assert bias is not None  # nn.Conv1d's default bias=True
+            bias.zero_()
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return self.proj(torch.cat([x, c.unsqueeze(-1).expand(-1, -1, x.shape[-1])], dim=1))

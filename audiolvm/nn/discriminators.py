@@ -27,8 +27,8 @@ LeakyReLU slope is 0.1 for the HiFi-GAN discriminators and 0.2 for the STFT ones
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +50,7 @@ def _check_wave(x: torch.Tensor) -> None:
         raise UsageError(f"expected a waveform Tensor[B x 1 x T], got shape {tuple(x.shape)}")
 
 
-def _run(layers: nn.ModuleList, post: nn.Module, x: torch.Tensor, slope: float) -> DiscriminatorOutput:
+def _run(layers: Iterable[nn.Module], post: nn.Module, x: torch.Tensor, slope: float) -> DiscriminatorOutput:
     """``x`` through ``layers`` (each followed by LeakyReLU, outputs kept as features), then ``post``."""
     features = []
     for layer in layers:
@@ -261,7 +261,7 @@ class BandSTFTDiscriminator(_STFTBase):
         spec = self.spectrogram(x)
         features: list[torch.Tensor] = []
         outs = []
-        for (lo, hi), layers in zip(self.bands, self.band_layers, strict=True):
+        for (lo, hi), layers in zip(self.bands, cast("Iterable[nn.ModuleList]", self.band_layers), strict=True):
             ((band, band_features),) = _run(layers, nn.Identity(), spec[..., lo:hi], STFT_SLOPE)
             features += band_features
             outs.append(band)

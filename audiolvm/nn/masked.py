@@ -90,12 +90,12 @@ class VerticalStackConv2d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
         super().__init__()
         _check_odd(kernel_size)
-        self.half = kernel_size // 2
-        self.conv = nn.Conv2d(in_channels, out_channels, (self.half + 1, kernel_size))
+        self.radius = kernel_size // 2
+        self.conv = nn.Conv2d(in_channels, out_channels, (self.radius + 1, kernel_size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x : Tensor[B x C_in x H x W]`` -> ``Tensor[B x C_out x H x W]``."""
-        return self.conv(F.pad(x, (self.half, self.half, self.half, 0)))  # pad (left, right, top, bottom)
+        return self.conv(F.pad(x, (self.radius, self.radius, self.radius, 0)))  # pad (left, right, top, bottom)
 
 
 class HorizontalStackConv2d(nn.Module):
@@ -109,15 +109,15 @@ class HorizontalStackConv2d(nn.Module):
         super().__init__()
         _check_odd(kernel_size)
         _check_mask(mask)
-        self.half = kernel_size // 2
+        self.radius = kernel_size // 2
         self.mask = mask
-        self.conv = nn.Conv2d(in_channels, out_channels, (1, self.half + 1))
+        self.conv = nn.Conv2d(in_channels, out_channels, (1, self.radius + 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x : Tensor[B x C_in x H x W]`` -> ``Tensor[B x C_out x H x W]``."""
         if self.mask == "A":
             x = shift_right(x)
-        return self.conv(F.pad(x, (self.half, 0)))
+        return self.conv(F.pad(x, (self.radius, 0)))
 
 
 class LabelBias(nn.Module):

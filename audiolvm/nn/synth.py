@@ -62,6 +62,8 @@ class HarmonicNoiseSynth(nn.Module):
     the noise comes from a fixed seed, so decoding is deterministic.
     """
 
+    window: torch.Tensor  # buffer (n_fft,), registered in __init__
+
     def __init__(self, sample_rate: int, hop: int, harmonics: int = 80, noise_bands: int = 65) -> None:
         super().__init__()
         if min(sample_rate, hop, harmonics, noise_bands) < 1:
@@ -139,7 +141,9 @@ class HarmonicNoiseDecoder(nn.Module):
         init_waveform_convs(self.post)
         init_waveform_convs(self.out)
         with torch.no_grad():  # start at speech level: harmonics sum to RMS ~0.4 / sqrt(2 H), noise RMS ~0.02
-            self.out.bias[1 + harmonics :] = -1.5
+            out_bias = self.out.bias
+            assert out_bias is not None  # nn.Conv1d's default bias=True
+            out_bias[1 + harmonics :] = -1.5
         self.frame_hop = frame_hop
 
     @property

@@ -190,8 +190,8 @@ class FileCorpusReader(CorpusReader):
             self.root, self.kind, self.options(), files, lambda: self._scan(files),
             signature_files=self.signature_files(), cache=self.cache, cache_dir=self.cache_dir,
         )
-        for path, reason in result.bad:
-            self.skip(path, reason)
+        for bad_path, reason in result.bad:
+            self.skip(bad_path, reason)
         if self.skipped:
             LOG.warning("%s: %d usable audio files, %s", self.root, len(result.entries), skip_summary(self.skipped))
         return result.entries

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from audiolvm.core.errors import UsageError
 from audiolvm.models.priors.base import Cond, Prior
 from audiolvm.models.priors.sampling import sample_logits
-from audiolvm.nn.masked import CausalConv1d, GatedCausalBlock1d, GatedStackBlock2d
+from audiolvm.nn.masked import CausalConv1d, GatedCausalBlock1d, GatedStackBlock2d, Mask
 
 
 def _check_sizes(num_codes: int, channels: int, layers: int, kernel_size: int, num_labels: int) -> None:
@@ -151,7 +151,7 @@ class GatedPixelCNN2d(Prior):
         self.num_codes, self.num_labels = num_codes, num_labels
         self.receptive_rows = 1 + layers * (kernel_size // 2)
         self.embed = nn.Embedding(num_codes, channels)
-        masks = ["A"] + ["B"] * (layers - 1)
+        masks: list[Mask] = ["A" if i == 0 else "B" for i in range(layers)]  # "A", then "B" (layers >= 1)
         self.blocks = nn.ModuleList(GatedStackBlock2d(channels, kernel_size, m, num_labels, last=i == layers - 1)
                                     for i, m in enumerate(masks))
         self.head = _output_head(channels, num_codes, nn.Conv2d)

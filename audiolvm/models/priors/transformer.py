@@ -162,7 +162,7 @@ class CausalTransformerPrior(Prior):
                 pick: Callable[[torch.Tensor], torch.Tensor], progress: bool, use_cache: bool = True) -> torch.Tensor:
         out = torch.zeros(n, length, dtype=torch.long, device=self.start.device)  # (n, length)
         t = 0 if prime is None else prime.shape[1]  # next code to draw
-        if t:
+        if prime is not None and t:
             out[:, :t] = prime
         if t == length:
             return out
