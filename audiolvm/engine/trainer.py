@@ -35,26 +35,14 @@ from audiolvm.engine import validation
 from audiolvm.engine.accelerator import make_accelerator, make_loaders
 from audiolvm.engine.lock import RunLock, RunLocked
 from audiolvm.engine.logs import CSVLogger, plot_curves
-from audiolvm.engine.optim import (
-    OptimGroup,
-    apply_lr,
-    group_settings,
-    lr_multiplier,
-    make_groups,
-    make_optimizer,
-    make_optimizers,
-)
+from audiolvm.engine.optim import apply_lr, group_settings, make_groups, make_optimizers
 from audiolvm.engine.pace import Pace
 from audiolvm.engine.phases import MODEL, PhasedModules, PhasedStep, WeightEMA
-from audiolvm.engine.run_folder import EMA_FILE, RunFolder
+from audiolvm.engine.run_folder import RunFolder
 from audiolvm.engine.sampling import EpochSampler
-from audiolvm.engine.state import TrainerState, TrainingDiverged, count_nonfinite, diverged, judge_checkpoint
+from audiolvm.engine.state import TrainerState, count_nonfinite, diverged, judge_checkpoint
 from audiolvm.engine.steps import StepFn, Stepper, bare_model, trained_modules
 from audiolvm.engine.threads import ThreadPolicy
-
-# names defined here before the engine was split into modules, still importable from here
-__all__ = ["EMA_FILE", "FitResult", "OptimGroup", "StepFn", "Trainer", "TrainerState", "TrainingDiverged",
-           "lr_multiplier", "make_optimizer"]
 
 log = logging.getLogger("audiolvm.engine")
 
