@@ -5,7 +5,7 @@ TORCH_VERSION ?= 2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: setup setup-dev demo test bench lint corpus music-corpus clean
+.PHONY: setup setup-dev system-deps demo test bench lint corpus music-corpus clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,50 @@ $(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
 setup: $(VENV)/.installed
 setup-dev: $(VENV)/.installed-dev
 
-demo: setup  ## train the speech VQ-VAE on data/speech, reconstruct, report (outputs/demo)
+# System packages (Debian names) that some tests need; without one, those tests skip. Each has the check that it is
+# there, and the tests that skip without it.
+SYSTEM_DEPS := espeak-ng fluidsynth timgm6mb-soundfont festival festvox-kallpc16k festvox-kdlpc16k chromium \
+	chromium-driver
+have_espeak-ng := { ldconfig -p || /sbin/ldconfig -p; } 2>/dev/null | grep -q 'libespeak-ng\.so\.1'
+have_fluidsynth := command -v fluidsynth
+have_timgm6mb-soundfont := test -f /usr/share/sounds/sf2/TimGM6mb.sf2
+have_festival := command -v festival
+have_festvox-kallpc16k := dpkg -s festvox-kallpc16k
+have_festvox-kdlpc16k := dpkg -s festvox-kdlpc16k
+have_chromium := command -v chromium
+have_chromium-driver := test -x /usr/bin/chromedriver
+skips_espeak-ng := test_speech_corpus
+skips_fluidsynth := test_music_corpus test_music_measures
+skips_timgm6mb-soundfont := test_music_corpus
+skips_festival := test_festival_corpus
+skips_festvox-kallpc16k := test_festival_corpus
+skips_festvox-kdlpc16k := test_festival_corpus
+skips_chromium := test_report_browser
+skips_chromium-driver := test_report_browser
+
+# As root or with passwordless sudo: apt-get install what is missing. Otherwise (or when apt-get fails): one line
+# naming the missing packages, the tests that will skip and the command to run. Never fails the build.
+system-deps:  ## install the missing system packages the tests use (espeak-ng, fluidsynth, festival, chromium, ...)
+	@missing=""; skips=""; \
+	$(foreach p,$(SYSTEM_DEPS),( $(have_$(p)) ) >/dev/null 2>&1 || { missing="$$missing $(p)"; skips="$$skips $(skips_$(p))"; };) \
+	[ -z "$$missing" ] && exit 0; \
+	skips=$$(echo $$skips | tr ' ' '\n' | grep . | sort -u | sed 's|^|tests/|; s|$$|.py|' | paste -sd ' ' -); \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else sudo="no"; fi; \
+	if [ "$$sudo" != "no" ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "system-deps: installing$$missing"; \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $$missing && exit 0; \
+		echo "system-deps: apt-get failed;" \
+			"missing$$missing; these tests will skip: $$skips; retry with: sudo apt-get install$$missing"; \
+	else \
+		echo "system-deps: missing$$missing; these tests will skip: $$skips; to install them:" \
+			"sudo apt-get install$$missing"; \
+	fi; exit 0
+
+demo: setup system-deps  ## train the speech VQ-VAE on data/speech, reconstruct, report (outputs/demo)
 	$(VENV)/bin/audiolvm demo $(ARGS)
 
-test: setup-dev  ## run the test suite
+test: setup-dev system-deps  ## run the test suite
 	$(PY) -m pytest $(ARGS)
 
 bench: setup-dev  ## run the benchmarks (see BENCHMARKS.md)

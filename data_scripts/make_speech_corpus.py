@@ -67,6 +67,21 @@ ACCENTS: dict[str, tuple[str, str]] = {
 }
 VARIANTS = {"M": [f"m{i}" for i in range(1, 8)], "F": [f"f{i}" for i in range(1, 6)]}
 MAX_SPEAKERS = 2 * len(ACCENTS) * len(VARIANTS["F"])  # gender-balanced, distinct voices
+#: ``--timbres unique``: espeak-ng variants (voices/!v) whose time-averaged log-mel spectra on one sentence (same
+#: accent, rate and text) differ from every other's by >= 0.5 (RMS of natural-log mel energies, 64 bands; m3 and
+#: m6 differ by 0.8, klatt and caleb by 0.0, iven2 and iven3 by 0.27). Left out: the unvoiced (croak, whisper,
+#: whisperf), the mostly unvoiced (announcer, david), robots (robosoft*, UniRobot, anikaRobot, Demonic, Tweaky)
+#: and near-copies of a kept variant. Gender by the median F0 of a sentence at pitch 50 (above
+#: ``TIMBRE_F0_SPLIT``: F; the files of shelby and Zac say M, at 182 and 355 Hz); within 10% of the split, as the
+#: variant file states it (Nguyen: 151 Hz, M).
+TIMBRES = {
+    "F": "f1 f2 f3 f4 f5 Alicia Andrea Annie anika aunty belinda grandma linda shelby steph zac".split(),
+    "M": ("m1 m2 m3 m4 m5 m6 m7 m8 Andy AnxiousAndy Denis Diogo Gene Hugo Jacky Lee Marco Mario Michael Nguyen "
+          "RicishayMax Storm adam antonio benjamin boris ed edward grandpa iven iven4 kaukovalta klatt4 marcelo "
+          "norbert pablo paul pedro quincy rob sandro travis victor").split(),
+}
+TIMBRE_F0_SPLIT = 150.0  # Hz
+MAX_UNIQUE_SPEAKERS = sum(len(v) for v in TIMBRES.values())
 MAX_FESTIVAL_SPEAKERS = 99  # f01..f99
 FESTIVAL_ACCENT = ("American", "USA")  # kal_diphone and ked_diphone: American English men
 FESTIVAL_F0_STD_RATIO = 7.0  # target_f0_std = target_f0_mean / 7 (the voices' own: 105 Hz / 14-15 Hz)
@@ -170,6 +185,28 @@ def choose_speakers(
         accent_name, region = ACCENTS[accent]
         voice = f"{accent}+{variant}"
         speakers.append(Speaker(f"e{i + 1:02d}", voice, gender, accent_name, region, age, wpm, pitch))
+    return speakers
+
+
+def choose_unique_speakers(
+    n: int, rng: np.random.Generator, wpm_range: tuple[int, int], pitch_range: tuple[int, int]
+) -> list[Speaker]:
+    """``n`` voices of which no two share a timbre (``--timbres unique``): each its own variant of ``TIMBRES``,
+    genders alternating (F, M, ...) while both pools last, accents cycling as in :func:`choose_speakers`. A voice
+    held out of training then has a timbre no training voice has, not only an accent of its own."""
+    if not 1 <= n <= MAX_UNIQUE_SPEAKERS:
+        raise ValueError(f"--speakers {n} with --timbres unique: choose 1..{MAX_UNIQUE_SPEAKERS}")
+    accents = [list(ACCENTS)[i] for i in rng.permutation(len(ACCENTS))]
+    pools = {g: [vs[i] for i in rng.permutation(len(vs))] for g, vs in TIMBRES.items()}
+    speakers: list[Speaker] = []
+    for i in range(n):
+        gender = "FM"[i % 2] if pools["F"] and pools["M"] else ("F" if pools["F"] else "M")
+        variant, accent = pools[gender].pop(0), accents[i % len(accents)]
+        wpm = int(rng.integers(wpm_range[0], wpm_range[1] + 1))
+        pitch = int(rng.integers(pitch_range[0], pitch_range[1] + 1))
+        age = int(rng.integers(20, 41))  # placeholder: espeak-ng voices have no age
+        accent_name, region = ACCENTS[accent]
+        speakers.append(Speaker(f"e{i + 1:02d}", f"{accent}+{variant}", gender, accent_name, region, age, wpm, pitch))
     return speakers
 
 
@@ -408,9 +445,12 @@ def generate_corpus(
     seed: int = 0,
     options: CorpusOptions | None = None,
     festival: FestivalOptions | None = None,
+    timbres: str = "accent",
 ) -> dict:
     """Write the corpus under ``out`` and return the summary that is also saved as ``corpus.json``.
 
+    ``timbres``: ``accent`` (the default) combines accents with the 12 standard variants, so voices may share a
+    variant; ``unique`` gives every espeak-ng voice a variant of its own (:func:`choose_unique_speakers`).
     ``festival`` adds ``festival.speakers`` Festival speakers after the ``n_speakers`` espeak-ng ones (default:
     none, and then nothing differs from a corpus made before the option existed)."""
     out, opts, fest = Path(out), options or CorpusOptions(), festival or FestivalOptions()
@@ -418,7 +458,10 @@ def generate_corpus(
     if fest.speakers:
         check_voices(VOICES)  # before anything is written; names the apt packages
     rng = np.random.default_rng(seed)  # the one random source
-    speakers: list[Speaker | FestivalSpeaker] = list(choose_speakers(n_speakers, rng, opts.wpm_range, opts.pitch_range))
+    if timbres not in ("accent", "unique"):
+        raise ValueError(f"--timbres {timbres!r}: choose accent or unique")
+    choose = choose_unique_speakers if timbres == "unique" else choose_speakers
+    speakers: list[Speaker | FestivalSpeaker] = list(choose(n_speakers, rng, opts.wpm_range, opts.pitch_range))
     n_total = n_speakers + fest.speakers
     n_shared = min(n_sentences, max(1, round(opts.shared_fraction * n_sentences))) if n_total > 1 else 0
     pool = make_sentences(n_shared + n_total * (n_sentences - n_shared), rng, opts.min_words, opts.max_words)
@@ -429,6 +472,8 @@ def generate_corpus(
     stats = _synthesize_all(out, list(zip(speakers, texts, strict=True)), rate, opts)
     write_speaker_info(out / "speaker-info.txt", speakers)
     settings = dict(seed=seed, rate=rate, n_speakers=n_speakers, n_sentences=n_sentences, n_shared=n_shared)
+    if timbres != "accent":  # corpora made before the option keep their corpus.json
+        settings["timbres"] = timbres
     return write_summary(out, settings, opts, speakers, stats, fest)
 
 
@@ -445,6 +490,8 @@ def write_summary(
     options_json = {k: v for k, v in asdict(opts).items() if k != "workers"}
     flags = dict(out=out, speakers=settings["n_speakers"], sentences=settings["n_sentences"])
     flags.update(rate=settings["rate"], seed=settings["seed"], **options_json)
+    if "timbres" in settings:
+        flags["timbres"] = settings["timbres"]
     festival_json, festival_text = {}, ""
     if festival is not None and festival.speakers:
         fest, version = asdict(festival), festival_version()
@@ -511,6 +558,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, type=Path, help="output folder (created)")
     p.add_argument("--speakers", type=int, default=12, help=f"number of voices, 1..{MAX_SPEAKERS}")
     p.add_argument("--sentences", type=int, default=18, help="utterances per speaker")
+    p.add_argument("--timbres", choices=("accent", "unique"), default="accent",
+                   help="accent: accents x the 12 standard variants (voices may share a variant); unique: every "
+                        f"voice its own variant of {MAX_UNIQUE_SPEAKERS} (held-out voices then sound new)")
     p.add_argument("--rate", type=int, default=16000, help="output sample rate in Hz (resampled with soxr)")
     p.add_argument("--seed", type=int, default=0, help="seed for voices, rates, pitches and sentences")
     p.add_argument("--wpm-range", type=int, nargs=2, default=d.wpm_range, metavar=("MIN", "MAX"),
@@ -546,7 +596,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     fest = FestivalOptions(a["festival_speakers"], tuple(a["festival_stretch_range"]), tuple(a["festival_f0_range"]))
     try:
-        summary = generate_corpus(a["out"], a["speakers"], a["sentences"], a["rate"], a["seed"], opts, fest)
+        summary = generate_corpus(a["out"], a["speakers"], a["sentences"], a["rate"], a["seed"], opts, fest,
+                                  a["timbres"])
     except FestivalError as exc:
         sys.exit(f"make_speech_corpus.py: {exc}")
     n_speakers, n_utts, seconds = len(summary["speakers"]), summary["utterances"], summary["seconds"]

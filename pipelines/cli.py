@@ -21,6 +21,7 @@ from audiolvm_pipelines import (
     lab,
     probe,
     reconstruct,
+    report,
     sample,
     train,
     train_classifier,
@@ -35,7 +36,7 @@ COMMANDS = {
     "convert": convert, "enroll": enroll, "train-classifier": train_classifier, "evaluate-vc": evaluate_vc,
     "probe": probe, "train-image": train_image, "train-image-prior": train_image_prior,
     "evaluate-image": evaluate_image, "lab": lab,
-    "info": info, "demo": demo,
+    "info": info, "report": report, "demo": demo,
 }
 
 

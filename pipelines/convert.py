@@ -48,7 +48,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     model, cfg = load_speaker_model(args.checkpoint, args.level)
-    if args.reference and model.speaker.encoder is None:
+    if args.reference and (model.speaker is None or model.speaker.encoder is None):
         raise UsageError(f"{args.checkpoint}: --reference needs a model trained with a speaker encoder "
                          f"(model.speaker.encoder: true); use --target-speaker with one of "
                          f"{', '.join(model.speaker_names)}")

@@ -34,9 +34,8 @@ def run_gan(out: Path, steps: int | None = None, examples: int = 2, overrides: t
                                 "first (or together: --stages speech,gan)")
     t0 = time.time()
     log.info("[gan 1/2] adversarial fine-tuning of %s", source)
-    overrides = [*overrides, f"train.out_dir={run_dir}", f"train.init_from={source}"]
-    overrides += [f"train.max_steps={steps}"] if steps else []
-    train.run(parsed(train, CONFIG, *overrides))
+    extra = [f"train.out_dir={run_dir}", f"train.init_from={source}"] + ([f"train.max_steps={steps}"] if steps else [])
+    train.run(parsed(train, CONFIG, *overrides, *extra))
     seconds = time.time() - t0
     log.info("[gan 2/2] scoring before and after on held-out speech")
     model, cfg = load_model(run_dir)

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             clips.append(torch.from_numpy(load_audio(f, sample_rate=rate)[0]))
         except AudioError as e:
-            raise AudioError(f"--clips {f}: {e}; give readable audio files (wav, flac, ...)") from None
+            raise AudioError(f, f"--clips: {e.reason}", "give readable audio files (wav, flac, ...)") from None
     t0 = time.time()
     result = enroll_voice(model, cfg, args.speaker, clips, level=args.level, steps=args.steps, lr=args.lr,
                           seed=args.seed, time_limit=args.time_limit)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -37,6 +38,7 @@ from audiolvm.builders import (
 )
 from audiolvm.config import ImageExperimentConfig
 from audiolvm.core.files import atomic_write_json, atomic_write_text
+from audiolvm.eval.disentangle import FactorSource
 from audiolvm.eval.image import (
     ImageEvaluation,
     disentanglement,
@@ -46,6 +48,8 @@ from audiolvm.eval.image import (
     vqvae_metrics,
 )
 from audiolvm.eval.image_grids import save_grid
+from audiolvm.models.priors.pixelcnn import GatedPixelCNN2d
+from audiolvm.models.vae import VAE
 
 HELP = "test NLL (importance sampling), ELBO, bits/dim, active units, MI and image grids of an image model"
 log = logging.getLogger("audiolvm.evaluate_image")
@@ -75,18 +79,20 @@ def value_levels(cfg: ImageExperimentConfig) -> int | None:
 def evaluate(args: argparse.Namespace) -> ImageEvaluation:
     """The evaluation of the run ``args.checkpoint`` by its kind (image prior, VQ-VAE, VAE family)."""
     if run_kind(args.checkpoint) == "image_prior":
-        prior, cfg = load_image_prior(args.checkpoint)
-        data = build_image_code_data(cfg, splits=("test",))  # the saved config is already resolved
-        return image_prior_metrics(prior, data.codes["test"], data.vqvae, data.images["test"], vqvae_run=cfg.vqvae,
+        prior, prior_cfg = load_image_prior(args.checkpoint)
+        data = build_image_code_data(prior_cfg, splits=("test",))  # the saved config is already resolved
+        return image_prior_metrics(cast(GatedPixelCNN2d, prior), data.codes["test"], data.vqvae, data.images["test"],
+                                   vqvae_run=prior_cfg.vqvae,
                                    temperature=args.temperature, seed=args.seed, batch_size=args.batch_size)
     model, cfg = load_image_model(args.checkpoint)
     _, test_ds = build_image_datasets(cfg)
     if cfg.model.kind == "vqvae":
         return vqvae_metrics(model, test_ds, args.batch_size)
-    result = vae_metrics(model, test_ds, kind=cfg.model.kind, levels=value_levels(cfg), samples=args.samples,
+    result = vae_metrics(cast(VAE, model), test_ds, kind=cfg.model.kind, levels=value_levels(cfg), samples=args.samples,
                          chunk=args.chunk, batch_size=args.batch_size, seed=args.seed)
     if cfg.data.dataset == "dsprites" and args.disentangle_samples > 0:
-        result.metrics.update(disentanglement(model, test_ds, samples=args.disentangle_samples,
+        factors = cast(FactorSource, test_ds)  # the dSprites-style set
+        result.metrics.update(disentanglement(cast(VAE, model), factors, samples=args.disentangle_samples,
                                               votes=args.factor_votes, seed=args.seed))
     return result
 

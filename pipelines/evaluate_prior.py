@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from typing import Any
 
 from audiolvm.builders import chain_stage, load_model, load_prior, split_entries_for
 from audiolvm.core.files import atomic_write_json
@@ -68,8 +69,9 @@ def run(args: argparse.Namespace) -> int:
     prior, cfg = load_prior(args.prior)
     store = CodeStore(args.codes or cfg.codes.root)
     window = args.window or (cfg.prior.context if cfg.prior.kind != "pixelcnn1d" else cfg.codes.window)
-    result = evaluate_prior(prior, store, cfg.codes.level, window, None if args.split == "all" else args.split,
-                            cfg.codes.upper_level, cfg.prior.labels)
+    result: dict[str, Any] = evaluate_prior(prior, store, cfg.codes.level, window,
+                                            None if args.split == "all" else args.split, cfg.codes.upper_level,
+                                            cfg.prior.labels)
     result = {"prior": args.prior, "kind": cfg.prior.kind, "level": cfg.codes.level, "window": window, **result}
     if args.music:
         result |= music_rows(args, prior, cfg, store)

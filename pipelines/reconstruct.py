@@ -40,6 +40,8 @@ def reconstruct_file(model: MultiLevelAutoencoder, rate: int, src: Path, dst: Pa
     wave, _ = load_audio(src, sample_rate=rate)
     x = torch.from_numpy(wave)[None, None]  # (1, 1, T)
     if conversion is not None:
+        if speaker is None:
+            raise UsageError(f"{src}: a conversion needs the target speaker; pass --target-speaker or --reference")
         y = model.convert(x, speaker, level=level, **conversion)
     else:
         y = model.reconstruct(x, level=level, speaker=speaker)

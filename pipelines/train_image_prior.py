@@ -14,17 +14,12 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import logging
 
-from audiolvm.builders import build_image_code_data, build_prior
-from audiolvm.config import ImagePriorExperimentConfig, config_to_dict, load_config
-from audiolvm.core.seed import seed_everything
-from audiolvm.engine import Trainer
-from audiolvm.models.priors.objective import PriorObjective
-from audiolvm_pipelines.train import TrainedRun, add_training_arguments, fit_options, warn_if_resumed_config_differs
+from audiolvm.builders.training import TrainedRun, image_prior_recipe, train
+from audiolvm.config import ImagePriorExperimentConfig, load_config
+from audiolvm_pipelines.train import add_training_arguments, fit_options
 
 HELP = "train a 2-D gated PixelCNN prior over an image VQ-VAE's code maps"
-log = logging.getLogger("audiolvm.train_image_prior")
 
 
 def add_parser(p: argparse.ArgumentParser) -> None:
@@ -34,26 +29,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> TrainedRun:
-    """``run`` returning the resolved config (the run's config.json) and the trainer's result."""
+    """``run`` returning the resolved config (the run's config.json), the engine's result and the prior."""
     cfg = load_config(args.config, args.overrides, schema=ImagePriorExperimentConfig)
-    data = build_image_code_data(cfg)
-    cfg, train_ds, test_ds = data.cfg, data.codes["train"], data.codes["test"]
-    warn_if_resumed_config_differs(cfg, args.resume)
-    seed_everything(cfg.train.seed)  # the initial weights depend on the seed only
-    prior = build_prior(cfg.prior)
-    trainer = Trainer(prior, PriorObjective(bool(cfg.prior.labels), False), train_ds, cfg.train,
-                      batch_size=cfg.batch_size, valid_data=test_ds, num_workers=cfg.num_workers,
-                      run_config=config_to_dict(cfg), progress_keys=("loss", "bits_per_code"))
-    if trainer.is_main:
-        shape = tuple(train_ds.codes.shape[1:])
-        log.info("%s: pixelcnn2d over %s code maps of %d codes from %s (%s), %d train / %d test maps, %.3fM "
-                 "parameters", cfg.name, "x".join(map(str, shape)), cfg.prior.num_codes, cfg.vqvae,
-                 f"{len(cfg.prior.labels)} classes" if cfg.prior.labels else "unconditional", len(train_ds),
-                 len(test_ds), sum(p.numel() for p in prior.parameters()) / 1e6)
-    result = trainer.fit(**fit_options(args))
-    if trainer.is_main:
-        log.info("done at step %d; test %s", result.state.step, {k: round(v, 4) for k, v in result.last_valid.items()})
-    return TrainedRun(cfg, result)
+    return train(image_prior_recipe(cfg), **fit_options(args))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,7 +3,10 @@ through hooks and gets the same checks.
 
 * :class:`AutoencoderContract`: shapes for random lengths, eval determinism, save/load round trip, a training step
   reaching every parameter, codes round trip. :class:`MultiLevelContract` adapts its hooks to
-  :class:`MultiLevelAutoencoder` (a list of levels, speaker ids).
+  :class:`MultiLevelAutoencoder` (a list of levels, speaker ids); :class:`ConditionalContract` to models that take a
+  class label with every call (the conditional VAE, M2), and checks that the label matters.
+* :class:`ClassifierContract`: logits for random lengths, eval determinism without state changes, save/load round
+  trip, a training step reaching every parameter (the speaker classifier).
 * :class:`PriorContract`: causality (by gradient and by perturbation), sampling = teacher-forced recomputation,
   determinism under a seed, conditioning, gradients, masked padding, save/load round trip.
 """
@@ -153,6 +156,33 @@ class AutoencoderContract(OneThread):
         decoded = self.decode_codes(model, self.encode(model, x), x)
         for level, (a, b) in enumerate(zip(decoded, self.reconstruct(model, x), strict=True)):
             assert torch.allclose(a, b, atol=1e-6), f"level {level}: {float((a - b).abs().max())}"
+
+
+class ConditionalContract(AutoencoderContract):
+    """:class:`AutoencoderContract` for a model that takes a class label with every call (``model(x, label)``,
+    ``model.reconstruct(x, label)``): the hooks pass :meth:`labels`, and one more property holds: another label
+    changes every item's reconstruction."""
+
+    num_classes = 3
+
+    def labels(self, x: torch.Tensor) -> torch.Tensor:
+        """``LongTensor[B]``: every class in turn."""
+        return torch.arange(x.shape[0]) % self.num_classes
+
+    def forward_levels(self, model: nn.Module, x: torch.Tensor) -> list[AutoencoderOutput]:
+        return [model(x, self.labels(x))]
+
+    def reconstruct(self, model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+        return [model.reconstruct(x, self.labels(x))]
+
+    def test_another_label_changes_every_reconstruction(self) -> None:
+        model = self.trained_model()
+        x = self.make_input(4, batch=self.num_classes)
+        label = self.labels(x)
+        mean = model.reconstruct(x, label)
+        for shift in range(1, self.num_classes):
+            other = model.reconstruct(x, (label + shift) % self.num_classes)
+            assert ((other - mean).flatten(1).abs().amax(1) > 1e-6).all(), f"label + {shift} changed nothing"
 
 
 class MultiLevelContract(AutoencoderContract):
@@ -374,3 +404,77 @@ class PriorContract(OneThread):
         fresh.load_state_dict(load_weights(tmp_path / "prior.safetensors"))
         assert torch.equal(fresh.logits(codes, cond), prior.logits(codes, cond))
         assert torch.equal(self.sample(fresh, 2, cond, seed=4), self.sample(prior, 2, cond, seed=4))
+
+
+# ------------------------------------------------------------------------------------------------ classifiers
+
+
+class ClassifierContract(OneThread):
+    """A model from inputs of any length (from ``min_length``) to class logits ``Tensor[B x num_classes]``."""
+
+    num_classes = 4
+    min_length = 4000
+
+    def make_model(self) -> nn.Module:  # pragma: no cover - supplied by subclasses
+        raise NotImplementedError
+
+    def make_input(self, length: int, batch: int = 2) -> torch.Tensor:
+        g = torch.Generator().manual_seed(length)
+        return 0.3 * torch.randn(batch, 1, length, generator=g)
+
+    def input_lengths(self) -> list[int]:
+        g = torch.Generator().manual_seed(1)
+        return (self.min_length + torch.randint(0, 3 * self.min_length, (4,), generator=g)).tolist()
+
+    def trained_model(self, steps: int = 3) -> nn.Module:
+        """A few SGD steps, so that weights and running statistics (batch norm) are away from their init."""
+        torch.manual_seed(0)
+        model = self.make_model().train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        for step in range(steps):
+            x = self.make_input(self.min_length + 100 * step, batch=4)
+            F.cross_entropy(model(x), torch.arange(4) % self.num_classes).backward()
+            opt.step()
+            opt.zero_grad()
+        return model.eval()
+
+    def test_logits_for_random_lengths(self) -> None:
+        model = self.trained_model()
+        for length in self.input_lengths():
+            logits = model(self.make_input(length, batch=3))
+            assert logits.shape == (3, self.num_classes) and torch.isfinite(logits).all()
+
+    def test_eval_is_deterministic_and_stateless(self) -> None:
+        model = self.trained_model()
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        x = self.make_input(self.min_length + 7)
+        assert torch.equal(model(x), model(x))
+        for k, v in model.state_dict().items():
+            assert torch.equal(v, before[k]), f"eval changed {k}"
+
+    def test_one_item_alone_gets_the_logits_it_gets_in_a_batch(self) -> None:
+        """In eval mode nothing mixes items (batch statistics would)."""
+        model = self.trained_model()
+        x = self.make_input(self.min_length + 11, batch=3)
+        assert torch.allclose(model(x[1:2]), model(x)[1:2], atol=1e-5)
+
+    def test_save_load_round_trip(self, tmp_path: Path) -> None:
+        model = self.trained_model()
+        save_weights(model.state_dict(), tmp_path / "m.safetensors")
+        torch.manual_seed(99)
+        fresh = self.make_model().eval()
+        fresh.load_state_dict(load_weights(tmp_path / "m.safetensors"))
+        x = self.make_input(self.min_length + 3)
+        assert torch.equal(fresh(x), model(x))
+
+    def test_training_steps_reach_every_parameter(self) -> None:
+        model = self.trained_model(steps=0).train()
+        before = {name: p.detach().clone() for name, p in model.named_parameters()}
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(2):
+            x = self.make_input(self.min_length, batch=4)
+            F.cross_entropy(model(x), torch.arange(4) % self.num_classes).backward()
+            opt.step()
+            opt.zero_grad()
+        unchanged = [name for name, p in model.named_parameters() if torch.equal(before[name], p.detach())]
+        assert not unchanged, f"no gradient reached {unchanged}"

@@ -17,6 +17,7 @@ from audiolvm.engine.checkpoint import save_weights
 from audiolvm.eval.speaker import utterance_accuracy
 from audiolvm.models.classifier import ClassificationObjective, SpeakerClassifier, masked_mean_std
 from audiolvm_pipelines import train_classifier
+from tests.contracts import ClassifierContract
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = str(ROOT / "configs" / "demo" / "speaker_classifier.yaml")
@@ -43,11 +44,16 @@ def test_masked_pooling_ignores_frames_past_the_length() -> None:
     assert torch.allclose(masked_mean_std(x2, mask), pooled)
 
 
-def test_any_length_from_a_quarter_second_and_objective_counts_accuracy() -> None:
+class TestSpeakerClassifier(ClassifierContract):
+    """From a quarter second (4,000 samples at 16 kHz) up."""
+
+    def make_model(self) -> SpeakerClassifier:
+        return SpeakerClassifier(self.num_classes, 16000, n_mels=32, channels=(8, 16), embed_dim=16)
+
+
+def test_objective_counts_accuracy_over_known_speakers_only() -> None:
     torch.manual_seed(0)
     model = SpeakerClassifier(5, 16000, n_mels=32, channels=(8, 16), embed_dim=16).eval()
-    for samples in (4000, 4001, 37000):
-        assert model(torch.randn(3, 1, samples)).shape == (3, 5)
     batch = {"audio": torch.randn(4, 1, 8000), "speaker": torch.tensor([0, 1, 2, -1])}
     logits = model(batch["audio"])
     out = ClassificationObjective()(model, batch)

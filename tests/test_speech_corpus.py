@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+import pyworld
 import soundfile as sf
 
 from audiolvm.data.alignments import read_textgrid
 from data_scripts import espeak
 from data_scripts.make_speech_corpus import (
     MAX_SPEAKERS,
+    MAX_UNIQUE_SPEAKERS,
+    TIMBRE_F0_SPLIT,
+    TIMBRES,
     CorpusOptions,
     choose_speakers,
+    choose_unique_speakers,
     generate_corpus,
     make_sentences,
 )
@@ -160,6 +167,39 @@ def test_speakers_are_balanced_and_distinct() -> None:
     assert all("_" not in s.id for s in everyone)
     with pytest.raises(ValueError, match="--speakers"):
         choose_speakers(MAX_SPEAKERS + 1, np.random.default_rng(0), (150, 190), (40, 60))
+
+
+def test_unique_timbres_give_every_voice_its_own_variant() -> None:
+    rng = np.random.default_rng(0)
+    everyone = choose_unique_speakers(MAX_UNIQUE_SPEAKERS, rng, (150, 190), (40, 60))
+    variants = [s.voice.split("+")[1] for s in everyone]
+    assert len(set(variants)) == MAX_UNIQUE_SPEAKERS  # no two voices share a timbre
+    genders = [s.gender for s in everyone]
+    assert genders[:32] == list("FM" * 16) and set(genders[32:]) == {"M"}  # alternating while both pools last
+    assert len({s.id for s in everyone}) == MAX_UNIQUE_SPEAKERS
+    again = choose_unique_speakers(6, np.random.default_rng(0), (150, 190), (40, 60))
+    assert [s.voice for s in again] == [s.voice for s in everyone[:6]]  # seeded
+    with pytest.raises(ValueError, match="--timbres unique"):
+        choose_unique_speakers(MAX_UNIQUE_SPEAKERS + 1, rng, (150, 190), (40, 60))
+
+
+@needs_espeak
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="the espeak-ng command is not installed")
+def test_every_unique_timbre_is_an_espeak_variant_of_its_gender() -> None:
+    listing = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True, check=True).stdout
+    stated = {}  # variant file name -> the gender its file states ("-" when none)
+    for line in listing.splitlines()[1:]:
+        _, _, age_gender, _, file, *_ = line.split()
+        stated[file.removeprefix("!v/")] = age_gender.split("/")[1]
+    for gender, variants in TIMBRES.items():
+        for variant in variants:
+            assert variant in stated, f"{variant}: not an espeak-ng variant"
+            result = espeak.EspeakSynth(f"en-us+{variant}").synth("The cat sat on the mat in the hall all day long.")
+            f0, _ = pyworld.dio(result.wave.astype(np.float64) / 32768, result.sample_rate)
+            median = float(np.median(f0[f0 > 0]))
+            clear = abs(median - TIMBRE_F0_SPLIT) > 0.1 * TIMBRE_F0_SPLIT
+            by = ("F" if median > TIMBRE_F0_SPLIT else "M") if clear else stated[variant]
+            assert by == gender, f"{variant}: {median:.0f} Hz, espeak-ng file says {stated[variant]}; TIMBRES {gender}"
 
 
 def test_sentences_are_distinct_and_seeded() -> None:

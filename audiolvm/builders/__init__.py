@@ -4,7 +4,7 @@ By family: ``audio`` (the audio VQ-VAE, its objective and discriminators, enrolm
 ``audio_data`` (corpus, splits, crops, and the config filled from the training set), ``priors`` (priors over codes,
 their data and objective, the sampling chain), ``image`` (image data sets, the VAE family, the image VQ-VAE and
 its code maps), ``vq`` (the quantizer of both families); ``runs`` finds a run's files, reads its kind and loads it,
-``loaders`` loads a run of any kind.
+``loaders`` loads a run of any kind; ``training`` holds the one training recipe every training command runs.
 """
 
 from audiolvm.builders.audio import (

@@ -21,7 +21,7 @@ Per set, against a reference set (the held-out originals):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import librosa
@@ -88,7 +88,7 @@ def mean_chroma(wave: np.ndarray, rate: int, s: MusicSettings = DEFAULT_SETTINGS
 
 
 def key_agreement(prompts: Sequence[np.ndarray], continuations: Sequence[np.ndarray], rate: int,
-                  groups: Sequence[str] | None = None, s: MusicSettings = DEFAULT_SETTINGS) -> dict[str, float]:
+                  groups: Sequence[Hashable] | None = None, s: MusicSettings = DEFAULT_SETTINGS) -> dict[str, float]:
     """Do continuations keep their prompt's key? The Pearson correlation of the mean chroma of each prompt
     with its own continuation, against the mean over the (prompt, continuation) pairs of different
     ``groups`` (e.g. tracks, when several prompts come from one track; default: every other pair)."""
