@@ -40,10 +40,18 @@ class OneThread:
         torch.set_num_threads(before)
 
 
+class WaveInput(OneThread):
+    """Inputs for models of mono audio (an image model overrides ``make_input``): seeded noise per length."""
+
+    def make_input(self, length: int, batch: int = 2) -> torch.Tensor:
+        g = torch.Generator().manual_seed(length)
+        return 0.3 * torch.randn(batch, 1, length, generator=g)
+
+
 # ------------------------------------------------------------------------------------------------ autoencoders
 
 
-class AutoencoderContract(OneThread):
+class AutoencoderContract(WaveInput):
     """Defaults fit 1-D audio models; image models override ``make_input`` (fixed-size images, ``length``
     only seeds them), ``input_lengths``, ``latent_shape`` and, where the reconstruction does not reach
     every parameter (learned likelihood scales), ``training_loss``.
@@ -54,10 +62,6 @@ class AutoencoderContract(OneThread):
 
     def make_model(self) -> nn.Module:  # pragma: no cover - supplied by subclasses
         raise NotImplementedError
-
-    def make_input(self, length: int, batch: int = 2) -> torch.Tensor:
-        g = torch.Generator().manual_seed(length)
-        return 0.3 * torch.randn(batch, 1, length, generator=g)
 
     def input_lengths(self) -> list[int]:
         """Lengths the shape test feeds to ``make_input``."""
@@ -409,7 +413,7 @@ class PriorContract(OneThread):
 # ------------------------------------------------------------------------------------------------ classifiers
 
 
-class ClassifierContract(OneThread):
+class ClassifierContract(WaveInput):
     """A model from inputs of any length (from ``min_length``) to class logits ``Tensor[B x num_classes]``."""
 
     num_classes = 4
@@ -417,10 +421,6 @@ class ClassifierContract(OneThread):
 
     def make_model(self) -> nn.Module:  # pragma: no cover - supplied by subclasses
         raise NotImplementedError
-
-    def make_input(self, length: int, batch: int = 2) -> torch.Tensor:
-        g = torch.Generator().manual_seed(length)
-        return 0.3 * torch.randn(batch, 1, length, generator=g)
 
     def input_lengths(self) -> list[int]:
         g = torch.Generator().manual_seed(1)
