@@ -478,3 +478,73 @@ class ClassifierContract(WaveInput):
             opt.zero_grad()
         unchanged = [name for name, p in model.named_parameters() if torch.equal(before[name], p.detach())]
         assert not unchanged, f"no gradient reached {unchanged}"
+
+
+# ------------------------------------------------------------------------------------------------ discriminators
+
+
+class DiscriminatorContract(WaveInput):
+    """A waveform discriminator (``audiolvm.nn.discriminators``): ``Tensor[B x 1 x T]`` -> one ``(logits,
+    features)`` pair per sub-discriminator, ``logits`` ``Tensor[B x 1 x ...]``, for any ``T`` from ``min_length``."""
+
+    sub_discriminators = 1
+    min_length = 2000
+
+    def make_model(self) -> nn.Module:  # pragma: no cover - supplied by subclasses
+        raise NotImplementedError
+
+    def input_lengths(self) -> list[int]:
+        g = torch.Generator().manual_seed(2)
+        return [2048, *(self.min_length + torch.randint(0, self.min_length, (3,), generator=g)).tolist()]
+
+    def model(self) -> nn.Module:
+        torch.manual_seed(0)
+        return self.make_model()
+
+    @staticmethod
+    def flat(out: list[tuple[torch.Tensor, list[torch.Tensor]]], item: slice = slice(None)) -> torch.Tensor:
+        """Every logit and feature of ``item`` in one vector, to compare two calls."""
+        return torch.cat([t[item].reshape(-1) for logits, features in out for t in (logits, *features)])
+
+    def test_one_pair_per_sub_discriminator_for_any_length(self) -> None:
+        model = self.model()
+        for length in self.input_lengths():
+            out = model(self.make_input(length, batch=3))
+            assert len(out) == self.sub_discriminators, length
+            for logits, features in out:
+                assert logits.shape[:2] == (3, 1) and logits.numel() > 3 and torch.isfinite(logits).all()
+                assert features and all(f.shape[0] == 3 and torch.isfinite(f).all() for f in features)
+
+    def test_every_item_and_every_parameter_get_a_gradient(self) -> None:
+        model = self.model()
+        x = self.make_input(self.min_length + 48).requires_grad_(True)
+        self.flat(model(x)).sum().backward()
+        assert x.grad is not None and all((x.grad[i].abs() > 0).any() for i in range(x.shape[0]))
+        missing = [n for n, p in model.named_parameters() if p.grad is None or not (p.grad.abs() > 0).any()]
+        assert not missing, f"no gradient reached {missing}"
+
+    def test_one_item_alone_is_scored_as_in_a_batch(self) -> None:
+        """Nothing mixes items: a fake is judged the same beside reals or alone."""
+        model = self.model()
+        x = self.make_input(self.min_length + 5, batch=3)
+        torch.testing.assert_close(self.flat(model(x[1:2])), self.flat(model(x), slice(1, 2)), atol=1e-5, rtol=1e-4)
+
+    def test_deterministic_and_stateless(self) -> None:
+        model = self.model()
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        x = self.make_input(self.min_length + 9)
+        assert torch.equal(self.flat(model(x)), self.flat(model(x)))
+        for k, v in model.state_dict().items():
+            assert torch.equal(v, before[k]), f"a forward pass changed {k}"
+
+    def test_save_load_round_trip(self, tmp_path: Path) -> None:
+        model = self.model()
+        with torch.no_grad():  # away from the initialisation a fresh model would draw
+            for p in model.parameters():
+                p.add_(0.01 * torch.randn_like(p))
+        save_weights(model.state_dict(), tmp_path / "d.safetensors")
+        torch.manual_seed(99)
+        fresh = self.make_model()
+        fresh.load_state_dict(load_weights(tmp_path / "d.safetensors"))
+        x = self.make_input(self.min_length + 3)
+        assert torch.equal(self.flat(fresh(x)), self.flat(model(x)))

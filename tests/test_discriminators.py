@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import pytest
 import torch
@@ -17,6 +16,7 @@ from audiolvm.losses.adversarial import (
     ls_d_loss,
     ls_g_loss,
 )
+from audiolvm.models.adversarial import Discriminators
 from audiolvm.nn.discriminators import (
     DAC_BANDS,
     MultiBandSTFTDiscriminator,
@@ -26,35 +26,46 @@ from audiolvm.nn.discriminators import (
     PeriodDiscriminator,
     band_edges,
 )
+from tests.contracts import DiscriminatorContract
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-# name -> (factory at small widths, number of sub-discriminators)
-DISCRIMINATORS: dict[str, tuple[Callable[[], nn.Module], int]] = {
-    "mpd": (lambda: MultiPeriodDiscriminator(), 5),
-    "msd": (lambda: MultiScaleWaveformDiscriminator(), 3),
-    "ms-stft": (lambda: MultiScaleSTFTDiscriminator(channels=8), 3),
-    "mb-stft": (lambda: MultiBandSTFTDiscriminator(channels=8), 3),
-}
+
+class TestMultiPeriod(DiscriminatorContract):
+    sub_discriminators = 5
+
+    def make_model(self) -> nn.Module:
+        return MultiPeriodDiscriminator()
 
 
-@pytest.mark.parametrize("length", [2000, 2048])
-@pytest.mark.parametrize("name", list(DISCRIMINATORS))
-def test_discriminator_outputs_and_gradients(name: str, length: int) -> None:
-    torch.manual_seed(0)
-    factory, n_sub = DISCRIMINATORS[name]
-    x = (0.5 * torch.randn(2, 1, length)).requires_grad_(True)
-    outs = factory()(x)
-    assert len(outs) == n_sub
-    total = x.new_zeros(())
-    for logits, features in outs:
-        assert logits.shape[0] == 2 and logits.shape[1] == 1 and logits.numel() > 2
-        assert torch.isfinite(logits).all()
-        assert features and all(f.shape[0] == 2 and torch.isfinite(f).all() for f in features)
-        total = total + logits.mean() + sum(f.mean() for f in features)
-    total.backward()
-    assert x.grad is not None and torch.isfinite(x.grad).all()
-    assert (x.grad[0].abs() > 0).any() and (x.grad[1].abs() > 0).any()
+class TestMultiScaleWaveform(DiscriminatorContract):
+    sub_discriminators = 3
+
+    def make_model(self) -> nn.Module:
+        return MultiScaleWaveformDiscriminator()
+
+
+class TestMultiScaleSTFT(DiscriminatorContract):
+    sub_discriminators = 3
+
+    def make_model(self) -> nn.Module:
+        return MultiScaleSTFTDiscriminator(channels=8)
+
+
+class TestMultiBandSTFT(DiscriminatorContract):
+    sub_discriminators = 3
+
+    def make_model(self) -> nn.Module:
+        return MultiBandSTFTDiscriminator(channels=8)
+
+
+class TestDiscriminatorSet(DiscriminatorContract):
+    """What the adversarial objective holds: several discriminators, their outputs in one flat list."""
+
+    sub_discriminators = 5 + 3
+
+    def make_model(self) -> nn.Module:
+        return Discriminators({"mpd": MultiPeriodDiscriminator(), "ms-stft": MultiScaleSTFTDiscriminator(channels=8)})
 
 
 @pytest.mark.parametrize("period", [2, 3, 5])
