@@ -19,6 +19,7 @@ import soundfile as sf
 import torch
 
 from audiolvm.builders import load_model
+from audiolvm.core.files import atomic_write_json, atomic_write_text
 from audiolvm.data import FolderReader
 from audiolvm.engine.checkpoint import exported_step, latest_checkpoint, load_weights
 from audiolvm.engine.logs import read_series
@@ -264,3 +265,17 @@ def test_automatic_rollback_finishes_a_run_that_diverges(run: Path, tmp_path: Pa
     assert "rollback 1 of 1 to" in caplog.text and "step_000004" in caplog.text
     weights = load_weights(out / "model.safetensors")
     assert exported_step(out / "model.safetensors") == 12 and all(torch.isfinite(w).all() for w in weights.values())
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_writes_get_the_permissions_a_plain_write_gets(tmp_path: Path, umask: int) -> None:
+    """A report or config written atomically is as readable as one written with open() (mkstemp's files are 0600)."""
+    old = os.umask(umask)
+    try:
+        (tmp_path / "plain.json").write_text("{}")
+        written = atomic_write_json(tmp_path / "atomic.json", {})
+        atomic_write_text(written, "replaced")  # replacing a file gives the same mode again
+    finally:
+        os.umask(old)
+    assert (written.stat().st_mode & 0o777) == ((tmp_path / "plain.json").stat().st_mode & 0o777) == 0o666 & ~umask
+    assert written.read_text() == "replaced" and not list(tmp_path.glob(".*.tmp"))

@@ -12,12 +12,21 @@ from typing import Any
 from audiolvm.core.errors import UsageError
 
 
+def _umask() -> int:
+    """The process's umask (os.umask can only read it by setting it; set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to a unique temporary file beside ``path``, then ``os.replace`` it into place."""
+    """Write ``data`` to a unique temporary file beside ``path``, then ``os.replace`` it into place. The file gets
+    the permissions a plain ``open(path, "wb")`` would give it (0666 less the umask)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private (0600); give it what open() would
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
