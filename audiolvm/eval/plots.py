@@ -61,10 +61,14 @@ def plot_pitch_tracks(tracks: Mapping[str, tuple[np.ndarray, np.ndarray]], frame
     plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 3.2))
-    for (label, (f0, voiced)), color in zip(tracks.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"],
-                                            strict=False):
+    for i, ((label, (f0, voiced)), color) in enumerate(zip(tracks.items(),
+                                                           plt.rcParams["axes.prop_cycle"].by_key()["color"],
+                                                           strict=False)):
         y = np.where(np.asarray(voiced, dtype=bool), np.asarray(f0, dtype=np.float64), np.nan)  # gaps where unvoiced
-        ax.plot(np.arange(len(y)) * frame_seconds, y, label=label, linewidth=1.2, color=color)
+        # the first track (the original) wide and pale underneath, so a reconstruction that follows it closely
+        # does not hide it
+        style = dict(linewidth=4.0, alpha=0.35, zorder=1) if i == 0 and len(tracks) > 1 else dict(linewidth=1.2)
+        ax.plot(np.arange(len(y)) * frame_seconds, y, label=label, color=color, **style)
         if bands and label in bands:
             ax.axhspan(*bands[label], color=color, alpha=0.12)
     ax.set_yscale("log")
