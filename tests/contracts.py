@@ -41,7 +41,16 @@ class OneThread:
 
 
 class WaveInput(OneThread):
-    """Inputs for models of mono audio (an image model overrides ``make_input``): seeded noise per length."""
+    """A model under contract (``make_model``) and its inputs: mono audio (an image model overrides ``make_input``),
+    seeded noise per length, at the lengths ``input_lengths`` gives."""
+
+    def make_model(self) -> nn.Module:  # pragma: no cover - supplied by subclasses
+        raise NotImplementedError
+
+    @staticmethod
+    def random_lengths(low: int, high: int, n: int, seed: int) -> list[int]:
+        """``n`` seeded lengths in ``[low, high)``."""
+        return torch.randint(low, high, (n,), generator=torch.Generator().manual_seed(seed)).tolist()
 
     def make_input(self, length: int, batch: int = 2) -> torch.Tensor:
         g = torch.Generator().manual_seed(length)
@@ -60,12 +69,9 @@ class AutoencoderContract(WaveInput):
     ``reconstruct``, ``encode`` and ``decode_codes``, which see every model as a list of levels (one for an
     :class:`Autoencoder`); :class:`MultiLevelContract` overrides them."""
 
-    def make_model(self) -> nn.Module:  # pragma: no cover - supplied by subclasses
-        raise NotImplementedError
-
     def input_lengths(self) -> list[int]:
         """Lengths the shape test feeds to ``make_input``."""
-        return torch.randint(1, 700, (6,), generator=torch.Generator().manual_seed(1)).tolist()
+        return self.random_lengths(1, 700, 6, seed=1)
 
     def latent_shape(self, model: Autoencoder, x: torch.Tensor) -> tuple[int, ...]:
         """Expected ``z.shape[2:]`` (and ``codes.shape[1:]``) for input ``x``."""
@@ -419,12 +425,8 @@ class ClassifierContract(WaveInput):
     num_classes = 4
     min_length = 4000
 
-    def make_model(self) -> nn.Module:  # pragma: no cover - supplied by subclasses
-        raise NotImplementedError
-
     def input_lengths(self) -> list[int]:
-        g = torch.Generator().manual_seed(1)
-        return (self.min_length + torch.randint(0, 3 * self.min_length, (4,), generator=g)).tolist()
+        return self.random_lengths(self.min_length, 4 * self.min_length, 4, seed=1)
 
     def trained_model(self, steps: int = 3) -> nn.Module:
         """A few SGD steps, so that weights and running statistics (batch norm) are away from their init."""
@@ -490,12 +492,8 @@ class DiscriminatorContract(WaveInput):
     sub_discriminators = 1
     min_length = 2000
 
-    def make_model(self) -> nn.Module:  # pragma: no cover - supplied by subclasses
-        raise NotImplementedError
-
     def input_lengths(self) -> list[int]:
-        g = torch.Generator().manual_seed(2)
-        return [2048, *(self.min_length + torch.randint(0, self.min_length, (3,), generator=g)).tolist()]
+        return [2048, *self.random_lengths(self.min_length, 2 * self.min_length, 3, seed=2)]
 
     def model(self) -> nn.Module:
         torch.manual_seed(0)

@@ -34,23 +34,48 @@ def save_figure(fig: Any, png: str | Path, dpi: int = 100) -> Path:
     return atomic_write_bytes(png, buf.getvalue())  # a kill or a full disk never leaves half a PNG
 
 
+def _log_mels(waves: Mapping[str, np.ndarray], sample_rate: int) -> tuple[dict[str, np.ndarray], float]:
+    """Log-mel spectrograms ``(80, frames)`` at 100 frames/s of each wave, and the loudest value of all of them
+    (the shared colour scale shows the top 12 nats below it)."""
+    mel = LogMel(sample_rate, n_fft=1024, hop_length=max(1, sample_rate // 100), n_mels=80)
+    specs = {k: mel(torch.as_tensor(v, dtype=torch.float32)[None])[0].numpy() for k, v in waves.items()}
+    return specs, max(float(s.max()) for s in specs.values())
+
+
+def _show_spectrogram(ax: Any, spec: np.ndarray, vmax: float) -> None:
+    ax.imshow(spec, origin="lower", aspect="auto", vmin=vmax - 12, vmax=vmax,
+              extent=(0, spec.shape[1] / 100, 0, spec.shape[0]))
+
+
 def plot_spectrograms(waves: Mapping[str, np.ndarray], sample_rate: int, png: str | Path, title: str = "") -> Path:
     """One log-mel panel per labelled waveform, stacked vertically with a shared colour scale."""
     plt = pyplot()
-
-    mel = LogMel(sample_rate, n_fft=1024, hop_length=max(1, sample_rate // 100), n_mels=80)
-    specs = {k: mel(torch.as_tensor(v, dtype=torch.float32)[None])[0].numpy() for k, v in waves.items()}
-    vmax = max(s.max() for s in specs.values())
+    specs, vmax = _log_mels(waves, sample_rate)
     fig, axes = plt.subplots(len(specs), 1, figsize=(8, 2.2 * len(specs)), squeeze=False)
     for ax, (label, spec) in zip(axes[:, 0], specs.items(), strict=True):
-        dur = spec.shape[1] / 100
-        ax.imshow(spec, origin="lower", aspect="auto", vmin=vmax - 12, vmax=vmax, extent=(0, dur, 0, spec.shape[0]))
+        _show_spectrogram(ax, spec, vmax)
         ax.set_ylabel(f"{label}\nmel bin", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[-1, 0].set_xlabel("time (s)", fontsize=8)
     if title:
         axes[0, 0].set_title(title, fontsize=9)
     return save_figure(fig, png)
+
+
+def plot_spectrogram_each(waves: Mapping[str, np.ndarray], sample_rate: int,
+                          pngs: Mapping[str, str | Path]) -> list[Path]:
+    """A small log-mel spectrogram PNG per labelled waveform (400 x 130 px, to sit beside its player), all on one
+    colour scale, as :func:`plot_spectrograms`."""
+    plt = pyplot()
+    specs, vmax = _log_mels(waves, sample_rate)
+    written = []
+    for label, spec in specs.items():
+        fig, ax = plt.subplots(figsize=(4.0, 1.3))
+        _show_spectrogram(ax, spec, vmax)
+        ax.set_yticks([])
+        ax.tick_params(labelsize=6)
+        written.append(save_figure(fig, pngs[label]))
+    return written
 
 
 def plot_pitch_tracks(tracks: Mapping[str, tuple[np.ndarray, np.ndarray]], frame_seconds: float, png: str | Path,

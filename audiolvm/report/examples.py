@@ -3,44 +3,23 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from audiolvm.builders.audio import load_model
 from audiolvm.builders.audio_data import split_entries_for
 from audiolvm.builders.runs import read_run_config, recorded_kind
 from audiolvm.core.errors import UsageError
-from audiolvm.core.features import LogMel
 from audiolvm.core.pitch import extract_pitch
 from audiolvm.eval.evaluate import speech_pitch_settings
 from audiolvm.eval.examples import write_reconstructions
-from audiolvm.eval.plots import plot_pitch_tracks, pyplot, save_figure
+from audiolvm.eval.plots import plot_pitch_tracks, plot_spectrogram_each
 from audiolvm.report.collect import ORIGINAL
 from audiolvm.report.demo_page import REPORT_JSON
 from audiolvm.report.run_page import EXAMPLES
 
 log = logging.getLogger("audiolvm.report")
-
-
-def spectrogram_pngs(waves: Mapping[str, np.ndarray], sample_rate: int, pngs: Mapping[str, Path]) -> list[Path]:
-    """A small log-mel spectrogram PNG per wave (``(T,)`` each; 400 x 130 px, beside its player on the page), all on
-    the colour scale of the loudest, the top 12 nats (as :func:`~audiolvm.eval.plots.plot_spectrograms`)."""
-    plt = pyplot()
-    mel = LogMel(sample_rate, n_fft=1024, hop_length=max(1, sample_rate // 100), n_mels=80)
-    specs = {k: mel(torch.as_tensor(w, dtype=torch.float32)[None])[0].numpy() for k, w in waves.items()}  # (mels, T)
-    vmax = max(float(s.max()) for s in specs.values())
-    written = []
-    for label, spec in specs.items():
-        fig, ax = plt.subplots(figsize=(4.0, 1.3))
-        ax.imshow(spec, origin="lower", aspect="auto", vmin=vmax - 12, vmax=vmax,
-                  extent=(0, spec.shape[1] / 100, 0, spec.shape[0]))
-        ax.set_yticks([])
-        ax.tick_params(labelsize=6)
-        written.append(save_figure(fig, pngs[label]))
-    return written
 
 
 def has_examples(folder: Path) -> bool:
@@ -62,7 +41,7 @@ def write_examples(run: Path, folder: Path, count: int, data: str | None = None)
     rate, names = cfg.data.sample_rate, []
     pitch = speech_pitch_settings(model, rate) if model.pitch is not None else None
     for _, name, versions in write_reconstructions(model, reader, [e for e, _ in selected][:count], folder, rate):
-        spectrogram_pngs(versions, rate, {v: folder / f"{name}_{v}.png" for v in versions})
+        plot_spectrogram_each(versions, rate, {v: folder / f"{name}_{v}.png" for v in versions})
         if pitch is not None:
             plot_pitch_tracks({k: extract_pitch(v, pitch) for k, v in versions.items()}, pitch.hop / pitch.sample_rate,
                               folder / f"{name}_pitch.png", title=f"F0 of {name}")
