@@ -20,7 +20,8 @@ from audiolvm.builders import (
 )
 from audiolvm.config import ConfigError, DataConfig, ExperimentConfig, ModelConfig, SpeakerConfig, VQConfig
 from audiolvm.core.audio import load_audio
-from audiolvm.models.speaker import SpeakerAdversary
+from audiolvm.core.errors import UsageError
+from audiolvm.models.speaker import SpeakerAdversary, soft_code_histogram
 from audiolvm.nn.conv1d import MelEncoder1d
 from audiolvm.nn.reversal import reverse_gradient
 from audiolvm_pipelines.cli import main
@@ -86,6 +87,41 @@ def test_pooled_adversary_reads_one_prediction_per_item_from_the_mean_logits() -
     assert not torch.allclose(frame_wise(z, ids)[0], loss)  # per frame is another loss
 
 
+def test_histogram_adversary_reads_a_bag_of_codes_and_reverses_its_gradient() -> None:
+    torch.manual_seed(0)
+    book = torch.randn(16, 8)
+    near = torch.randint(0, 16, (3, 25))
+    features = (book[near] + 0.05 * torch.randn(3, 25, 8)).movedim(-1, 1)  # (B, D, N), each frame near a code
+    ids = torch.tensor([0, 2, 1])
+    hist = soft_code_histogram(features, book)
+    torch.testing.assert_close(hist.sum(1), torch.ones(3))
+    # each frame weighs its nearest code most: an item whose frames all sit on one code peaks there
+    on = book[torch.tensor([3, 7, 11])][:, :, None].expand(-1, -1, 10)  # (3, D, 10)
+    assert soft_code_histogram(on, book).argmax(1).tolist() == [3, 7, 11]
+    # a bag of codes: the order of the frames does not matter
+    torch.testing.assert_close(soft_code_histogram(features[..., torch.randperm(25)], book), hist)
+    adversary = SpeakerAdversary(8, 4, scale=0.5, num_codes=16)
+
+    def grads(reverse: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        z = features.clone().requires_grad_(True)
+        adversary.zero_grad()
+        if reverse:
+            loss, _ = adversary(z, ids, book)
+        else:  # the same linear classifier on the same histogram, without the reversal
+            logits = adversary.net(soft_code_histogram(z, book)[..., None] * 16)[..., 0]
+            loss = torch.nn.functional.cross_entropy(logits, ids)
+        loss.backward()
+        return z.grad, [p.grad.clone() for p in adversary.parameters()]
+
+    (g_rev, p_rev), (g_plain, p_plain) = grads(True), grads(False)
+    assert g_plain.abs().sum() > 0
+    torch.testing.assert_close(g_rev, -0.5 * g_plain)
+    for a, b in zip(p_rev, p_plain, strict=True):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(UsageError, match="codebook"):
+        adversary(features, ids)
+
+
 def test_the_model_trains_its_adversary_on_training_ids_and_the_config_is_checked() -> None:
     cfg = small(speaker=SpeakerConfig(levels=[0], dim=8, names=NAMES[:4], adversary=1.0, adversary_width=16))
     model = build_model(cfg).train()
@@ -95,6 +131,14 @@ def test_the_model_trains_its_adversary_on_training_ids_and_the_config_is_checke
     assert "speaker/adversary" not in model(torch.randn(2, 1, 1600), speaker=torch.randn(2, 8)).losses  # vectors
     with pytest.raises(ConfigError, match="model.speaker.adversary"):
         build_model(small(speaker=SpeakerConfig(levels=[], adversary=1.0)))
+    hist = small(speaker=SpeakerConfig(levels=[0], dim=8, names=NAMES[:4], adversary=1.0, adversary_histogram=True))
+    out = build_model(hist).train()(torch.randn(2, 1, 1600) * 0.1, speaker=torch.tensor([0, 3]))
+    assert out.losses["speaker/adversary"].requires_grad
+    for bad in (SpeakerConfig(levels=[0], dim=8, names=NAMES[:4], adversary_histogram=True),  # no adversary
+                SpeakerConfig(levels=[0], dim=8, names=NAMES[:4], adversary=1.0, adversary_histogram=True,
+                              adversary_pool=True)):
+        with pytest.raises(ConfigError, match="adversary_histogram"):
+            build_model(small(speaker=bad))
 
 
 # ------------------------------------------------------------------------------------------ encoders

@@ -76,6 +76,10 @@ def build_model(cfg: ModelConfig, sample_rate: int = 16000) -> MultiLevelAutoenc
     if spk.adversary < 0 or (spk.adversary and not spk.levels):
         raise ConfigError(f"model.speaker.adversary={spk.adversary}: a gradient-reversal scale >= 0 (e.g. 1; 0 = off) "
                           "on a speaker-conditioned model (model.speaker.levels set)")
+    if spk.adversary_histogram and (spk.adversary_pool or not spk.adversary or cfg.bottleneck != "vq"):
+        raise ConfigError("model.speaker.adversary_histogram: needs model.speaker.adversary > 0, a VQ bottleneck "
+                          "(model.bottleneck: vq) and not model.speaker.adversary_pool (the adversary reads one or "
+                          "the other)")
     pitch_levels = check_pitch_config(cfg)
     levels = []
     strides: list[int] = []
@@ -95,7 +99,9 @@ def build_model(cfg: ModelConfig, sample_rate: int = 16000) -> MultiLevelAutoenc
                                      n_mels=spk.n_mels, encoder_mix=spk.encoder_mix)
         if spk.adversary:
             adversary = SpeakerAdversary(cfg.vq.dim, len(spk.names), spk.adversary_width, spk.adversary,
-                                         pool=spk.adversary_pool)
+                                         pool=spk.adversary_pool,
+                                         num_codes=cfg.per_level("vq.num_codes")[spk.levels[0]]
+                                         if spk.adversary_histogram else 0)
     pitch = None
     if pitch_levels:
         pc = cfg.pitch

@@ -43,6 +43,8 @@ class SpeakerConfig:
     adversary: float = 0.0
     adversary_width: int = 128
     adversary_pool: bool = False  # one speaker prediction per crop (mean of the frames' logits), not per frame
+    # one speaker prediction per crop by a linear classifier on its soft code histogram (the speaker probe's form)
+    adversary_histogram: bool = False
     names: list[str] = field(default_factory=list)  # training speakers, filled from the corpus at train time
 
 

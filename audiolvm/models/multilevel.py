@@ -218,8 +218,10 @@ class MultiLevelAutoencoder(nn.Module):
                                     bottleneck=results[i]) for i in range(self.num_levels)]
         metrics: dict[str, torch.Tensor] = {}
         if self.adversary is not None and speaker is not None and not speaker.is_floating_point():
+            level = self.speaker_levels[0]
+            book = getattr(self.levels[level].bottleneck, "codebook", None) if self.adversary.histogram else None
             losses["speaker/adversary"], metrics["speaker/adversary_acc"] = self.adversary(
-                results[self.speaker_levels[0]].z, speaker)
+                results[level].z, speaker, book)
         if self.pitch is not None and (self.training or given):  # the F0 predictor's terms (valid: held-out error)
             stats = self.pitch.speaker_stats(speaker, x.shape[0])
             assert pitch is not None  # given, or extracted above (there is a pitch path)

@@ -132,20 +132,27 @@ class SpeakerAdversary(nn.Module):
     cross-entropy of every frame's speaker prediction (the classifier minimises it) and the frames' accuracy. The
     features receive that loss's gradient times ``-scale``: the encoder is pushed to make the speaker unreadable
     from every frame of its codes while the classifier keeps trying to read it. ``pool``: one prediction per item
-    from the mean of its frames' logits instead (the speaker read from a whole crop, as the probe's histograms do)."""
+    from the mean of its frames' logits instead (the speaker read from a whole crop). ``num_codes`` > 0: one prediction
+per item by a linear classifier on the crop's soft code histogram (:func:`soft_code_histogram`), the form of the
+speaker probe (a logistic regression on code histograms); ``forward`` then needs the level's ``codebook``."""
 
-    def __init__(self, dim: int, num_speakers: int, width: int = 128, scale: float = 1.0, pool: bool = False) -> None:
+    def __init__(self, dim: int, num_speakers: int, width: int = 128, scale: float = 1.0, pool: bool = False,
+                 num_codes: int = 0) -> None:
         super().__init__()
         if scale <= 0:
             raise UsageError(f"the adversary's gradient-reversal scale must be > 0, got {scale}")
-        self.scale, self.pool = scale, pool
-        self.net = nn.Sequential(nn.Conv1d(dim, width, 3, padding=1), nn.ReLU(),
-                                 nn.Conv1d(width, width, 3, padding=1), nn.ReLU(),
-                                 nn.Conv1d(width, num_speakers, 1))
+        if pool and num_codes:
+            raise UsageError("a speaker adversary reads either pooled frame logits or code histograms, not both")
+        self.scale, self.pool, self.histogram = scale, pool, num_codes > 0
+        self.net: nn.Module = (nn.Sequential(nn.Conv1d(num_codes, num_speakers, 1)) if num_codes else  # (B, K, 1)
+                               nn.Sequential(nn.Conv1d(dim, width, 3, padding=1), nn.ReLU(),
+                                             nn.Conv1d(width, width, 3, padding=1), nn.ReLU(),
+                                             nn.Conv1d(width, num_speakers, 1)))
 
     def add_speaker(self) -> None:
         """One more class with zero weights (the model gained an enrolled speaker; the adversary only trains)."""
-        last = cast(nn.Conv1d, self.net[-1])  # built (and grown) as a Conv1d
+        net = cast(nn.Sequential, self.net)
+        last = cast(nn.Conv1d, net[-1])  # built (and grown) as a Conv1d
         grown = nn.Conv1d(last.in_channels, last.out_channels + 1, 1).to(last.weight.device)
         grown_bias, last_bias = grown.bias, last.bias
         assert grown_bias is not None and last_bias is not None  # nn.Conv1d's default bias=True
@@ -154,13 +161,34 @@ class SpeakerAdversary(nn.Module):
             grown_bias.zero_()
             grown.weight[:-1].copy_(last.weight)
             grown_bias[:-1].copy_(last_bias)
-        self.net[-1] = grown
+        net[-1] = grown
 
-    def forward(self, z: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.net(reverse_gradient(z, self.scale))  # (B, S, N)
+    def forward(self, z: torch.Tensor, ids: torch.Tensor,
+                codebook: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        z = reverse_gradient(z, self.scale)
+        if self.histogram:
+            if codebook is None:
+                raise UsageError("the code-histogram adversary needs the level's codebook Tensor[K x D]")
+            logits = self.net(soft_code_histogram(z, codebook)[..., None] * codebook.shape[0])  # (B, S, 1)
+        else:
+            logits = self.net(z)  # (B, S, N)
         if self.pool:  # one prediction per item from its frames' mean logits
             logits = logits.mean(-1, keepdim=True)  # (B, S, 1)
         target = ids[:, None].expand(-1, logits.shape[-1])  # (B, N) or (B, 1)
         loss = F.cross_entropy(logits.float(), target)
         accuracy = (logits.detach().argmax(1) == target).float().mean()
         return loss, accuracy
+
+
+def soft_code_histogram(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """``Tensor[B x K]``: each item's code histogram, made differentiable. Every frame of ``z : Tensor[B x D x N]``
+    is a softmax over its negative squared distances to the ``codebook : Tensor[K x D]`` (treated as constant),
+    at a temperature set from the batch itself: the mean gap between each frame's nearest and second-nearest code,
+    so the runner-up code gets weight e^-1 of the nearest's on average whatever the feature scale. The mean over
+    frames is the soft histogram; its argmax weights are the hard codes' (a VQ's z sits on its nearest code)."""
+    frames = z.movedim(1, -1).float()  # (B, N, D)
+    book = codebook.detach().float()  # (K, D)
+    d = (frames.pow(2).sum(-1, keepdim=True) - 2 * frames @ book.T + book.pow(2).sum(-1))  # (B, N, K)
+    two = d.detach().topk(min(2, book.shape[0]), dim=-1, largest=False).values  # (B, N, 2)
+    tau = (two[..., -1] - two[..., 0]).mean().clamp_min(1e-8)
+    return torch.softmax(-d / tau, dim=-1).mean(1)  # (B, K)
