@@ -132,9 +132,10 @@ class SpeakerAdversary(nn.Module):
     cross-entropy of every frame's speaker prediction (the classifier minimises it) and the frames' accuracy. The
     features receive that loss's gradient times ``-scale``: the encoder is pushed to make the speaker unreadable
     from every frame of its codes while the classifier keeps trying to read it. ``pool``: one prediction per item
-    from the mean of its frames' logits instead (the speaker read from a whole crop). ``num_codes`` > 0: one prediction
-per item by a linear classifier on the crop's soft code histogram (:func:`soft_code_histogram`), the form of the
-speaker probe (a logistic regression on code histograms); ``forward`` then needs the level's ``codebook``."""
+    from the mean of its frames' logits instead (the speaker read from a whole crop). ``num_codes`` > 0: one
+    prediction per item by a linear classifier on the crop's soft code histogram (:func:`soft_code_histogram`), the
+    form of the speaker probe (a logistic regression on code histograms); ``forward`` then needs the level's
+    ``codebook``."""
 
     def __init__(self, dim: int, num_speakers: int, width: int = 128, scale: float = 1.0, pool: bool = False,
                  num_codes: int = 0) -> None:
@@ -144,15 +145,14 @@ speaker probe (a logistic regression on code histograms); ``forward`` then needs
         if pool and num_codes:
             raise UsageError("a speaker adversary reads either pooled frame logits or code histograms, not both")
         self.scale, self.pool, self.histogram = scale, pool, num_codes > 0
-        self.net: nn.Module = (nn.Sequential(nn.Conv1d(num_codes, num_speakers, 1)) if num_codes else  # (B, K, 1)
-                               nn.Sequential(nn.Conv1d(dim, width, 3, padding=1), nn.ReLU(),
-                                             nn.Conv1d(width, width, 3, padding=1), nn.ReLU(),
-                                             nn.Conv1d(width, num_speakers, 1)))
+        self.net = (nn.Sequential(nn.Conv1d(num_codes, num_speakers, 1)) if num_codes else  # reads (B, K, 1)
+                    nn.Sequential(nn.Conv1d(dim, width, 3, padding=1), nn.ReLU(),
+                                  nn.Conv1d(width, width, 3, padding=1), nn.ReLU(),
+                                  nn.Conv1d(width, num_speakers, 1)))
 
     def add_speaker(self) -> None:
         """One more class with zero weights (the model gained an enrolled speaker; the adversary only trains)."""
-        net = cast(nn.Sequential, self.net)
-        last = cast(nn.Conv1d, net[-1])  # built (and grown) as a Conv1d
+        last = cast(nn.Conv1d, self.net[-1])  # built (and grown) as a Conv1d
         grown = nn.Conv1d(last.in_channels, last.out_channels + 1, 1).to(last.weight.device)
         grown_bias, last_bias = grown.bias, last.bias
         assert grown_bias is not None and last_bias is not None  # nn.Conv1d's default bias=True
@@ -161,7 +161,7 @@ speaker probe (a logistic regression on code histograms); ``forward`` then needs
             grown_bias.zero_()
             grown.weight[:-1].copy_(last.weight)
             grown_bias[:-1].copy_(last_bias)
-        net[-1] = grown
+        self.net[-1] = grown
 
     def forward(self, z: torch.Tensor, ids: torch.Tensor,
                 codebook: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
