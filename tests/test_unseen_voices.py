@@ -132,8 +132,15 @@ def test_the_model_trains_its_adversary_on_training_ids_and_the_config_is_checke
     with pytest.raises(ConfigError, match="model.speaker.adversary"):
         build_model(small(speaker=SpeakerConfig(levels=[], adversary=1.0)))
     hist = small(speaker=SpeakerConfig(levels=[0], dim=8, names=NAMES[:4], adversary=1.0, adversary_histogram=True))
-    out = build_model(hist).train()(torch.randn(2, 1, 1600) * 0.1, speaker=torch.tensor([0, 3]))
+    model = build_model(hist).train()
+    ids = torch.tensor([0, 3])
+    out = model(torch.randn(2, 1, 1600) * 0.1, speaker=ids)
     assert out.losses["speaker/adversary"].requires_grad
+    # the term is the histogram adversary on the speaker level's quantized frames and that level's codebook
+    assert model.adversary is not None and model.adversary.histogram
+    book = model.levels[0].bottleneck.embed(torch.arange(16)[None])[0].T  # (K, D)
+    torch.testing.assert_close(out.losses["speaker/adversary"],
+                               model.adversary(out.levels[0].bottleneck.z, ids, book)[0])
     for bad in (SpeakerConfig(levels=[0], dim=8, names=NAMES[:4], adversary_histogram=True),  # no adversary
                 SpeakerConfig(levels=[0], dim=8, names=NAMES[:4], adversary=1.0, adversary_histogram=True,
                               adversary_pool=True)):

@@ -218,8 +218,10 @@ class MultiLevelAutoencoder(nn.Module):
                                     bottleneck=results[i]) for i in range(self.num_levels)]
         metrics: dict[str, torch.Tensor] = {}
         if self.adversary is not None and speaker is not None and not speaker.is_floating_point():
-            level = self.speaker_levels[0]
-            book = getattr(self.levels[level].bottleneck, "codebook", None) if self.adversary.histogram else None
+            level, book = self.speaker_levels[0], None
+            if self.adversary.histogram:  # the level's codes as vectors, through the Bottleneck interface
+                bottleneck = self.levels[level].bottleneck
+                book = bottleneck.embed(torch.arange(bottleneck.num_codes, device=x.device)[None])[0].T  # (K, D)
             losses["speaker/adversary"], metrics["speaker/adversary_acc"] = self.adversary(
                 results[level].z, speaker, book)
         if self.pitch is not None and (self.training or given):  # the F0 predictor's terms (valid: held-out error)
