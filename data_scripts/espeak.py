@@ -21,6 +21,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -121,15 +122,17 @@ class Synthesis(NamedTuple):
 class _Library:
     """The one initialised libespeak-ng of this process, its callback and its capture buffers."""
 
-    def __init__(self) -> None:
+    def __init__(self, data_path: str | None = None) -> None:
         self.lib = _load_library()
+        self.data_path = data_path  # None: the system's espeak-ng-data
         self.lock = threading.RLock()
         self.chunks: list[bytes] = []
         self.events: list[tuple[int, int, int, int, str]] = []  # (type, sample, text_pos, length, phoneme)
         self.callback = _CALLBACK(self._on_synth)  # referenced here so ctypes never frees it
         self.current: tuple[str, int, int] | None = None
         self._declare_signatures()
-        rate = self.lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, None, OPTION_PHONEME_EVENTS)
+        path = data_path.encode() if data_path is not None else None
+        rate = self.lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, path, OPTION_PHONEME_EVENTS)
         if rate != SAMPLE_RATE:
             raise EspeakError(f"{LIBRARY}: espeak_Initialize returned {rate}, expected {SAMPLE_RATE} Hz")
         self.sample_rate = SAMPLE_RATE
@@ -260,6 +263,7 @@ def _load_library() -> ctypes.CDLL:
 
 _STATE: _Library | None = None
 _STATE_LOCK = threading.Lock()
+_DATA_PATH: str | None = None  # set by use_data() before the first use
 
 
 def _library() -> _Library:
@@ -267,8 +271,33 @@ def _library() -> _Library:
     global _STATE
     with _STATE_LOCK:
         if _STATE is None:
-            _STATE = _Library()
+            _STATE = _Library(_DATA_PATH)
         return _STATE
+
+
+def use_data(path: str | Path) -> None:
+    """Make this process's libespeak-ng read its voices and variants from ``path`` (a folder that holds an
+    ``espeak-ng-data`` folder, or that folder itself), e.g. a copy with generated variants added
+    (``data_scripts/timbres.py``). Only before the library's first use in the process: it is initialised once."""
+    global _DATA_PATH
+    path = str(path)
+    with _STATE_LOCK:
+        if _STATE is not None and _STATE.data_path != path:
+            raise EspeakError(f"{LIBRARY} is already initialised with data {_STATE.data_path or 'of the system'}; "
+                              f"call use_data({path!r}) before the first synthesis in this process")
+        _DATA_PATH = path
+
+
+def data_folder() -> Path:
+    """The ``espeak-ng-data`` folder the library of this process reads."""
+    lib = _library().lib
+    lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
+    lib.espeak_Info.restype = ctypes.c_char_p
+    where = ctypes.c_char_p()
+    lib.espeak_Info(ctypes.byref(where))
+    if not where.value:
+        raise EspeakError(f"{LIBRARY}: espeak_Info gave no data path")
+    return Path(where.value.decode())
 
 
 def espeak_available() -> tuple[bool, str]:
@@ -283,7 +312,7 @@ def espeak_available() -> tuple[bool, str]:
 def espeak_version() -> str:
     """The version string of the loaded libespeak-ng, e.g. ``"1.51"``."""
     lib = _library().lib
-    lib.espeak_Info.argtypes = [ctypes.c_void_p]
+    lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
     lib.espeak_Info.restype = ctypes.c_char_p
     return (lib.espeak_Info(None) or b"unknown").decode()
 

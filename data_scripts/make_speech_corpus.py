@@ -30,6 +30,7 @@ import json
 import multiprocessing as mp
 import queue
 import sys
+import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -40,7 +41,8 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 from audiolvm.core.audio import quantize, resample, save_audio  # noqa: E402
 from audiolvm.data.alignments import Alignment, Interval, Tier, merge_silence, write_textgrid  # noqa: E402
-from data_scripts.espeak import SAMPLE_RATE, EspeakSynth, Synthesis, espeak_version  # noqa: E402
+from data_scripts import timbres as generated  # noqa: E402
+from data_scripts.espeak import SAMPLE_RATE, EspeakSynth, Synthesis, espeak_version, use_data  # noqa: E402
 from data_scripts.festival import (  # noqa: E402
     INSTALL_HINT,
     VOICE_RATE,
@@ -82,6 +84,9 @@ TIMBRES = {
 }
 TIMBRE_F0_SPLIT = 150.0  # Hz
 MAX_UNIQUE_SPEAKERS = sum(len(v) for v in TIMBRES.values())
+#: ``--timbres generated``: the unique timbres, then voices of timbres drawn by ``data_scripts/timbres.py``
+MAX_GENERATED_SPEAKERS = 200
+TIMBRE_SEED = 0x71B2E  # the generated timbres' own random stream, derived from --seed
 MAX_FESTIVAL_SPEAKERS = 99  # f01..f99
 FESTIVAL_ACCENT = ("American", "USA")  # kal_diphone and ked_diphone: American English men
 FESTIVAL_F0_STD_RATIO = 7.0  # target_f0_std = target_f0_mean / 7 (the voices' own: 105 Hz / 14-15 Hz)
@@ -210,6 +215,29 @@ def choose_unique_speakers(
     return speakers
 
 
+def choose_generated_speakers(
+    first: int, genders: list[str], rng: np.random.Generator, wpm_range: tuple[int, int], pitch_range: tuple[int, int]
+) -> list[Speaker]:
+    """Voices e<first>, ... whose variants are the generated timbres ``genf001, genm001, ...`` (named in the order
+    of ``genders``; :func:`data_scripts.timbres.generated_names`), accents cycling in a fresh order."""
+    accents = [list(ACCENTS)[i] for i in rng.permutation(len(ACCENTS))]
+    speakers = []
+    for k, (gender, variant) in enumerate(zip(genders, generated.generated_names(genders), strict=True)):
+        accent = accents[k % len(accents)]
+        wpm = int(rng.integers(wpm_range[0], wpm_range[1] + 1))
+        pitch = int(rng.integers(pitch_range[0], pitch_range[1] + 1))
+        age = int(rng.integers(20, 41))  # placeholder, as for the other voices
+        accent_name, region = ACCENTS[accent]
+        speakers.append(Speaker(f"e{first + k:02d}", f"{accent}+{variant}", gender, accent_name, region, age, wpm,
+                                pitch))
+    return speakers
+
+
+def draw_timbres(genders: list[str], seed: int, folder: Path) -> list[generated.Timbre]:
+    """The generated timbres, drawn in a fresh process (the library reads its data folder once per process)."""
+    return generated.in_fresh_process(generated.draw_distinct, genders, TIMBRES["F"] + TIMBRES["M"], seed, folder)
+
+
 @dataclass(frozen=True)
 class FestivalSpeaker:
     """A corpus speaker made from a Festival diphone voice at its own rate and F0."""
@@ -320,11 +348,15 @@ def _init_worker(progress: mp.Queue) -> None:
 
 
 def synth_speaker(
-    out: Path, speaker: Speaker | FestivalSpeaker, texts: list[str], rate: int, opts: CorpusOptions
+    out: Path, speaker: Speaker | FestivalSpeaker, texts: list[str], rate: int, opts: CorpusOptions,
+    espeak_data: Path | None = None,
 ) -> list[dict]:
-    """Synthesize, resample and write every utterance of one speaker; return per-utterance stats."""
+    """Synthesize, resample and write every utterance of one speaker; return per-utterance stats.
+    ``espeak_data``: a private espeak-ng data folder (with generated variants) for this fresh process."""
     if isinstance(speaker, FestivalSpeaker):
         return synth_festival_speaker(out, speaker, texts, rate, opts)
+    if espeak_data is not None:
+        use_data(espeak_data)
     synth = EspeakSynth(speaker.voice, speaker.wpm, speaker.pitch)
     stats = []
     for k, text in enumerate(texts, start=1):
@@ -365,7 +397,8 @@ def synth_festival_speaker(
 
 
 def _synthesize_all(
-    out: Path, jobs: list[tuple[Speaker | FestivalSpeaker, list[str]]], rate: int, opts: CorpusOptions
+    out: Path, jobs: list[tuple[Speaker | FestivalSpeaker, list[str]]], rate: int, opts: CorpusOptions,
+    espeak_data: Path | None = None,
 ) -> list[dict]:
     """Synthesize each speaker in a fresh process (espeak-ng state carries over between utterances,
     so this is what makes the output independent of ``workers``); tqdm counts utterances."""
@@ -378,7 +411,7 @@ def _synthesize_all(
     with ctx.Pool(
         max(1, min(opts.workers, len(jobs))), _init_worker, (progress,), maxtasksperchild=1
     ) as pool:
-        pending = [pool.apply_async(synth_speaker, (out, spk, texts, rate, opts)) for spk, texts in jobs]
+        pending = [pool.apply_async(synth_speaker, (out, spk, texts, rate, opts, espeak_data)) for spk, texts in jobs]
         with tqdm(total=total, desc="synthesizing", unit="utt") as bar:
             while bar.n < total:
                 try:
@@ -437,6 +470,27 @@ def command_line(flags: dict) -> str:
     return " ".join(["python data_scripts/make_speech_corpus.py"] + [f"--{k} {v}" for k, v in values.items()])
 
 
+def plan_corpus(
+    n_speakers: int, n_sentences: int, seed: int, opts: CorpusOptions, fest: FestivalOptions, timbres: str
+) -> tuple[list[Speaker | FestivalSpeaker], list[list[str]], list[str], int]:
+    """(speakers, each one's sentences, the genders of the generated timbres, the number of shared sentences):
+    every random draw of a corpus but the generated timbres' own, from the one random source ``seed``."""
+    rng = np.random.default_rng(seed)
+    n_catalogue = min(n_speakers, MAX_UNIQUE_SPEAKERS) if timbres == "generated" else n_speakers
+    choose = choose_speakers if timbres == "accent" else choose_unique_speakers
+    speakers: list[Speaker | FestivalSpeaker] = list(choose(n_catalogue, rng, opts.wpm_range, opts.pitch_range))
+    n_total = n_speakers + fest.speakers
+    n_shared = min(n_sentences, max(1, round(opts.shared_fraction * n_sentences))) if n_total > 1 else 0
+    pool = make_sentences(n_shared + n_total * (n_sentences - n_shared), rng, opts.min_words, opts.max_words)
+    # drawn after the sentences: the catalogue's speakers and their sentences do not depend on how many voices are
+    # generated, nor on --festival-speakers
+    n_female, n_male = sum(s.gender == "F" for s in speakers), sum(s.gender == "M" for s in speakers)
+    genders = generated.balanced_genders(n_female, n_male, n_speakers - n_catalogue)
+    speakers += choose_generated_speakers(n_catalogue + 1, genders, rng, opts.wpm_range, opts.pitch_range)
+    speakers += choose_festival_speakers(fest.speakers, rng, fest.stretch_range, fest.f0_range)
+    return speakers, assign_sentences(pool, n_total, n_sentences, n_shared), genders, n_shared
+
+
 def generate_corpus(
     out: str | Path,
     n_speakers: int = 12,
@@ -450,30 +504,34 @@ def generate_corpus(
     """Write the corpus under ``out`` and return the summary that is also saved as ``corpus.json``.
 
     ``timbres``: ``accent`` (the default) combines accents with the 12 standard variants, so voices may share a
-    variant; ``unique`` gives every espeak-ng voice a variant of its own (:func:`choose_unique_speakers`).
+    variant; ``unique`` gives every espeak-ng voice a variant of its own (:func:`choose_unique_speakers`);
+    ``generated`` does too, and past the 59 unique variants draws new ones (``data_scripts/timbres.py``), genders
+    balancing the corpus; their variant files go in ``espeak-variants/``.
     ``festival`` adds ``festival.speakers`` Festival speakers after the ``n_speakers`` espeak-ng ones (default:
     none, and then nothing differs from a corpus made before the option existed)."""
     out, opts, fest = Path(out), options or CorpusOptions(), festival or FestivalOptions()
-    check_settings(n_speakers, n_sentences, rate, opts, fest)
+    if timbres not in ("accent", "unique", "generated"):
+        raise ValueError(f"--timbres {timbres!r}: choose accent, unique or generated")
+    check_settings(n_speakers, n_sentences, rate, opts, fest, timbres)
     if fest.speakers:
         check_voices(VOICES)  # before anything is written; names the apt packages
-    rng = np.random.default_rng(seed)  # the one random source
-    if timbres not in ("accent", "unique"):
-        raise ValueError(f"--timbres {timbres!r}: choose accent or unique")
-    choose = choose_unique_speakers if timbres == "unique" else choose_speakers
-    speakers: list[Speaker | FestivalSpeaker] = list(choose(n_speakers, rng, opts.wpm_range, opts.pitch_range))
-    n_total = n_speakers + fest.speakers
-    n_shared = min(n_sentences, max(1, round(opts.shared_fraction * n_sentences))) if n_total > 1 else 0
-    pool = make_sentences(n_shared + n_total * (n_sentences - n_shared), rng, opts.min_words, opts.max_words)
-    # drawn after the sentences: the espeak-ng speakers and their sentences do not depend on --festival-speakers
-    speakers += choose_festival_speakers(fest.speakers, rng, fest.stretch_range, fest.f0_range)
-    texts = assign_sentences(pool, n_total, n_sentences, n_shared)
+    speakers, texts, genders, n_shared = plan_corpus(n_speakers, n_sentences, seed, opts, fest, timbres)
     out.mkdir(parents=True, exist_ok=True)
-    stats = _synthesize_all(out, list(zip(speakers, texts, strict=True)), rate, opts)
-    write_speaker_info(out / "speaker-info.txt", speakers)
     settings = dict(seed=seed, rate=rate, n_speakers=n_speakers, n_sentences=n_sentences, n_shared=n_shared)
     if timbres != "accent":  # corpora made before the option keep their corpus.json
         settings["timbres"] = timbres
+    with tempfile.TemporaryDirectory(prefix="espeak-data-") as private:
+        data = None
+        if genders:
+            data = generated.private_data(Path(private))
+            drawn = draw_timbres(genders, seed + TIMBRE_SEED, data)
+            generated.private_data(data, drawn)
+            (out / generated.VARIANT_DIR).mkdir(exist_ok=True)
+            for timbre in drawn:
+                generated.write_variant(out / generated.VARIANT_DIR, timbre, folder=True)
+            settings["generated_timbres"] = {t.name: asdict(t) for t in drawn}
+        stats = _synthesize_all(out, list(zip(speakers, texts, strict=True)), rate, opts, data)
+    write_speaker_info(out / "speaker-info.txt", speakers)
     return write_summary(out, settings, opts, speakers, stats, fest)
 
 
@@ -528,13 +586,17 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
 
 
 def check_settings(
-    n_speakers: int, n_sentences: int, rate: int, o: CorpusOptions, f: FestivalOptions | None = None
+    n_speakers: int, n_sentences: int, rate: int, o: CorpusOptions, f: FestivalOptions | None = None,
+    timbres: str = "accent",
 ) -> None:
     """Fail before synthesizing anything, naming the flag to fix."""
     wpm, pitch, words = o.wpm_range, o.pitch_range, (o.min_words, o.max_words)
     f = f or FestivalOptions()
     stretch, f0 = f.stretch_range, f.f0_range
+    most = {"accent": MAX_SPEAKERS, "unique": MAX_UNIQUE_SPEAKERS,
+            "generated": MAX_UNIQUE_SPEAKERS + MAX_GENERATED_SPEAKERS}.get(timbres, MAX_SPEAKERS)
     checks = [
+        (1 <= n_speakers <= most, f"--speakers {n_speakers} with --timbres {timbres}: choose 1..{most}"),
         (n_sentences >= 1, f"--sentences {n_sentences}: need at least 1"),
         (1000 <= rate <= 192000, f"--rate {rate}: choose a sample rate in Hz, e.g. 16000"),
         (80 <= wpm[0] <= wpm[1] <= 450, f"--wpm-range {wpm}: need 80 <= MIN <= MAX <= 450"),
@@ -558,9 +620,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, type=Path, help="output folder (created)")
     p.add_argument("--speakers", type=int, default=12, help=f"number of voices, 1..{MAX_SPEAKERS}")
     p.add_argument("--sentences", type=int, default=18, help="utterances per speaker")
-    p.add_argument("--timbres", choices=("accent", "unique"), default="accent",
+    p.add_argument("--timbres", choices=("accent", "unique", "generated"), default="accent",
                    help="accent: accents x the 12 standard variants (voices may share a variant); unique: every "
-                        f"voice its own variant of {MAX_UNIQUE_SPEAKERS} (held-out voices then sound new)")
+                        f"voice its own variant of {MAX_UNIQUE_SPEAKERS} (held-out voices then sound new); generated: "
+                        f"as unique, then up to {MAX_GENERATED_SPEAKERS} voices of new variants drawn from the "
+                        "ranges of espeak-ng's own (data_scripts/timbres.py), genders balancing the corpus")
     p.add_argument("--rate", type=int, default=16000, help="output sample rate in Hz (resampled with soxr)")
     p.add_argument("--seed", type=int, default=0, help="seed for voices, rates, pitches and sentences")
     p.add_argument("--wpm-range", type=int, nargs=2, default=d.wpm_range, metavar=("MIN", "MAX"),

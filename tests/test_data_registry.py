@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import audiolvm.data as data
+from audiolvm.core.errors import UsageError
 from audiolvm.data import (
     READERS,
     CorpusError,
@@ -276,3 +277,14 @@ def test_splits_and_unseen_speakers_are_unchanged() -> None:
     assert valid("speaker", 2) == [f"s{s}_{u:03d}" for s in (3, 7) for u in range(6)]
     assert unseen_speakers(entries, 3, seed=0) == ["s0", "s2", "s5"]
     assert unseen_speakers(entries, 2, seed=7) == ["s4", "s6"]
+
+
+def test_unseen_speakers_by_name_are_exactly_those_named() -> None:
+    entries = [Entry(f"/c/s{s}/{u}.wav", f"s{s}", f"s{s}_{u:03d}", "", 1.0, 16000, 16000)
+               for s in range(8) for u in range(2)]
+    assert unseen_speakers(entries, 2, seed=0, names=["s7", "s1"]) == ["s1", "s7"]
+    assert unseen_speakers(entries, 2, seed=5, names=["s7", "s1"]) == ["s1", "s7"]  # the seed draws nothing
+    with pytest.raises(UsageError, match=r"\['s9'\] not among"):
+        unseen_speakers(entries, 1, names=["s9"])
+    with pytest.raises(UsageError, match="set unseen_speakers=2"):
+        unseen_speakers(entries, 3, names=["s7", "s1"])

@@ -24,7 +24,7 @@ def build_corpus(cfg: DataConfig, unseen: bool = False) -> tuple[CorpusReader, l
     if not entries:
         raise ConfigError(f"data.root={cfg.root!r}: no usable audio files (all were skipped)")
     try:
-        held = set(unseen_speakers(entries, cfg.unseen_speakers, cfg.split_seed))
+        held = set(unseen_speakers(entries, cfg.unseen_speakers, cfg.split_seed, cfg.unseen_names))
     except ValueError as e:
         raise ConfigError(f"data.{e} (data.root={cfg.root!r})") from None
     seen = [e for e in entries if e.speaker not in held]

@@ -21,6 +21,7 @@ class DataConfig:
     # whole speakers left out of training and validation (chosen by split_seed), for conversion to voices the
     # model has never heard (`audiolvm evaluate-vc --unseen`, `audiolvm enroll`); 0 = none
     unseen_speakers: int = 0
+    unseen_names: list[str] = field(default_factory=list)  # which speakers instead of a draw (as many as the count)
     # resampled: files at another rate than sample_rate are decoded and resampled once into an int16 cache beside
     # the corpus (audiolvm.data.cache), so a crop is a memory copy; none: every crop decodes and resamples its file
     cache: str = "none"

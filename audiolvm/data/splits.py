@@ -37,13 +37,23 @@ def split_entries(
     return train, valid
 
 
-def unseen_speakers(entries: Sequence[Entry], count: int, seed: int = 0) -> list[str]:
+def unseen_speakers(entries: Sequence[Entry], count: int, seed: int = 0, names: Sequence[str] = ()) -> list[str]:
     """``count`` whole speakers (sorted names) drawn by ``seed`` from those of ``entries``, to be kept out of a
-    model's training and validation entirely; at least two speakers must remain."""
+    model's training and validation entirely; at least two speakers must remain. ``names``: these speakers
+    instead of a draw (``count`` must equal their number)."""
     speakers = sorted({e.speaker for e in entries})
     if count < 0 or (count and count > len(speakers) - 2):
         raise UsageError(f"unseen_speakers={count}: the corpus has {len(speakers)} speakers; hold out between 0 "
                          f"and {max(len(speakers) - 2, 0)} (at least two must remain for training)")
+    if names:
+        missing = sorted(set(names) - set(speakers))
+        if missing:
+            raise UsageError(f"unseen_names={list(names)}: {missing} not among the corpus's {len(speakers)} speakers "
+                             f"({', '.join(speakers[:6])}{', ...' if len(speakers) > 6 else ''})")
+        if count != len(set(names)):
+            raise UsageError(f"unseen_names={list(names)} names {len(set(names))} speakers but unseen_speakers={count};"
+                             f" set unseen_speakers={len(set(names))}")
+        return sorted(set(names))
     order = derived_rng(seed, 0x0A5EE).permutation(len(speakers))
     return sorted(speakers[k] for k in order[:count])
 
