@@ -660,6 +660,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     fest = FestivalOptions(a["festival_speakers"], tuple(a["festival_stretch_range"]), tuple(a["festival_f0_range"]))
     try:
+        check_settings(a["speakers"], a["sentences"], a["rate"], opts, fest, a["timbres"])
+    except ValueError as exc:  # a bad flag: name it, no traceback
+        sys.exit(f"make_speech_corpus.py: {exc}")
+    try:
         summary = generate_corpus(a["out"], a["speakers"], a["sentences"], a["rate"], a["seed"], opts, fest,
                                   a["timbres"])
     except FestivalError as exc:
