@@ -154,6 +154,8 @@ class _Library:
         ]  # fmt: skip
         lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_int, ctypes.c_int]
         lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
+        lib.espeak_Info.restype = ctypes.c_char_p
         lib.espeak_ListVoices.argtypes = [ctypes.c_void_p]
         lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
 
@@ -290,11 +292,8 @@ def use_data(path: str | Path) -> None:
 
 def data_folder() -> Path:
     """The ``espeak-ng-data`` folder the library of this process reads."""
-    lib = _library().lib
-    lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
-    lib.espeak_Info.restype = ctypes.c_char_p
     where = ctypes.c_char_p()
-    lib.espeak_Info(ctypes.byref(where))
+    _library().lib.espeak_Info(ctypes.byref(where))
     if not where.value:
         raise EspeakError(f"{LIBRARY}: espeak_Info gave no data path")
     return Path(where.value.decode())
@@ -311,10 +310,7 @@ def espeak_available() -> tuple[bool, str]:
 
 def espeak_version() -> str:
     """The version string of the loaded libespeak-ng, e.g. ``"1.51"``."""
-    lib = _library().lib
-    lib.espeak_Info.argtypes = [ctypes.POINTER(ctypes.c_char_p)]
-    lib.espeak_Info.restype = ctypes.c_char_p
-    return (lib.espeak_Info(None) or b"unknown").decode()
+    return (_library().lib.espeak_Info(None) or b"unknown").decode()
 
 
 def phoneme_timeline(raw: list[tuple[int, int, int, int, str]], n_samples: int) -> list[PhonemeEvent]:

@@ -82,7 +82,7 @@ TIMBRES = {
           "RicishayMax Storm adam antonio benjamin boris ed edward grandpa iven iven4 kaukovalta klatt4 marcelo "
           "norbert pablo paul pedro quincy rob sandro travis victor").split(),
 }
-TIMBRE_F0_SPLIT = 150.0  # Hz
+TIMBRE_F0_SPLIT = generated.F0_SPLIT  # Hz
 MAX_UNIQUE_SPEAKERS = sum(len(v) for v in TIMBRES.values())
 #: ``--timbres generated``: the unique timbres, then voices of timbres drawn by ``data_scripts/timbres.py``
 MAX_GENERATED_SPEAKERS = 200
@@ -510,8 +510,6 @@ def generate_corpus(
     ``festival`` adds ``festival.speakers`` Festival speakers after the ``n_speakers`` espeak-ng ones (default:
     none, and then nothing differs from a corpus made before the option existed)."""
     out, opts, fest = Path(out), options or CorpusOptions(), festival or FestivalOptions()
-    if timbres not in ("accent", "unique", "generated"):
-        raise ValueError(f"--timbres {timbres!r}: choose accent, unique or generated")
     check_settings(n_speakers, n_sentences, rate, opts, fest, timbres)
     if fest.speakers:
         check_voices(VOICES)  # before anything is written; names the apt packages
@@ -528,7 +526,7 @@ def generate_corpus(
             generated.private_data(data, drawn)
             (out / generated.VARIANT_DIR).mkdir(exist_ok=True)
             for timbre in drawn:
-                generated.write_variant(out / generated.VARIANT_DIR, timbre, folder=True)
+                generated.write_variant(out / generated.VARIANT_DIR, timbre)
             settings["generated_timbres"] = {t.name: asdict(t) for t in drawn}
         stats = _synthesize_all(out, list(zip(speakers, texts, strict=True)), rate, opts, data)
     write_speaker_info(out / "speaker-info.txt", speakers)
@@ -585,16 +583,26 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
     """Show defaults and keep the module docstring's layout."""
 
 
+class SettingsError(ValueError):
+    """A flag out of range: the message names it and the range."""
+
+
+#: the most --speakers each --timbres allows
+MOST_SPEAKERS = {"accent": MAX_SPEAKERS, "unique": MAX_UNIQUE_SPEAKERS,
+                 "generated": MAX_UNIQUE_SPEAKERS + MAX_GENERATED_SPEAKERS}
+
+
 def check_settings(
     n_speakers: int, n_sentences: int, rate: int, o: CorpusOptions, f: FestivalOptions | None = None,
     timbres: str = "accent",
 ) -> None:
-    """Fail before synthesizing anything, naming the flag to fix."""
+    """Fail before synthesizing anything, naming the flag to fix (:class:`SettingsError`)."""
     wpm, pitch, words = o.wpm_range, o.pitch_range, (o.min_words, o.max_words)
     f = f or FestivalOptions()
     stretch, f0 = f.stretch_range, f.f0_range
-    most = {"accent": MAX_SPEAKERS, "unique": MAX_UNIQUE_SPEAKERS,
-            "generated": MAX_UNIQUE_SPEAKERS + MAX_GENERATED_SPEAKERS}.get(timbres, MAX_SPEAKERS)
+    if timbres not in MOST_SPEAKERS:
+        raise SettingsError(f"--timbres {timbres!r}: choose one of {', '.join(MOST_SPEAKERS)}")
+    most = MOST_SPEAKERS[timbres]
     checks = [
         (1 <= n_speakers <= most, f"--speakers {n_speakers} with --timbres {timbres}: choose 1..{most}"),
         (n_sentences >= 1, f"--sentences {n_sentences}: need at least 1"),
@@ -611,7 +619,7 @@ def check_settings(
     ]  # fmt: skip
     problems = [message for ok, message in checks if not ok]
     if problems:
-        raise ValueError("; ".join(problems))
+        raise SettingsError("; ".join(problems))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -620,7 +628,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", required=True, type=Path, help="output folder (created)")
     p.add_argument("--speakers", type=int, default=12, help=f"number of voices, 1..{MAX_SPEAKERS}")
     p.add_argument("--sentences", type=int, default=18, help="utterances per speaker")
-    p.add_argument("--timbres", choices=("accent", "unique", "generated"), default="accent",
+    p.add_argument("--timbres", choices=tuple(MOST_SPEAKERS), default="accent",
                    help="accent: accents x the 12 standard variants (voices may share a variant); unique: every "
                         f"voice its own variant of {MAX_UNIQUE_SPEAKERS} (held-out voices then sound new); generated: "
                         f"as unique, then up to {MAX_GENERATED_SPEAKERS} voices of new variants drawn from the "
@@ -660,13 +668,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     fest = FestivalOptions(a["festival_speakers"], tuple(a["festival_stretch_range"]), tuple(a["festival_f0_range"]))
     try:
-        check_settings(a["speakers"], a["sentences"], a["rate"], opts, fest, a["timbres"])
-    except ValueError as exc:  # a bad flag: name it, no traceback
-        sys.exit(f"make_speech_corpus.py: {exc}")
-    try:
         summary = generate_corpus(a["out"], a["speakers"], a["sentences"], a["rate"], a["seed"], opts, fest,
                                   a["timbres"])
-    except FestivalError as exc:
+    except (FestivalError, SettingsError) as exc:  # a missing voice or a bad flag: the message names it
         sys.exit(f"make_speech_corpus.py: {exc}")
     n_speakers, n_utts, seconds = len(summary["speakers"]), summary["utterances"], summary["seconds"]
     print(

@@ -24,14 +24,16 @@ from typing import TypeVar
 
 import numpy as np
 
+from audiolvm.core.pitch import PitchSettings, median_f0
 from data_scripts import espeak
 
 #: where the generated variant files go in a corpus folder (they are also copied into the private data folder)
 VARIANT_DIR = "espeak-variants"
+VARIANTS = Path("voices") / "!v"  # where espeak-ng-data keeps its variant files
 PREFIX = "gen"  # generated variant names: genf001, genm001, ...
 MIN_DISTANCE = 0.5  # RMS of log-mel differences, as for TIMBRES
 PROBE_TEXT = "The old farmer carried a heavy basket across the road before sunrise."
-F0_SPLIT = 150.0  # Hz: median F0 above it reads as female (make_speech_corpus.TIMBRE_F0_SPLIT)
+F0_SPLIT = 150.0  # Hz: median F0 above it reads as female (also the catalogue's rule: make_speech_corpus.TIMBRES)
 F0_MARGIN = 0.1  # a generated timbre's median F0 is at least 10 % to its gender's side of the split
 N_MELS = 64
 T = TypeVar("T")
@@ -96,38 +98,39 @@ def private_data(folder: Path, timbres: Sequence[Timbre] = ()) -> Path:
     if not target.exists():
         shutil.copytree(espeak.data_folder(), target)
     for t in timbres:
-        write_variant(target, t)
+        write_variant(target / VARIANTS, t)
     return folder
 
 
-def write_variant(data: Path, timbre: Timbre, folder: bool = False) -> None:
-    """``timbre``'s variant file in the ``espeak-ng-data`` folder ``data`` (``folder``: directly in ``data``)."""
-    where = data if folder else data / "voices" / "!v"
-    (where / timbre.name).write_text(timbre.variant_file(), encoding="ascii")
+def write_variant(directory: Path, timbre: Timbre) -> Path:
+    """``timbre``'s variant file in ``directory``; returns its path."""
+    path = directory / timbre.name
+    path.write_text(timbre.variant_file(), encoding="ascii")
+    return path
 
 
 def mean_log_mel(wave: np.ndarray, rate: int) -> np.ndarray:
     """The time average of a waveform's natural-log mel spectrum, ``(N_MELS,)``."""
-    import librosa
+    import torch
 
-    mel = librosa.feature.melspectrogram(y=wave.astype(np.float32), sr=rate, n_fft=1024, hop_length=256,
-                                         n_mels=N_MELS)
-    return np.log(mel + 1e-6).mean(axis=1)
+    from audiolvm.core.features import LogMel
+
+    with torch.no_grad():  # eps 1e-6: the floor the catalogue's distances were measured with
+        mel = LogMel(rate, n_fft=1024, hop_length=256, n_mels=N_MELS, eps=1e-6)(torch.from_numpy(wave)[None])
+    return mel[0].mean(dim=1).numpy()
 
 
-def median_f0(wave: np.ndarray, rate: int) -> float:
-    import pyworld
-
-    f0, _ = pyworld.dio(wave.astype(np.float64), rate)
-    voiced = f0[f0 > 0]
-    return float(np.median(voiced)) if voiced.size else 0.0
+def timbre_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """RMS difference of two :func:`mean_log_mel` spectra (natural log): at least :data:`MIN_DISTANCE` apart, two
+    timbres count as distinct."""
+    return float(np.sqrt(np.mean((a - b) ** 2)))
 
 
 def probe(voice: str) -> tuple[np.ndarray, float]:
     """(mean log-mel spectrum, median F0 in Hz) of :data:`PROBE_TEXT` read by ``voice`` at pitch 50, 175 wpm."""
     result = espeak.EspeakSynth(voice).synth(PROBE_TEXT)
     wave = result.wave.astype(np.float32) / 32768.0
-    return mean_log_mel(wave, result.sample_rate), median_f0(wave, result.sample_rate)
+    return mean_log_mel(wave, result.sample_rate), median_f0(wave, PitchSettings(sample_rate=result.sample_rate))
 
 
 def balanced_genders(n_female: int, n_male: int, n: int) -> list[str]:
@@ -158,19 +161,19 @@ def draw_distinct(genders: list[str], catalogue: list[str], seed: int, folder: P
     Synthesizes with the private data folder ``folder`` (made by :func:`private_data`), so call it in a process
     that has not used espeak-ng yet."""
     espeak.use_data(folder)
-    data = folder / "espeak-ng-data"
+    variants = folder / "espeak-ng-data" / VARIANTS
     rng = np.random.default_rng(seed)
     kept = [probe(f"{accent}+{v}")[0] for v in catalogue]
     timbres: list[Timbre] = []
     for gender, name in zip(genders, generated_names(genders), strict=True):
         for attempt in range(max_tries):
             trial = draw_timbre(f"{name}-{attempt}", gender, rng)  # a new name each: the library keeps its voice
-            write_variant(data, trial)
+            path = write_variant(variants, trial)
             spectrum, f0 = probe(f"{accent}+{trial.name}")
-            (data / "voices" / "!v" / trial.name).unlink()
+            path.unlink()
             if not (f0 > F0_SPLIT * (1 + F0_MARGIN) if gender == "F" else f0 < F0_SPLIT * (1 - F0_MARGIN)):
                 continue  # a clear F0 for its gender, as TIMBRES demands of the catalogue's
-            if kept and min(float(np.sqrt(np.mean((spectrum - k) ** 2))) for k in kept) < MIN_DISTANCE:
+            if kept and min(timbre_distance(spectrum, k) for k in kept) < MIN_DISTANCE:
                 continue
             kept.append(spectrum)
             timbres.append(replace(trial, name=name))

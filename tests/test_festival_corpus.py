@@ -15,14 +15,14 @@ from audiolvm.core.pitch import PitchSettings, extract_pitch
 from audiolvm.data.alignments import Interval, Tier, read_textgrid, write_textgrid
 from audiolvm.data.phones import SILENCE, find_alignment, load_phone_tier, map_tier
 from audiolvm.data.readers import VCTKReader, detect_kind, open_corpus
-from data_scripts import espeak, festival
+from data_scripts import festival
 from data_scripts import make_speech_corpus as msc
+from tests.espeak_marks import ESPEAK_OK, ESPEAK_WHY
 
 HAVE_FESTIVAL = shutil.which("festival") is not None
 needs_festival = pytest.mark.skipif(
     not HAVE_FESTIVAL, reason=f"festival is not installed ({festival.INSTALL_HINT})"
 )
-ESPEAK_OK, ESPEAK_WHY = espeak.espeak_available()
 TEXT = "The dog barked."
 # Festival's segments for TEXT, mapped (kal_diphone and ked_diphone share the CMU lexicon)
 EXPECTED = ["DH", "AH", "D", "AO", "G", "B", "AA", "R", "K", "T"]

@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from data_scripts import espeak, timbres
+from audiolvm.core.pitch import PitchSettings, median_f0
 from data_scripts import make_speech_corpus as corpus_module
+from data_scripts import timbres
 from data_scripts.make_speech_corpus import (
     MAX_UNIQUE_SPEAKERS,
     CorpusOptions,
     FestivalOptions,
     generate_corpus,
+    main,
     plan_corpus,
 )
-
-ESPEAK_OK, ESPEAK_WHY = espeak.espeak_available()
-needs_espeak = pytest.mark.skipif(not ESPEAK_OK, reason=f"libespeak-ng.so.1 cannot be loaded: {ESPEAK_WHY}")
+from tests.espeak_marks import needs_espeak
 
 
 @pytest.mark.parametrize(("n_female", "n_male", "n"), [(16, 43, 40), (16, 43, 20), (5, 5, 7), (9, 2, 3)])
@@ -91,8 +91,15 @@ def test_a_generated_corpus_adds_distinct_timbres_of_their_gender(tmp_path: Path
         spectrum, f0 = probes[t.name]
         assert (f0 > timbres.F0_SPLIT) == (t.gender == "F"), (t.name, f0)
         others = [probes[v][0] for v in voices if v != t.name]
-        assert min(float(np.sqrt(np.mean((spectrum - o) ** 2))) for o in others) >= timbres.MIN_DISTANCE - 0.05
+        assert min(timbres.timbre_distance(spectrum, o) for o in others) >= timbres.MIN_DISTANCE - 0.05
     # the written audio is the generated timbre's: its F0 is on the gender's side too
     for speaker in ("e04", "e05"):
         wave, rate = sf.read(next((tmp_path / "gen" / "wav48_silence_trimmed" / speaker).glob("*.flac")))
-        assert (timbres.median_f0(wave, rate) > timbres.F0_SPLIT) == (summary["speakers"][speaker]["gender"] == "F")
+        female = median_f0(wave, PitchSettings(sample_rate=rate)) > timbres.F0_SPLIT
+        assert female == (summary["speakers"][speaker]["gender"] == "F")
+
+
+def test_a_bad_corpus_flag_exits_with_the_flag_and_its_range(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"--speakers 300 with --timbres generated: choose 1\.\.259"):
+        main(["--out", str(tmp_path / "x"), "--speakers", "300", "--timbres", "generated"])
+    assert not (tmp_path / "x").exists()  # nothing written

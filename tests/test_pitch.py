@@ -18,9 +18,10 @@ from audiolvm.core.pitch import (
     hz_to_cents,
     log_f0_stats,
     map_log_f0,
+    median_f0,
     num_frames,
 )
-from audiolvm.eval.pitch import PitchReport, median_f0, pitch_metrics, speaker_median_f0, speech_quality
+from audiolvm.eval.pitch import PitchReport, pitch_metrics, speaker_median_f0, speech_quality
 
 SR = 16000
 SPEECH = Path(__file__).resolve().parents[1] / "data" / "speech" / "wav48_silence_trimmed"

@@ -25,9 +25,8 @@ from data_scripts.make_speech_corpus import (
     generate_corpus,
     make_sentences,
 )
+from tests.espeak_marks import ESPEAK_OK, ESPEAK_WHY, needs_espeak
 
-ESPEAK_OK, ESPEAK_WHY = espeak.espeak_available()
-needs_espeak = pytest.mark.skipif(not ESPEAK_OK, reason=f"libespeak-ng.so.1 cannot be loaded: {ESPEAK_WHY}")
 OPTIONS = CorpusOptions(workers=1)
 
 

@@ -94,6 +94,12 @@ def extract_pitch(wave: np.ndarray, settings: PitchSettings) -> tuple[np.ndarray
     return np.where(voiced, f0, 0.0).astype(np.float32), voiced
 
 
+def median_f0(wave: np.ndarray, settings: PitchSettings) -> float:
+    """Median F0 in Hz over the voiced frames of ``wave : (T,)``; NaN if none is voiced."""
+    f0, voiced = extract_pitch(wave, settings)
+    return float(np.median(f0[voiced])) if voiced.any() else math.nan
+
+
 def continuous_f0(f0: np.ndarray, voiced: np.ndarray) -> np.ndarray:
     """``(N,)`` F0 with unvoiced frames filled by linear interpolation between voiced neighbours (the edges
     hold the nearest voiced value), so a contour can be mapped and resampled without jumps to 0; all zeros

@@ -77,12 +77,6 @@ def pitch_metrics(reference: np.ndarray, estimate: np.ndarray, settings: PitchSe
     return _compare(reference, estimate, settings).metrics()
 
 
-def median_f0(wave: np.ndarray, settings: PitchSettings) -> float:
-    """Median F0 in Hz over the voiced frames of ``wave : (T,)``; NaN if none is voiced."""
-    f0, voiced = extract_pitch(wave, settings)
-    return float(np.median(f0[voiced])) if voiced.any() else math.nan
-
-
 def speech_quality(reference: np.ndarray, estimate: np.ndarray, sample_rate: int) -> dict[str, float]:
     """``pesq_wb`` (wide-band PESQ, MOS-LQO 1.04..4.64) and ``stoi`` (0..1) of ``estimate`` against ``reference``
     (both (T,) at ``sample_rate``, resampled to 16 kHz with soxr if needed, cropped to the shorter). A score the

@@ -23,11 +23,12 @@ import torch
 from audiolvm.core.audio import save_audio
 from audiolvm.core.errors import UsageError
 from audiolvm.core.files import atomic_write_json, atomic_write_text
+from audiolvm.core.pitch import median_f0
 from audiolvm.core.seed import derived_rng
 from audiolvm.data import CorpusReader, Entry, iter_audio
 from audiolvm.data.phones import find_alignment, load_phone_tier
 from audiolvm.eval.evaluate import speech_pitch_settings
-from audiolvm.eval.pitch import median_f0, speaker_median_f0
+from audiolvm.eval.pitch import speaker_median_f0
 from audiolvm.eval.probe import CodePhoneReader
 from audiolvm.eval.vc import Content, Convert, VCResults, evaluate_vc, pick_targets, resemblyzer_encoder
 from audiolvm.models.classifier import SpeakerClassifier
