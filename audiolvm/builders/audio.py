@@ -96,7 +96,8 @@ def build_model(cfg: ModelConfig, sample_rate: int = 16000) -> MultiLevelAutoenc
     speaker = adversary = None
     if spk.levels:
         speaker = SpeakerConditioner(spk.names, spk.dim, encoder=spk.encoder, sample_rate=sample_rate,
-                                     n_mels=spk.n_mels, encoder_mix=spk.encoder_mix)
+                                     n_mels=spk.n_mels, encoder_mix=spk.encoder_mix,
+                                     encoder_kind=spk.encoder_kind)
         if spk.adversary:
             adversary = SpeakerAdversary(cfg.vq.dim, len(spk.names), spk.adversary_width, spk.adversary,
                                          pool=spk.adversary_pool,

@@ -35,6 +35,9 @@ class SpeakerConfig:
     dim: int = 64  # speaker embedding width
     mode: str = "film"  # film (scale + shift per channel) | concat (concatenate, 1x1 conv)
     encoder: bool = False  # also train a speaker encoder (log-mel -> vector) for unseen reference clips
+    # trained: log-mel convs learned with the model; ge2e: Resemblyzer's pretrained GE2E encoder (real voices),
+    # frozen, then a learned linear map (needs `pip install 'audiolvm[speaker]'` and 16 kHz audio)
+    encoder_kind: str = "trained"
     encoder_mix: float = 0.5  # fraction of training items decoded with the encoder's vector, not the table's
     # (the encoder's matching loss is weighted by loss.weights["speaker/encoder"], default 1)
     n_mels: int = 64  # speaker encoder input

@@ -3,13 +3,15 @@
 :class:`SpeakerConditioner` turns whatever identifies a speaker into one global vector per item:
 
 * ``LongTensor[B]``: ids of training speakers, looked up in a learned table;
-* ``Tensor[B x 1 x T]``: reference audio, mapped by the jointly trained :class:`SpeakerEncoder`
-  (when the model has one), so a clip of an unseen speaker works;
+* ``Tensor[B x 1 x T]``: reference audio, mapped by the model's speaker encoder (when it has one), so a clip of an
+  unseen speaker works: :class:`SpeakerEncoder`, trained jointly from scratch, or :class:`GE2ESpeakerEncoder`, a
+  pretrained GE2E encoder that has heard thousands of real voices, frozen, behind a trained linear map;
 * ``Tensor[B x dim]``: a vector given directly (e.g. an average over several reference clips).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import cast
 
@@ -19,6 +21,7 @@ from torch import nn
 
 from audiolvm.core.errors import UnknownNameError, UsageError
 from audiolvm.core.features import LogMel
+from audiolvm.nn import ge2e
 from audiolvm.nn.reversal import reverse_gradient
 
 
@@ -43,8 +46,47 @@ class SpeakerEncoder(nn.Module):
         return self.out(torch.cat([h.mean(-1), h.std(-1, unbiased=False)], dim=1))  # (B, dim)
 
 
+class GE2ESpeakerEncoder(nn.Module):
+    """Reference audio ``Tensor[B x 1 x T]`` (16 kHz) -> speaker vector ``Tensor[B x dim]``: the embedding of a
+    pretrained GE2E encoder (:mod:`audiolvm.nn.ge2e`, Resemblyzer's weights), then a trained linear map.
+
+    The GE2E network is frozen and is not part of this module's state: its weights are not trained, not in the
+    optimizer, and not saved with the model; they are read from Resemblyzer's package whenever the model is built
+    (``pip install 'audiolvm[speaker]'``). It follows the module across devices and dtypes."""
+
+    def __init__(self, dim: int, sample_rate: int = 16000) -> None:
+        super().__init__()
+        if sample_rate != ge2e.SAMPLE_RATE:
+            raise UsageError(f"model.speaker.encoder_kind=ge2e reads {ge2e.SAMPLE_RATE} Hz audio (the GE2E encoder's "
+                             f"rate) and this model runs at {sample_rate} Hz; set data.sample_rate="
+                             f"{ge2e.SAMPLE_RATE} or use model.speaker.encoder_kind=trained")
+        self._frozen = (ge2e.GE2E.pretrained(),)  # a tuple: not a child module, so not in state_dict / parameters
+        self.out = nn.Linear(ge2e.EMBEDDING_DIM, dim)
+
+    @property
+    def ge2e(self) -> ge2e.GE2E:
+        return self._frozen[0]
+
+    def _apply(self, fn, recurse=True):  # .to(), .cuda(), .double() move the frozen GE2E too
+        self.ge2e._apply(fn, recurse)
+        return super()._apply(fn, recurse)
+
+    def embed(self, audio: torch.Tensor) -> torch.Tensor:
+        """The GE2E embeddings ``Tensor[B x 256]`` (unit length) of ``audio : Tensor[B x 1 x T]``."""
+        with torch.no_grad():
+            return self.ge2e.embed(audio)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        # unit-length embeddings scaled to unit RMS per component, so the linear map starts at the table's scale
+        return self.out(self.embed(audio).to(self.out.weight.dtype) * math.sqrt(ge2e.EMBEDDING_DIM))
+
+
+ENCODER_KINDS = ("trained", "ge2e")
+
+
 class SpeakerConditioner(nn.Module):
-    """A learned table over the training speakers ``names`` and, optionally, a speaker encoder.
+    """A learned table over the training speakers ``names`` and, optionally, a speaker encoder (``encoder_kind``:
+    ``trained``, :class:`SpeakerEncoder`; ``ge2e``, :class:`GE2ESpeakerEncoder`).
 
     In training, with an encoder, :meth:`training_vectors` decodes a random ``encoder_mix`` fraction of
     the items with the encoder's vector of their own input instead of the table's, and returns the
@@ -52,7 +94,7 @@ class SpeakerConditioner(nn.Module):
     """
 
     def __init__(self, names: Sequence[str], dim: int = 64, encoder: bool = False, sample_rate: int = 16000,
-                 n_mels: int = 64, encoder_mix: float = 0.5) -> None:
+                 n_mels: int = 64, encoder_mix: float = 0.5, encoder_kind: str = "trained") -> None:
         super().__init__()
         if not names:
             raise UsageError("SpeakerConditioner needs the training speakers' names (got none)")
@@ -62,7 +104,13 @@ class SpeakerConditioner(nn.Module):
         self._index = {n: i for i, n in enumerate(self.names)}
         self.table = nn.Embedding(len(self.names), dim)
         nn.init.normal_(self.table.weight, std=1.0)
-        self.encoder = SpeakerEncoder(dim, sample_rate, n_mels) if encoder else None
+        if encoder_kind not in ENCODER_KINDS:
+            raise UsageError(f"model.speaker.encoder_kind={encoder_kind!r} is unknown; use one of "
+                             f"{', '.join(ENCODER_KINDS)}")
+        self.encoder: nn.Module | None = None
+        if encoder:
+            self.encoder = (GE2ESpeakerEncoder(dim, sample_rate) if encoder_kind == "ge2e" else
+                            SpeakerEncoder(dim, sample_rate, n_mels))
 
     def ids(self, names: Sequence[str], device: torch.device | None = None) -> torch.Tensor:
         """``LongTensor[len(names)]`` of table ids; an unknown name is a KeyError listing the choices."""
