@@ -52,7 +52,12 @@ class GE2ESpeakerEncoder(nn.Module):
 
     The GE2E network is frozen and is not part of this module's state: its weights are not trained, not in the
     optimizer, and not saved with the model; they are read from Resemblyzer's package whenever the model is built
-    (``pip install 'audiolvm[speaker]'``). It follows the module across devices and dtypes."""
+    (``pip install 'audiolvm[speaker]'``). It follows the module across devices and dtypes. It ``leads``: in
+    training the speaker table is pulled toward it, not it toward the table
+    (:meth:`SpeakerConditioner.training_vectors`).
+    """
+
+    leads = True
 
     def __init__(self, dim: int, sample_rate: int = 16000) -> None:
         super().__init__()
@@ -90,7 +95,11 @@ class SpeakerConditioner(nn.Module):
 
     In training, with an encoder, :meth:`training_vectors` decodes a random ``encoder_mix`` fraction of
     the items with the encoder's vector of their own input instead of the table's, and returns the
-    loss pulling the encoder's vector toward the (detached) table vector of the item's speaker.
+    loss pulling the encoder's vector toward the (detached) table vector of the item's speaker. An encoder that
+    ``leads`` (the pretrained GE2E one) is the reference instead: the loss pulls each table row toward the
+    (detached) encoder vectors of its speaker's crops, so the table takes on the geometry of an embedding that
+    has heard many voices, and a new voice's vector lands among the rows of the voices it resembles; the encoder's
+    linear map learns only from the decoders' loss.
     """
 
     def __init__(self, names: Sequence[str], dim: int = 64, encoder: bool = False, sample_rate: int = 16000,
@@ -169,6 +178,8 @@ class SpeakerConditioner(nn.Module):
         enc = self.encoder(audio)  # (B, dim)
         use_enc = (torch.rand(ids.shape[0], 1, device=ids.device) < self.encoder_mix).to(enc.dtype)  # (B, 1)
         vectors = use_enc * enc + (1.0 - use_enc) * table
+        if getattr(self.encoder, "leads", False):  # the table follows the pretrained encoder's geometry
+            return vectors, {"speaker/encoder": F.mse_loss(table, enc.detach())}
         return vectors, {"speaker/encoder": F.mse_loss(enc, table.detach())}
 
 
